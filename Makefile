@@ -1,0 +1,39 @@
+# Two commands: `make run` serves the app, `make test` runs every test.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+HOST    ?= 127.0.0.1
+PORT    ?= 5000
+
+.PHONY: run test venv dev-venv system-deps worker bench clean
+
+run: $(VENV)/.runtime
+	$(PY) -m webapp --host $(HOST) --port $(PORT)
+
+worker: $(VENV)/.runtime
+	$(PY) huey_worker.py
+
+test: $(VENV)/.dev system-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+$(VENV)/bin/python:
+	@python=$$(scripts/find-python) && echo "creating $(VENV) with $$python" && "$$python" -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+# redis-server and chromium come from the system's packages; install them where missing
+# and possible (root or passwordless sudo with apt-get). Tests that need them say so loudly.
+system-deps:
+	@scripts/install-system-deps
+
+bench: $(VENV)/.dev
+	$(PY) bench/bench_writer.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

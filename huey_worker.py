@@ -1,0 +1,69 @@
+"""Run task workers against the Redis queue: `python huey_worker.py [--workers N]
+[--worker-type thread|process] [--no-periodic]`.
+
+SIGTERM or SIGINT stop the worker gracefully: running tasks get SHUTDOWN_GRACE seconds to
+finish, then are handed back to the queue.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from jobs.logs import configure_logging
+from jobs.reaper import Reaper
+from jobs.runtime import build_runtime
+from jobs.settings import SettingsError, load_settings
+
+log = logging.getLogger("huey_worker")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    parser = argparse.ArgumentParser(prog="huey_worker.py", description=__doc__)
+    parser.add_argument("--workers", type=int, default=settings.worker_concurrency,
+                        help="worker threads or processes (default WORKER_CONCURRENCY)")
+    parser.add_argument("--worker-type", choices=("thread", "process"), default="process",
+                        help="process workers have hard timeouts and use every core (default)")
+    parser.add_argument("--no-periodic", action="store_true",
+                        help="do not schedule the daily/weekly tasks from this worker")
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    configure_logging(settings.log_level)
+    if not settings.redis_url:
+        print("error: REDIS_URL is not set. Separate workers need Redis; without it the "
+              "web process runs its own embedded workers (python -m webapp).", file=sys.stderr)
+        return 2
+    try:
+        rt = build_runtime(settings.model_copy(update={"queue_fallback": False}),
+                           worker_kind=args.worker_type)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    consumer = rt.huey.create_consumer(
+        workers=args.workers, worker_type=args.worker_type, periodic=not args.no_periodic,
+        graceful_signal="TERM", shutdown_timeout=settings.shutdown_grace,
+        check_worker_health=True, health_check_interval=1,
+    )
+    reaper = Reaper(rt)
+    reaper.start()
+    log.info("worker started: %d %s worker(s) on %s", args.workers, args.worker_type,
+             rt.choice.reason)
+    try:
+        consumer.run()
+    finally:
+        reaper.stop()
+        if args.worker_type == "thread":
+            rt.executor.hand_back_all()
+            rt.executor.stop()
+        rt.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The engine of the Book Marketing Agent: settings, storage, queue, tasks, events."""

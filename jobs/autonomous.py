@@ -1,0 +1,44 @@
+"""Autonomous operations: when on, the scheduler queues the daily operations every day."""
+from __future__ import annotations
+
+from sqlalchemy import Engine, desc, select
+
+from jobs.models import state, tasks, utcnow
+
+KEY = "autonomous"
+
+
+def _read(conn) -> dict:
+    row = conn.execute(select(state.c.value).where(state.c.key == KEY)).first()
+    return dict(row[0]) if row else {"enabled": False}
+
+
+def set_enabled(db: Engine, enabled: bool, by: str) -> dict:
+    with db.begin() as conn:
+        current = _read(conn)
+        changed = current.get("enabled") != enabled
+        value = {**current, "enabled": enabled}
+        if changed:
+            value["since"] = utcnow().isoformat().replace("+00:00", "Z")
+            value["changed_by"] = by
+        conn.execute(state.delete().where(state.c.key == KEY))
+        conn.execute(state.insert().values(key=KEY, value=value, updated_at=utcnow()))
+    return {**value, "changed": changed}
+
+
+def status(db: Engine) -> dict:
+    with db.connect() as conn:
+        value = _read(conn)
+        last = conn.execute(
+            select(tasks.c.id, tasks.c.status, tasks.c.enqueued_at)
+            .where(tasks.c.type == "daily_operations").order_by(desc(tasks.c.enqueued_at)).limit(1)
+        ).first()
+    return {
+        "enabled": bool(value.get("enabled")),
+        "since": value.get("since"),
+        "changed_by": value.get("changed_by"),
+        "last_daily_operations": None if last is None else {
+            "task_id": last.id, "status": last.status,
+            "enqueued_at": last.enqueued_at.isoformat().replace("+00:00", "Z"),
+        },
+    }

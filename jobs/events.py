@@ -1,0 +1,313 @@
+"""The event bus: every task change, in order, with an id a reconnecting client can resume from.
+
+Ids read `<epoch>:<ms>-<seq>`. The epoch names one life of the log (a Redis that lost its
+data, an embedded process that restarted); a client whose id is of another epoch, or older
+than the oldest kept entry, is told to resynchronise instead of being handed a gap.
+
+Publishing is synchronous and thread-safe (workers and the web's threads call it);
+subscribing is asyncio, one live reader per web process fanning out to its clients.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import redis
+import redis.asyncio as aioredis
+
+log = logging.getLogger("jobs.events")
+
+STREAM_KEY = "bma:events"
+EPOCH_KEY = "bma:events:epoch"
+SUBSCRIBER_BACKLOG = 2_000  # a client further behind than this is cut off and replays
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    data: dict
+
+    @property
+    def epoch(self) -> str:
+        return self.id.partition(":")[0]
+
+
+@dataclass(frozen=True)
+class Resync:
+    """The client missed events that are no longer kept: it must reload its state."""
+    id: str | None
+    reason: str
+
+
+def parse_id(event_id: str) -> tuple[str, tuple[int, int]] | None:
+    epoch, sep, position = event_id.partition(":")
+    ms, dash, seq = position.partition("-")
+    if not (sep and dash and ms.isdigit() and seq.isdigit()):
+        return None
+    return epoch, (int(ms), int(seq))
+
+
+class _Subscriber:
+    __slots__ = ("pending", "wake", "lagged", "closed")
+
+    def __init__(self) -> None:
+        self.pending: collections.deque[Event | Resync] = collections.deque()
+        self.wake = asyncio.Event()
+        self.lagged = False
+        self.closed = False
+
+    def offer(self, item: Event | Resync) -> None:
+        if len(self.pending) >= SUBSCRIBER_BACKLOG:
+            self.lagged = True
+        else:
+            self.pending.append(item)
+        self.wake.set()
+
+
+class _Hub:
+    """Local fan-out: one delivery per event per web process, whatever the client count."""
+
+    def __init__(self) -> None:
+        self.subscribers: set[_Subscriber] = set()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.closing = False
+        self.last_epoch: str | None = None
+
+    def deliver(self, item: Event | Resync) -> None:
+        if isinstance(item, Event):
+            if self.last_epoch is not None and item.epoch != self.last_epoch:
+                # The log restarted under us: what came between is gone.
+                for sub in self.subscribers:
+                    sub.offer(Resync(None, "the event log restarted"))
+            self.last_epoch = item.epoch
+        for sub in self.subscribers:
+            sub.offer(item)
+
+    def close(self) -> None:
+        self.closing = True
+        for sub in self.subscribers:
+            sub.closed = True
+            sub.wake.set()
+
+
+class EventBus:
+    """Shared behaviour; backends provide publish, replay and the live feed."""
+
+    def __init__(self) -> None:
+        self._hub = _Hub()
+
+    # -- publishing (sync, any thread) --
+    def publish(self, data: dict) -> str:
+        raise NotImplementedError
+
+    # -- web side (asyncio) --
+    async def start(self) -> None:
+        self._hub.loop = asyncio.get_running_loop()
+
+    async def close(self) -> None:
+        self._hub.close()
+
+    def stop_streams(self) -> None:
+        """Make every open stream end, so the server can stop."""
+        self._hub.close()
+
+    async def _replay(self, epoch: str, position: tuple[int, int]) -> list[Event] | Resync:
+        raise NotImplementedError
+
+    async def head(self) -> str | None:
+        raise NotImplementedError
+
+    @property
+    def closing(self) -> bool:
+        return self._hub.closing
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._hub.subscribers)
+
+    async def subscribe(self, last_id: str | None = None, *,
+                        keepalive: float | None = None) -> AsyncIterator[Event | Resync | None]:
+        """Yield what came after `last_id` (or from now), then live events, until shutdown.
+
+        With `keepalive`, yields None after that many quiet seconds so a stream can send a
+        comment that keeps proxies from closing it.
+        """
+        sub = _Subscriber()
+        self._hub.subscribers.add(sub)  # buffer live events while replaying
+        if self._hub.closing:
+            sub.closed = True
+        try:
+            seen: tuple[int, int] | None = None
+            if last_id:
+                parsed = parse_id(last_id)
+                if parsed is None:
+                    yield Resync(await self.head(), "unrecognised Last-Event-ID")
+                else:
+                    replay = await self._replay(*parsed)
+                    if isinstance(replay, Resync):
+                        yield replay
+                    else:
+                        seen = parsed[1]
+                        for event in replay:
+                            yield event
+                            seen = parse_id(event.id)[1]
+            while not sub.closed:
+                if not sub.pending:
+                    sub.wake.clear()
+                    try:
+                        await asyncio.wait_for(sub.wake.wait(), keepalive)
+                    except TimeoutError:
+                        yield None
+                    continue
+                if sub.lagged:
+                    return  # the client reconnects with its last id and replays
+                item = sub.pending.popleft()
+                if isinstance(item, Event) and seen is not None:
+                    position = parse_id(item.id)[1]
+                    if position <= seen:
+                        continue  # already sent during replay
+                    seen = position
+                yield item
+        finally:
+            self._hub.subscribers.discard(sub)
+
+
+class MemoryEventBus(EventBus):
+    """Embedded mode: a ring buffer in this process; workers are threads of the same process."""
+
+    def __init__(self, maxlen: int) -> None:
+        super().__init__()
+        self.epoch = secrets.token_hex(4)
+        self._ring: collections.deque[Event] = collections.deque()
+        self._maxlen = maxlen
+        self._seq = 0
+        self._dropped_upto = 0  # seq of the newest entry no longer kept
+        self._lock = threading.Lock()
+
+    def publish(self, data: dict) -> str:
+        with self._lock:
+            self._seq += 1
+            event = Event(f"{self.epoch}:0-{self._seq}", data)
+            self._ring.append(event)
+            if len(self._ring) > self._maxlen:
+                self._dropped_upto = parse_id(self._ring.popleft().id)[1][1]
+            loop = self._hub.loop
+            # Delivery order must match id order: schedule while holding the lock.
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(self._hub.deliver, event)
+        return event.id
+
+    async def _replay(self, epoch: str, position: tuple[int, int]) -> list[Event] | Resync:
+        with self._lock:
+            if epoch != self.epoch:
+                return Resync(self._head_locked(), "the server restarted since this id")
+            if position[1] < self._dropped_upto:
+                return Resync(self._head_locked(), "this id is older than the kept events")
+            return [e for e in self._ring if parse_id(e.id)[1][1] > position[1]]
+
+    def _head_locked(self) -> str:
+        return self._ring[-1].id if self._ring else f"{self.epoch}:0-0"
+
+    async def head(self) -> str | None:
+        with self._lock:
+            return self._head_locked()
+
+
+_PUBLISH_LUA = """
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('SET', KEYS[2], epoch)
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', epoch, 'd', ARGV[1])
+return {epoch, id}
+"""
+
+
+class RedisEventBus(EventBus):
+    """Redis mode: a bounded Redis Stream; each web process runs one blocking reader."""
+
+    def __init__(self, url: str, maxlen: int) -> None:
+        super().__init__()
+        self._url = url
+        self._maxlen = maxlen
+        self._sync = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._publish_script = self._sync.register_script(_PUBLISH_LUA)
+        self._async: aioredis.Redis | None = None
+        self._reader: asyncio.Task | None = None
+
+    def publish(self, data: dict) -> str:
+        epoch, entry_id = self._publish_script(
+            keys=[STREAM_KEY, EPOCH_KEY],
+            args=[json.dumps(data, separators=(",", ":")), secrets.token_hex(4), self._maxlen],
+        )
+        return f"{epoch.decode()}:{entry_id.decode()}"
+
+    async def start(self) -> None:
+        await super().start()
+        self._async = aioredis.Redis.from_url(self._url, socket_connect_timeout=5)
+        self._reader = asyncio.create_task(self._read_forever(), name="event-reader")
+
+    async def close(self) -> None:
+        await super().close()
+        if self._reader is not None:
+            self._reader.cancel()
+            try:
+                await self._reader
+            except asyncio.CancelledError:
+                pass
+        if self._async is not None:
+            await self._async.aclose()
+        self._sync.close()
+
+    async def _read_forever(self) -> None:
+        position = "$"
+        backoff = 0.1
+        while True:
+            try:
+                reply = await self._async.xread({STREAM_KEY: position}, block=5000, count=500)
+                backoff = 0.1
+            except (redis.RedisError, OSError) as exc:
+                log.warning("event reader lost Redis (%s); retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            for _stream, entries in reply or ():
+                for entry_id, fields in entries:
+                    position = entry_id
+                    self._hub.deliver(_entry_to_event(entry_id, fields))
+
+    async def _replay(self, epoch: str, position: tuple[int, int]) -> list[Event] | Resync:
+        current = await self._async.get(EPOCH_KEY)
+        if current is None or current.decode() != epoch:
+            return Resync(await self.head(), "the event log restarted since this id")
+        try:
+            info = await self._async.xinfo_stream(STREAM_KEY)
+        except redis.ResponseError:
+            return Resync(await self.head(), "the event log is empty")
+        dropped = info.get("max-deleted-entry-id")
+        if dropped is not None and position < _position(dropped):
+            return Resync(await self.head(), "this id is older than the kept events")
+        start = f"({position[0]}-{position[1]}"
+        entries = await self._async.xrange(STREAM_KEY, min=start, max="+")
+        return [_entry_to_event(entry_id, fields) for entry_id, fields in entries]
+
+    async def head(self) -> str | None:
+        last = await self._async.xrevrange(STREAM_KEY, count=1)
+        return _entry_to_event(*last[0]).id if last else None
+
+
+def _position(entry_id: bytes | str) -> tuple[int, int]:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq)
+
+
+def _entry_to_event(entry_id: bytes, fields: dict) -> Event:
+    return Event(f"{fields[b'e'].decode()}:{entry_id.decode()}", json.loads(fields[b"d"]))

@@ -1,0 +1,304 @@
+"""How a tracked task runs inside a worker: claim, run, report, stop when told.
+
+Each worker process has one Executor. It claims a task by moving its record from
+PENDING/RETRY to STARTED (so a duplicate message or a revoked task never runs twice or at
+all), hands the body a TaskContext for progress, and records the outcome. A watchdog
+thread per process enforces timeouts, honours `terminate`, stops a run whose record was
+taken away from it, and writes the worker's heartbeat.
+
+Stopping a run from outside raises an Interrupt in the thread running it: by a signal in a
+process worker (the task runs in the process's main thread), by an asynchronous exception
+in a thread worker. Interrupt derives from BaseException so a task's `except Exception`
+cannot swallow it.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import insert, select, update
+
+from jobs.models import FAILURE, REVOKED, RETRY, STARTED, SUCCESS, WAITING_STATUSES, tasks, utcnow, workers
+from jobs.settings import Settings
+from jobs.tracking import Tracker
+
+log = logging.getLogger("jobs.execution")
+
+POLL_INTERVAL = 0.5  # how often a worker re-reads the records of what it runs
+TICK = 0.1
+
+
+class Interrupt(BaseException):
+    """Raised inside a running task to stop it; the record has already been settled."""
+
+
+class Timeout(Interrupt):
+    pass
+
+
+class Stopped(Interrupt):
+    pass
+
+
+class HandBack(Interrupt):
+    pass
+
+
+class TaskContext:
+    """What a task body sees: its parameters, and a way to report progress."""
+
+    def __init__(self, executor: "Executor", record: dict) -> None:
+        self._executor = executor
+        self.task_id: str = record["task_id"]
+        self.type: str = record["type"]
+        self.owner: str = record["owner"]
+        self.params: dict = record["params"]
+        self.attempt: int = record["attempts"]
+        self.settings: Settings = executor.settings
+        self.db = executor.tracker.db
+
+    def progress(self, done: int, total: int) -> None:
+        """Report progress; also the checkpoint where a revoked task stops."""
+        moved = self._executor.tracker.transition(
+            self.task_id, STARTED, expect=(STARTED,), attempt=self.attempt,
+            progress_done=done, progress_total=total,
+        )
+        if moved is None:
+            raise Stopped()
+
+
+Body = Callable[[TaskContext], object]
+
+
+@dataclass
+class _Run:
+    task_id: str
+    type: str
+    attempt: int
+    thread_id: int
+    deadline: float
+    timeout: float
+    interrupt: type[Interrupt] | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+class Executor:
+    def __init__(self, settings: Settings, tracker: Tracker, bodies: dict[str, Body],
+                 requeue: Callable[[str, str], None], kind: str) -> None:
+        self.settings = settings
+        self.tracker = tracker
+        self.bodies = bodies
+        self.requeue = requeue
+        self.kind = kind  # "thread" or "process": how a run is interrupted
+        self.worker_id: str | None = None
+        self._pid: int | None = None
+        self._runs: dict[str, _Run] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watchdog: threading.Thread | None = None
+        self._concurrency = settings.worker_concurrency if kind == "thread" else 1
+        self._created_in = os.getpid()
+
+    # -- life cycle (per worker process) --
+    def start_in_worker(self) -> None:
+        """Called by every worker as it starts; sets this process up once."""
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            forked = os.getpid() != self._created_in
+            self._pid = os.getpid()
+            self._runs.clear()
+            self._stop = threading.Event()
+        if forked:
+            # Connections inherited from the parent must not be shared with it.
+            self.tracker.db.dispose(close=False)
+        if self.kind == "process":
+            signal.signal(signal.SIGUSR1, self._on_interrupt_signal)
+            _die_with_parent()
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self._heartbeat(first=True)
+        self._watchdog = threading.Thread(target=self._watch, name="task-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watchdog is not None and self._watchdog is not threading.current_thread():
+            self._watchdog.join(timeout=2)
+        if self.worker_id is not None:
+            with self.tracker.db.begin() as conn:
+                conn.execute(update(workers).where(workers.c.id == self.worker_id)
+                             .values(stopped_at=utcnow(), running=[]))
+
+    def running_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._runs)
+
+    def wait_idle(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.running_ids():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(TICK)  # shutdown path only, polling our own in-memory table
+        return True
+
+    def hand_back_all(self) -> None:
+        """At shutdown: give every run back to the queue and stop it."""
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            self._hand_back(run)
+            self._interrupt(run, HandBack)
+
+    # -- running a task --
+    def run(self, task_id: str, task_type: str) -> None:
+        if self._pid != os.getpid():
+            self.start_in_worker()
+        record = self.tracker.transition(
+            task_id, STARTED, expect=WAITING_STATUSES,
+            attempts=tasks.c.attempts + 1, worker=self.worker_id, started_at=utcnow(),
+            finished_at=None, error=None,
+        )
+        if record is None:
+            log.debug("task %s not claimed: revoked, finished or taken by another worker", task_id)
+            return
+        timeout = self.settings.timeout_for(task_type)
+        run = _Run(task_id, task_type, record["attempts"], threading.get_ident(),
+                   time.monotonic() + timeout, timeout)
+        ctx = TaskContext(self, record)
+        try:
+            try:
+                with self._lock:
+                    self._runs[task_id] = run
+                result = self.bodies[task_type](ctx)
+            finally:
+                with self._lock:
+                    self._runs.pop(task_id, None)
+        except Interrupt:
+            # Whoever interrupted settled the record: timed out, revoked, handed back.
+            with self._lock:
+                self._runs.pop(task_id, None)
+            log.info("task %s stopped (%s)", task_id, type(run.interrupt or Stopped).__name__)
+            return
+        except KeyboardInterrupt:
+            # The consumer is being stopped without waiting: give the task back.
+            self._hand_back(run)
+            raise
+        except Exception as exc:
+            self.tracker.transition(
+                task_id, FAILURE, expect=(STARTED,), attempt=run.attempt, finished_at=utcnow(),
+                error={"type": "exception", "message": f"{type(exc).__name__}: {exc}",
+                       "traceback": traceback.format_exc()},
+            )
+            return
+        self.tracker.transition(task_id, SUCCESS, expect=(STARTED,), attempt=run.attempt,
+                                result=result, finished_at=utcnow())
+
+    def _hand_back(self, run: _Run) -> None:
+        moved = self.tracker.transition(
+            run.task_id, RETRY, expect=(STARTED,), attempt=run.attempt,
+            attempts=run.attempt - 1, worker=None,
+            error={"type": "interrupted", "message": "its worker shut down; queued again"},
+        )
+        if moved is not None:
+            self.requeue(run.task_id, run.type)
+
+    # -- interrupting --
+    def _interrupt(self, run: _Run, exc: type[Interrupt]) -> None:
+        with self._lock:
+            if run.interrupt is not None or self._runs.get(run.task_id) is not run:
+                return  # already told, or already finished
+            run.interrupt = exc
+            if self.kind == "process":
+                os.kill(os.getpid(), signal.SIGUSR1)
+            else:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(run.thread_id), ctypes.py_object(exc))
+
+    def _on_interrupt_signal(self, _signum, _frame) -> None:
+        # Runs in the main thread, which is the one running the task in a process worker.
+        # No lock here: the main thread may hold it.
+        for run in list(self._runs.values()):
+            if run.interrupt is not None and run.thread_id == threading.get_ident():
+                raise run.interrupt()
+
+    # -- the watchdog --
+    def _watch(self) -> None:
+        next_poll = next_beat = time.monotonic()
+        while not self._stop.wait(TICK):
+            now = time.monotonic()
+            try:
+                self._enforce_deadlines(now)
+                if now >= next_poll:
+                    next_poll = now + POLL_INTERVAL
+                    self._follow_records()
+                if now >= next_beat:
+                    next_beat = now + self.settings.heartbeat_interval
+                    self._heartbeat()
+            except Exception:
+                log.exception("worker watchdog pass failed; retrying")
+
+    def _enforce_deadlines(self, now: float) -> None:
+        with self._lock:
+            late = [r for r in self._runs.values() if r.interrupt is None and now >= r.deadline]
+        for run in late:
+            failed = self.tracker.transition(
+                run.task_id, FAILURE, expect=(STARTED,), attempt=run.attempt, finished_at=utcnow(),
+                error={"type": "timeout",
+                       "message": f"Operation timeout after {run.timeout:g}s: {run.type}"},
+            )
+            if failed is not None:
+                log.warning("Operation timeout after %gs: %s (task %s)", run.timeout, run.type, run.task_id)
+            self._interrupt(run, Timeout)
+
+    def _follow_records(self) -> None:
+        """Stop runs whose record moved on: terminated, or given to someone else."""
+        with self._lock:
+            runs = {r.task_id: r for r in self._runs.values() if r.interrupt is None}
+        if not runs:
+            return
+        with self.tracker.db.connect() as conn:
+            rows = conn.execute(
+                select(tasks.c.id, tasks.c.status, tasks.c.attempts, tasks.c.terminate)
+                .where(tasks.c.id.in_(list(runs)))
+            ).all()
+        for task_id, status, attempts, terminate in rows:
+            run = runs[task_id]
+            if status == STARTED and attempts == run.attempt:
+                continue
+            if status == REVOKED and not terminate:
+                continue  # stops itself at its next checkpoint
+            self._interrupt(run, Stopped)
+
+    def _heartbeat(self, first: bool = False) -> None:
+        now = utcnow()
+        running = [{"task_id": r.task_id, "type": r.type} for r in list(self._runs.values())]
+        with self.tracker.db.begin() as conn:
+            if not first:
+                done = conn.execute(update(workers).where(workers.c.id == self.worker_id)
+                                    .values(last_seen=now, running=running, stopped_at=None))
+                if done.rowcount:
+                    return
+            conn.execute(workers.delete().where(workers.c.id == self.worker_id))
+            conn.execute(insert(workers).values(
+                id=self.worker_id, hostname=socket.gethostname(), pid=os.getpid(),
+                kind=self.kind, concurrency=self._concurrency, running=running,
+                started_at=now, last_seen=now,
+            ))
+
+
+def _die_with_parent() -> None:
+    """A process worker must not outlive its consumer (e.g. when that is SIGKILLed)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError) as exc:
+        log.warning("cannot tie worker %s to its parent's life: %s", os.getpid(), exc)

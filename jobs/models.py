@@ -1,0 +1,110 @@
+"""Tables of the system of record. Times are timezone-aware UTC."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    JSON, Boolean, Column, DateTime, Index, Integer, MetaData, String, Table, Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator):
+    """SQLite forgets the zone; hand back aware UTC times on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.UTC) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+metadata = MetaData()
+
+PENDING, STARTED, RETRY, SUCCESS, FAILURE, REVOKED = (
+    "PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED",
+)
+STATUSES = (PENDING, STARTED, RETRY, SUCCESS, FAILURE, REVOKED)
+FINAL_STATUSES = frozenset({SUCCESS, FAILURE, REVOKED})
+WAITING_STATUSES = (PENDING, RETRY)
+
+tasks = Table(
+    "tasks", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("type", String(40), nullable=False),
+    Column("owner", String(200), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("progress_done", Integer, nullable=False, default=0),
+    Column("progress_total", Integer, nullable=False, default=0),
+    Column("result", JSON),
+    Column("error", JSON),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("max_attempts", Integer, nullable=False),
+    Column("worker", String(200)),
+    Column("terminate", Boolean, nullable=False, default=False),
+    Column("parent_id", String(64)),
+    Column("enqueued_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    # The board's history and filters are queries over these.
+    Index("ix_tasks_status_enqueued", "status", "enqueued_at"),
+    Index("ix_tasks_type_enqueued", "type", "enqueued_at"),
+    Index("ix_tasks_owner_enqueued", "owner", "enqueued_at"),
+    Index("ix_tasks_enqueued", "enqueued_at"),
+)
+
+# One row per worker process; the reaper reads `last_seen` to find dead ones.
+workers = Table(
+    "workers", metadata,
+    Column("id", String(200), primary_key=True),
+    Column("hostname", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("concurrency", Integer, nullable=False),
+    Column("running", JSON, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("stopped_at", UTCDateTime),
+)
+
+posts = Table(
+    "posts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # A background task's id, or the id of an immediate (small) batch.
+    Column("batch_id", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("owner", String(200), nullable=False),
+    Column("platform", String(20), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("length", Integer, nullable=False),
+    Column("limit", Integer, nullable=False),
+    Column("writer", String(40), nullable=False),
+    Column("status", String(20), nullable=False, default="draft"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("approved_at", UTCDateTime),
+    # A re-run of a task rewrites its posts instead of adding duplicates.
+    UniqueConstraint("batch_id", "seq", name="uq_posts_batch_seq"),
+    Index("ix_posts_owner_created", "owner", "created_at"),
+)
+
+# Small key/value state shared by all processes (autonomous mode, ...).
+state = Table(
+    "state", metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,149 @@
+"""Everything a process needs to queue and run tasks, built once from Settings."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass, field
+
+import redis
+from huey import crontab
+from huey.api import Huey, TaskWrapper
+from sqlalchemy import Engine
+
+from jobs import autonomous
+from jobs.db import make_engine
+from jobs.events import EventBus, MemoryEventBus, RedisEventBus
+from jobs.execution import Executor
+from jobs.models import FAILURE, FINAL_STATUSES, PENDING, REVOKED, STARTED, WAITING_STATUSES, utcnow
+from jobs.queue import QueueChoice, choose_backend, make_huey
+from jobs.settings import TASK_TYPES, Settings
+from jobs.tasks import BODIES
+from jobs.tracking import Tracker
+
+log = logging.getLogger("jobs.runtime")
+
+
+class QueueUnavailable(Exception):
+    """The queue refused a task; its record says FAILURE with error type `enqueue`."""
+
+
+class NotFound(Exception):
+    pass
+
+
+class AlreadyFinished(Exception):
+    def __init__(self, record: dict) -> None:
+        super().__init__(record["status"])
+        self.record = record
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    choice: QueueChoice
+    db: Engine
+    bus: EventBus
+    tracker: Tracker
+    huey: Huey
+    executor: Executor
+    redis_client: redis.Redis | None
+    entries: dict[str, TaskWrapper] = field(default_factory=dict)
+    # Embedded mode: set on enqueue so an idle in-process worker starts at once.
+    wake: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def mode(self) -> str:
+        return self.choice.mode
+
+    def submit(self, task_type: str, owner: str, params: dict, *, task_id: str | None = None,
+               parent_id: str | None = None) -> dict | None:
+        """Record a task and queue it. None if `task_id` was already recorded."""
+        record = self.tracker.create(task_type=task_type, owner=owner, params=params,
+                                     max_attempts=self.settings.task_max_attempts,
+                                     task_id=task_id, parent_id=parent_id)
+        if record is None:
+            return None
+        try:
+            self.enqueue(record["task_id"], task_type)
+        except Exception as exc:
+            self.tracker.transition(record["task_id"], FAILURE, expect=(PENDING,),
+                                    finished_at=utcnow(),
+                                    error={"type": "enqueue", "message": f"the queue refused it: {exc}"})
+            raise QueueUnavailable(str(exc)) from exc
+        if task_type == "content_generation":
+            log.info("Content generation queued: %s", record["task_id"])
+        else:
+            log.info("%s queued: %s", task_type, record["task_id"])
+        return record
+
+    def enqueue(self, task_id: str, task_type: str) -> None:
+        # The message carries only the id; parameters live in the record.
+        self.huey.enqueue(self.entries[task_type].s(task_id, id=task_id))
+        self.wake.set()
+
+    def revoke(self, task_id: str, terminate: bool) -> dict:
+        moved = self.tracker.transition(task_id, REVOKED, expect=(*WAITING_STATUSES, STARTED),
+                                        terminate=terminate, finished_at=utcnow())
+        if moved is not None:
+            log.info("Task %s revoked%s", task_id, " (terminate)" if terminate else "")
+            return moved
+        record = self.tracker.get(task_id)
+        if record is None:
+            raise NotFound(task_id)
+        if record["status"] in FINAL_STATUSES:
+            raise AlreadyFinished(record)
+        return self.revoke(task_id, terminate)  # it moved between our two reads
+
+    def pending_count(self) -> int:
+        return self.huey.pending_count()
+
+    def close(self) -> None:
+        if self.redis_client is not None:
+            self.redis_client.close()
+        self.db.dispose()
+
+
+def build_runtime(settings: Settings, *, worker_kind: str = "thread",
+                  choice: QueueChoice | None = None) -> Runtime:
+    choice = choice or choose_backend(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = make_engine(settings.sql_url)
+    if choice.mode == "redis":
+        bus: EventBus = RedisEventBus(settings.redis_url, settings.events_max)
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    else:
+        bus = MemoryEventBus(settings.events_max)
+        client = None
+    tracker = Tracker(db, bus)
+    huey = make_huey(settings, choice.mode)
+    runtime = Runtime(settings, choice, db, bus, tracker, huey, None, client)  # type: ignore[arg-type]
+    runtime.executor = Executor(settings, tracker, BODIES, runtime.enqueue, worker_kind)
+    _register_tasks(runtime)
+    return runtime
+
+
+def _register_tasks(runtime: Runtime) -> None:
+    huey, executor = runtime.huey, runtime.executor
+    for task_type in TASK_TYPES:
+        def entry(task_id: str, _type: str = task_type) -> None:
+            executor.run(task_id, _type)
+        entry.__name__ = entry.__qualname__ = task_type
+        runtime.entries[task_type] = huey.task(name=task_type)(entry)
+
+    huey.on_startup("executor")(executor.start_in_worker)
+
+    # Periodic work is queued under an id derived from its date, so several schedulers
+    # (one per worker machine) still queue it once.
+    @huey.periodic_task(crontab(minute="0", hour="8"), name="schedule_daily_operations")
+    def schedule_daily_operations() -> None:
+        if autonomous.status(runtime.db)["enabled"]:
+            day = dt.date.today().isoformat()
+            runtime.submit("daily_operations", "system", {"scheduled": day},
+                           task_id=f"daily_operations-{day}")
+
+    @huey.periodic_task(crontab(minute="0", hour="7", day_of_week="1"), name="schedule_weekly_report")
+    def schedule_weekly_report() -> None:
+        year, week, _ = dt.date.today().isocalendar()
+        runtime.submit("weekly_report", "system", {"week": f"{year}-W{week:02d}"},
+                       task_id=f"weekly_report-{year}-W{week:02d}")

@@ -1,0 +1,113 @@
+"""The one Settings object, read from the environment or `.env`, validated at start-up."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TASK_TYPES = (
+    "content_generation",
+    "weekly_report",
+    "daily_operations",
+    "post_approval",
+    "status_check",
+)
+
+
+class SettingsError(Exception):
+    """A setting has a value the product cannot run with; the message says which and why."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    redis_url: str | None = None
+    queue_fallback: bool = True  # false: refuse to start when Redis is unreachable
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    worker_concurrency: int = Field(4, ge=1, le=256)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    async_threshold: int = Field(10, ge=1)
+    max_posts_per_request: int = Field(200, ge=1)
+
+    timeout_content_generation: float = Field(300, gt=0)
+    timeout_weekly_report: float = Field(600, gt=0)
+    timeout_daily_operations: float = Field(300, gt=0)
+    timeout_post_approval: float = Field(30, gt=0)
+    timeout_status_check: float = Field(15, gt=0)
+
+    # Liveness: workers write a heartbeat this often; one silent for `worker_lost_after`
+    # is declared dead and its tasks are re-queued or failed.
+    heartbeat_interval: float = Field(2.0, gt=0)
+    worker_lost_after: float = Field(10.0, gt=0)
+    task_max_attempts: int = Field(3, ge=1, le=20)
+    shutdown_grace: float = Field(10.0, ge=0)
+
+    llm_provider: Literal["offline", "openai", "anthropic"] = "offline"
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model: str | None = None
+    llm_timeout: float = Field(30.0, gt=0)
+    mastodon_limit: int = Field(500, ge=100, le=100_000)
+
+    events_max: int = Field(10_000, ge=100)
+    sse_keepalive: float = Field(15.0, gt=0)
+
+    @field_validator("redis_url", "database_url", "llm_base_url", "llm_model", "llm_api_key",
+                     mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _liveness_window(self) -> "Settings":
+        if self.worker_lost_after <= 2 * self.heartbeat_interval:
+            raise ValueError(
+                "WORKER_LOST_AFTER must be more than twice HEARTBEAT_INTERVAL, "
+                "or live workers would be declared dead"
+            )
+        return self
+
+    @property
+    def sql_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'app.db').resolve()}"
+
+    @property
+    def queue_file(self) -> Path:
+        return (self.data_dir / "queue.db").resolve()
+
+    def writer_options(self) -> dict:
+        key = self.llm_api_key.get_secret_value() if self.llm_api_key else None
+        return {"provider": self.llm_provider, "base_url": self.llm_base_url,
+                "api_key": key, "model": self.llm_model, "timeout": self.llm_timeout}
+
+    def timeout_for(self, task_type: str) -> float:
+        return getattr(self, f"timeout_{task_type}")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings; turn pydantic's report into one message naming each bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "_".join(str(part) for part in err["loc"]).upper() or "settings"
+            problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

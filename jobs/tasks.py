@@ -1,0 +1,93 @@
+"""The task types. Each body is thin: it calls the engine and reports progress."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import desc, func, select
+
+from jobs import reports
+from jobs.execution import Body, TaskContext
+from jobs.generation import batch_seed, book_from_params, generate
+from jobs.models import tasks, workers, utcnow
+from jobs.posts import approve_posts, store_post
+from jobs.writers import make_writer
+
+
+def content_generation(ctx: TaskContext) -> dict:
+    p = ctx.params
+    total = len(p["platforms"]) * p["count_per_platform"]
+    ctx.progress(0, total)
+    writer = make_writer(**ctx.settings.writer_options())
+    made = []
+    posts = generate(writer, book_from_params(p), p["platforms"], p["count_per_platform"],
+                     seed=p.get("seed", batch_seed(ctx.task_id)), today=dt.date.today(),
+                     mastodon_limit=ctx.settings.mastodon_limit)
+    for seq, post in enumerate(posts):
+        store_post(ctx.db, batch_id=ctx.task_id, seq=seq, owner=ctx.owner, post=post)
+        made.append(post)
+        ctx.progress(len(made), total)
+    return {"posts": made, "count": len(made)}
+
+
+def weekly_report(ctx: TaskContext) -> dict:
+    return reports.weekly_report(ctx.db, progress=ctx.progress)
+
+
+def daily_operations(ctx: TaskContext) -> dict:
+    """For every author active in the last 30 days, draft today's posts from their latest
+    generation request: one per platform they used, for the same book."""
+    since = utcnow() - dt.timedelta(days=30)
+    with ctx.db.connect() as conn:
+        latest = conn.execute(
+            select(tasks.c.owner, func.max(tasks.c.enqueued_at))
+            .where(tasks.c.type == "content_generation", tasks.c.enqueued_at >= since)
+            .group_by(tasks.c.owner)).all()
+        requests = []
+        for owner, at in latest:
+            params = conn.execute(
+                select(tasks.c.params).where(tasks.c.owner == owner, tasks.c.enqueued_at == at,
+                                             tasks.c.type == "content_generation")
+                .order_by(desc(tasks.c.id)).limit(1)).scalar_one()
+            requests.append((owner, params))
+    ctx.progress(0, len(requests))
+    writer = make_writer(**ctx.settings.writer_options())
+    seq = 0
+    drafted: dict[str, int] = {}
+    for done, (owner, params) in enumerate(requests, start=1):
+        for post in generate(writer, book_from_params(params), params["platforms"], 1,
+                             seed=batch_seed(f"{ctx.task_id}:{owner}"), today=dt.date.today(),
+                             mastodon_limit=ctx.settings.mastodon_limit):
+            store_post(ctx.db, batch_id=ctx.task_id, seq=seq, owner=owner, post=post)
+            seq += 1
+            drafted[owner] = drafted.get(owner, 0) + 1
+        ctx.progress(done, len(requests))
+    return {"authors": len(requests), "posts_drafted": seq, "by_author": drafted}
+
+
+def post_approval(ctx: TaskContext) -> dict:
+    ctx.progress(0, 1)
+    approved, missing = approve_posts(ctx.db, ctx.owner, ctx.params["post_ids"])
+    ctx.progress(1, 1)
+    return {"approved": approved, "not_found": missing}
+
+
+def status_check(ctx: TaskContext) -> dict:
+    ctx.progress(0, 1)
+    cutoff = utcnow() - dt.timedelta(seconds=ctx.settings.worker_lost_after)
+    with ctx.db.connect() as conn:
+        by_status = dict(conn.execute(select(tasks.c.status, func.count())
+                                      .group_by(tasks.c.status)).all())
+        alive = conn.execute(select(func.count()).select_from(workers)
+                             .where(workers.c.last_seen >= cutoff,
+                                    workers.c.stopped_at.is_(None))).scalar_one()
+    ctx.progress(1, 1)
+    return {"tasks_by_status": by_status, "workers_alive": alive, "checked_at": utcnow().isoformat()}
+
+
+BODIES: dict[str, Body] = {
+    "content_generation": content_generation,
+    "weekly_report": weekly_report,
+    "daily_operations": daily_operations,
+    "post_approval": post_approval,
+    "status_check": status_check,
+}

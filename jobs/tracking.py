@@ -1,0 +1,122 @@
+"""Task records: the one place a task's state changes, and the event that tells everyone.
+
+`transition()` is a compare-and-set: it changes a record only from the states (and, for a
+worker, the attempt) the caller expects, so a late worker, a reaper and a revoke can race
+without one overwriting the other. Every change it makes is published on the event bus.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from jobs.events import EventBus
+from jobs.models import FAILURE, PENDING, SUCCESS, tasks, utcnow
+
+log = logging.getLogger("jobs.tracking")
+
+
+def new_task_id() -> str:
+    return secrets.token_hex(12)
+
+
+def task_view(row: Mapping[str, Any], *, with_result: bool = True) -> dict[str, Any]:
+    """A record as the API and the event stream show it."""
+    view = {
+        "task_id": row["id"],
+        "type": row["type"],
+        "owner": row["owner"],
+        "status": row["status"],
+        "progress": {"done": row["progress_done"], "total": row["progress_total"]},
+        "error": row["error"],
+        "attempts": row["attempts"],
+        "max_attempts": row["max_attempts"],
+        "worker": row["worker"],
+        "terminate": row["terminate"],
+        "parent_id": row["parent_id"],
+        "params": row["params"],
+        "enqueued_at": _iso(row["enqueued_at"]),
+        "started_at": _iso(row["started_at"]),
+        "finished_at": _iso(row["finished_at"]),
+        "updated_at": _iso(row["updated_at"]),
+    }
+    if with_result:
+        view["result"] = row["result"]
+    return view
+
+
+def _iso(value) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+class Tracker:
+    def __init__(self, db: Engine, bus: EventBus) -> None:
+        self.db = db
+        self.bus = bus
+
+    def create(self, *, task_type: str, owner: str, params: dict, max_attempts: int,
+               task_id: str | None = None, parent_id: str | None = None) -> dict | None:
+        """Record a new PENDING task. Returns None when `task_id` is already taken."""
+        now = utcnow()
+        values = dict(
+            id=task_id or new_task_id(), type=task_type, owner=owner, params=params,
+            status=PENDING, progress_done=0, progress_total=0, attempts=0,
+            max_attempts=max_attempts, terminate=False, parent_id=parent_id,
+            enqueued_at=now, updated_at=now,
+        )
+        try:
+            with self.db.begin() as conn:
+                conn.execute(insert(tasks).values(**values))
+        except IntegrityError:
+            if task_id is None:
+                raise
+            return None  # a chosen id (a periodic run) that another process recorded first
+        row = {**values, "result": None, "error": None, "worker": None,
+               "started_at": None, "finished_at": None}
+        self._publish(row)
+        return task_view(row)
+
+    def transition(self, task_id: str, status: str, *, expect: Iterable[str],
+                   attempt: int | None = None, **fields: Any) -> dict | None:
+        """Move a task to `status` if it is in one of `expect` (and at `attempt`, if given).
+
+        Returns the new record, or None when the record was not in an expected state.
+        """
+        stmt = update(tasks).where(tasks.c.id == task_id, tasks.c.status.in_(tuple(expect)))
+        if attempt is not None:
+            stmt = stmt.where(tasks.c.attempts == attempt)
+        stmt = stmt.values(status=status, updated_at=utcnow(), **fields).returning(*tasks.c)
+        with self.db.begin() as conn:
+            row = conn.execute(stmt).mappings().first()
+        if row is None:
+            return None
+        self._publish(row)
+        self._log(row)
+        return task_view(row)
+
+    def get(self, task_id: str) -> dict | None:
+        with self.db.connect() as conn:
+            row = conn.execute(select(tasks).where(tasks.c.id == task_id)).mappings().first()
+        return task_view(row) if row else None
+
+    def _publish(self, row: Mapping[str, Any]) -> None:
+        # Results can be large; subscribers fetch them from the record when they want them.
+        try:
+            self.bus.publish({"kind": "task", "task": task_view(row, with_result=False)})
+        except Exception:
+            # The record is written and stays the truth; a subscriber that misses this
+            # event is told to resynchronise when the log's gap shows.
+            log.exception("could not publish the change of task %s", row["id"])
+
+    @staticmethod
+    def _log(row: Mapping[str, Any]) -> None:
+        status, task_id = row["status"], row["id"]
+        if status == SUCCESS:
+            log.info("Task %s completed successfully", task_id)
+        elif status == FAILURE:
+            error = row["error"] or {}
+            log.warning("Task %s failed (%s): %s", task_id, error.get("type"), error.get("message"))

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.fake_llm import FakeLLM
+from tests.support import RedisServer, Stack
+
+# Short liveness and timeout windows keep failure tests quick; the mechanisms are the same.
+STACK_ENV = {
+    "HEARTBEAT_INTERVAL": "0.5",
+    "WORKER_LOST_AFTER": "3",
+    "TIMEOUT_CONTENT_GENERATION": "6",
+    "SHUTDOWN_GRACE": "2",
+    "SSE_KEEPALIVE": "1",
+    "WORKER_CONCURRENCY": "4",
+    "LLM_PROVIDER": "openai",
+    "LLM_MODEL": "fake-model",
+    "LLM_API_KEY": "sk-test-key-never-logged",
+    "LLM_TIMEOUT": "60",
+}
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("artifacts")
+
+
+@pytest.fixture(scope="session")
+def redis_server(artifacts):
+    server = RedisServer(artifacts)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_llm():
+    llm = FakeLLM()
+    yield llm
+    llm.close()
+
+
+def _make_stack(kind: str, tmp: Path, llm: FakeLLM, request) -> Stack:
+    env = {**STACK_ENV, "LLM_BASE_URL": llm.url}
+    if kind == "redis":
+        redis_server = request.getfixturevalue("redis_server")
+        db_index = len(getattr(redis_server, "dbs", [])) + 1
+        redis_server.dbs = [*getattr(redis_server, "dbs", []), db_index]
+        env["REDIS_URL"] = f"redis://127.0.0.1:{redis_server.port}/{db_index}"
+        return Stack(kind, tmp, env, workers=[["--workers", "3", "--worker-type", "process"]])
+    return Stack(kind, tmp, env)
+
+
+@pytest.fixture(scope="session", params=["embedded", "redis"])
+def stack(request, tmp_path_factory, fake_llm):
+    """The product running in each queue mode, shared by the contract suite."""
+    s = _make_stack(request.param, tmp_path_factory.mktemp(request.param), fake_llm, request)
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def fresh_stack(request, tmp_path, fake_llm):
+    """A stack of its own, for tests that stop or kill parts of it."""
+    stacks = []
+
+    def make(kind: str, **env) -> Stack:
+        s = _make_stack(kind, tmp_path / f"{kind}{len(stacks)}", fake_llm, request)
+        s.dir.mkdir(parents=True, exist_ok=True)
+        s.env.update(env)
+        stacks.append(s)
+        return s
+
+    yield make
+    for s in stacks:
+        s.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and call.when == "call":
+        for name in ("stack",):
+            s = item.funcargs.get(name)
+            if s is not None:
+                report.sections.append((f"{s.name} logs", s.logs()))
+
+
+def pytest_configure(config):
+    os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")

@@ -1,0 +1,68 @@
+"""A local server speaking the OpenAI Chat Completions and Anthropic Messages protocols.
+
+Tests steer it through the book title they send: a title containing SLOW makes every
+answer take SLOW_SECONDS, one containing STALL makes the answer wait until the server is
+closed, as a hung model server would. Anything else is answered at once.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+SLOW_SECONDS = 0.4
+
+
+class FakeLLM:
+    def __init__(self) -> None:
+        self._stall = threading.Event()
+        self.requests = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+                server.requests += 1
+                if "STALL" in body:
+                    server._stall.wait()
+                elif "SLOW" in body:
+                    time.sleep(SLOW_SECONDS)  # the model "thinking"
+                text = "A quiet island, a stranger, and a letter twenty years late. Read it tonight."
+                content = json.dumps({"posts": [text]})
+                if self.path.endswith("/messages"):
+                    payload = {"id": "msg", "type": "message", "role": "assistant",
+                               "content": [{"type": "text", "text": content}],
+                               "stop_reason": "end_turn"}
+                else:
+                    payload = {"id": "cmpl", "object": "chat.completion", "choices": [{
+                        "index": 0, "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": content}}]}
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def release_stalled(self) -> None:
+        """Answer every request stalled so far; later ones stall again."""
+        stall, self._stall = self._stall, threading.Event()
+        stall.set()
+
+    def close(self) -> None:
+        self._stall.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()

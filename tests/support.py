@@ -1,0 +1,242 @@
+"""Helpers for tests that run the real product: processes, ports, waiting with deadlines."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+T = TypeVar("T")
+
+
+def require(binary: str, why: str) -> str:
+    """The path of a system program the test needs; missing means skip, or fail under CI."""
+    path = shutil.which(binary)
+    if path:
+        return path
+    message = f"{binary} is not installed: {why}. `make test` installs it with apt-get where it can."
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], T], timeout: float, message: str = "condition",
+               interval: float = 0.02) -> T:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except (httpx.TransportError, OSError) as exc:
+            last_error, value = exc, None
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}"
+                         + (f" (last error: {last_error})" if last_error else ""))
+
+
+class Proc:
+    """A child process whose output goes to a log file, shown when a test fails."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict, log_dir: Path) -> None:
+        self.name = name
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"{name}.log"
+        self._log = open(self.log_path, "ab")
+        self.popen = subprocess.Popen(cmd, cwd=log_dir, env=env, stdout=self._log,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int | None:
+        if self.alive():
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(5)
+        self._log.close()
+        return self.popen.returncode
+
+    def kill_group(self) -> None:
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.popen.wait(5)
+        self._log.close()
+
+
+class RedisServer:
+    def __init__(self, log_dir: Path) -> None:
+        binary = require("redis-server", "Redis-mode tests run a real Redis")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.log_dir = log_dir
+        self._binary = binary
+        self.proc: Proc | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.proc = Proc(f"redis-{self.port}", [
+            self._binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(self.log_dir)], dict(os.environ), self.log_dir)
+        import redis
+        client = redis.Redis(port=self.port)
+        wait_until(lambda: _ping(client), 10, "redis-server to answer PING")
+        client.close()
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop(signal.SIGKILL)
+
+
+def _ping(client) -> bool:
+    import redis
+    try:
+        return client.ping()
+    except redis.RedisError:
+        return False
+
+
+class Stack:
+    """One running product: a web server, and in Redis mode separate worker processes."""
+
+    def __init__(self, name: str, tmp: Path, env: dict[str, str], *, workers: list[list[str]] = ()):
+        self.name = name
+        self.dir = tmp
+        self.data_dir = tmp / "data"
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        # Run from the stack's own folder so a developer's .env does not leak in.
+        self.env = {**os.environ, "DATA_DIR": str(self.data_dir), "LOG_LEVEL": "INFO",
+                    "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT), **env}
+        if "REDIS_URL" not in env:
+            self.env.pop("REDIS_URL", None)
+        self.worker_args = list(workers)
+        self.workers: list[Proc] = []
+        self.web: Proc | None = None
+        self.client = httpx.Client(base_url=self.base_url, timeout=10)
+
+    def start(self) -> "Stack":
+        for i, args in enumerate(self.worker_args):
+            self.start_worker(args, f"{self.name}-worker{i}")
+        self.start_web()
+        return self
+
+    def start_web(self) -> None:
+        self.web = Proc(f"{self.name}-web", [PYTHON, "-m", "webapp", "--port", str(self.port)],
+                        self.env, self.dir)
+        wait_until(self._ready, 30, f"{self.name} web server on port {self.port}")
+
+    def start_worker(self, args: list[str], name: str) -> Proc:
+        proc = Proc(name, [PYTHON, str(ROOT / "huey_worker.py"), *args], self.env, self.dir)
+        self.workers.append(proc)
+        return proc
+
+    def _ready(self) -> bool:
+        if self.web is not None and not self.web.alive():
+            raise AssertionError(f"web server exited:\n{self.web.log()[-3000:]}")
+        return self.client.get("/api/health").status_code in (200, 503)
+
+    def stop(self) -> None:
+        self.client.close()
+        for proc in [self.web, *self.workers]:
+            if proc is not None:
+                proc.stop()
+
+    # -- API helpers --
+    def task(self, task_id: str) -> dict:
+        response = self.client.get(f"/api/task-status/{task_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def wait_status(self, task_id: str, statuses: set[str] | str, timeout: float = 20) -> dict:
+        wanted = {statuses} if isinstance(statuses, str) else statuses
+        return wait_until(lambda: (t := self.task(task_id))["status"] in wanted and t,
+                          timeout, f"task {task_id} to reach {sorted(wanted)}")
+
+    def queue(self, **body) -> str:
+        body.setdefault("async", True)
+        response = self.client.post("/api/generate-posts", json=body)
+        assert response.status_code == 202, response.text
+        return response.json()["task_id"]
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name} ---\n{p.log()[-4000:]}" for p in [self.web, *self.workers] if p)
+
+
+class SSEReader:
+    """Reads a server-sent event stream in a thread; events are (id, event, data) tuples."""
+
+    def __init__(self, url: str, last_event_id: str | None = None) -> None:
+        import json
+        import threading
+        self.events: list[tuple[str | None, str, dict]] = []
+        self.comments = 0
+        self._json = json
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        self._client = httpx.Client(timeout=httpx.Timeout(10, read=30))
+        self._stop = False
+        self.done = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(url, headers), daemon=True)
+        self._thread.start()
+
+    def _run(self, url: str, headers: dict) -> None:
+        try:
+            with self._client.stream("GET", url, headers=headers) as response:
+                self.status = response.status_code
+                fields: dict[str, str] = {}
+                for line in response.iter_lines():
+                    if self._stop:
+                        return
+                    if line == "":
+                        if "data" in fields:
+                            self.events.append((fields.get("id"), fields.get("event", "message"),
+                                                self._json.loads(fields["data"])))
+                        fields = {}
+                    elif line.startswith(":"):
+                        self.comments += 1
+                    else:
+                        key, _, value = line.partition(":")
+                        fields[key] = value[1:] if value.startswith(" ") else value
+        except httpx.HTTPError:
+            pass
+        finally:
+            self.done.set()
+
+    def task_events(self, task_id: str) -> list[tuple[str, dict]]:
+        return [(i, d["task"]) for i, e, d in list(self.events)
+                if e == "task" and d["task"]["task_id"] == task_id]
+
+    def close(self) -> None:
+        self._stop = True
+        self._client.close()

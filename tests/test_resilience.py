@@ -1,0 +1,159 @@
+"""Nothing is lost: killed workers, a Redis that lost its data, shutdowns, bad settings."""
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sqlite3
+import subprocess
+import time
+
+import redis
+
+from tests.support import PYTHON, ROOT, RedisServer, SSEReader, wait_until
+
+
+def _post_rows(stack, batch_id: str) -> list[tuple[int, str]]:
+    with sqlite3.connect(stack.data_dir / "app.db") as conn:
+        return conn.execute("SELECT seq, platform FROM posts WHERE batch_id = ? ORDER BY seq",
+                            (batch_id,)).fetchall()
+
+
+def _worker_pid(record: dict) -> int:
+    return int(record["worker"].rsplit(":", 1)[1])
+
+
+def test_sigkilled_worker_task_is_requeued_and_succeeds_without_duplicates(fresh_stack):
+    stack = fresh_stack("redis").start()
+    task_id = stack.queue(platforms=["twitter", "facebook", "threads"], count_per_platform=2,
+                          book={"title": "SLOW currents"})
+    record = wait_until(lambda: (t := stack.task(task_id))["progress"]["done"] >= 2 and t, 20,
+                        "two posts written")
+    os.kill(_worker_pid(record), signal.SIGKILL)
+
+    final = stack.wait_status(task_id, {"SUCCESS", "FAILURE"}, timeout=40)
+    assert final["status"] == "SUCCESS", final
+    assert final["attempts"] == 2
+    rows = _post_rows(stack, task_id)
+    assert [seq for seq, _ in rows] == list(range(6))  # rewritten, not duplicated
+
+
+def test_lost_task_with_no_attempts_left_fails_as_lost(fresh_stack):
+    stack = fresh_stack("redis")
+    stack.env["TASK_MAX_ATTEMPTS"] = "1"
+    stack.start()
+    task_id = stack.queue(platforms=["twitter", "facebook"], count_per_platform=2,
+                          book={"title": "SLOW harbour"})
+    record = wait_until(lambda: (t := stack.task(task_id))["progress"]["done"] >= 1 and t, 20,
+                        "first post")
+    os.kill(_worker_pid(record), signal.SIGKILL)
+    final = stack.wait_status(task_id, {"SUCCESS", "FAILURE"}, timeout=30)
+    assert final["status"] == "FAILURE"
+    assert final["error"]["type"] == "lost"
+
+
+def test_whole_worker_killed_then_restarted(fresh_stack):
+    stack = fresh_stack("redis").start()
+    task_id = stack.queue(platforms=["twitter", "linkedin"], count_per_platform=2,
+                          book={"title": "SLOW river"})
+    wait_until(lambda: stack.task(task_id)["progress"]["done"] >= 1, 20, "first post")
+    stack.workers[0].kill_group()  # the consumer and its worker processes
+    wait_until(lambda: stack.task(task_id)["status"] == "RETRY", 15, "the task to be queued again")
+    stack.start_worker(["--workers", "2"], "replacement")
+    assert stack.wait_status(task_id, {"SUCCESS", "FAILURE"}, timeout=40)["status"] == "SUCCESS"
+
+
+def test_waiting_tasks_survive_a_redis_that_lost_its_data(fresh_stack, artifacts, request):
+    own_redis = RedisServer(artifacts)
+    request.addfinalizer(own_redis.stop)
+    stack = fresh_stack("redis", REDIS_URL=own_redis.url)
+    stack.worker_args = []  # no worker yet: tasks wait in Redis
+    stack.start()
+    waiting = [stack.queue(platforms=["twitter"], count_per_platform=1) for _ in range(3)]
+    assert redis.Redis.from_url(own_redis.url).llen("huey.redis.bookmarketing") == 3
+
+    own_redis.stop()
+    own_redis.start()  # same port, empty: the queue is gone
+    stack.start_worker(["--workers", "2"], "after-restart")
+    for task_id in waiting:
+        assert stack.wait_status(task_id, {"SUCCESS", "FAILURE"}, timeout=30)["status"] == "SUCCESS"
+    # The board's stream resumes too.
+    reader = SSEReader(stack.base_url + "/api/events")
+    wait_until(lambda: reader.comments or reader.events, 10, "the stream after the restart")
+    reader.close()
+
+
+def test_pickled_payload_is_rejected_not_executed(fresh_stack, tmp_path):
+    stack = fresh_stack("redis").start()
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    client = redis.Redis.from_url(stack.env["REDIS_URL"])
+    client.lpush("huey.redis.bookmarketing", pickle.dumps(Exploit()))
+    wait_until(lambda: "Rejected a queue payload that is not JSON" in stack.workers[0].log(), 10,
+               "the worker to reject the payload")
+    assert not marker.exists()
+    # The worker goes on working.
+    task_id = stack.queue(platforms=["twitter"], count_per_platform=1)
+    assert stack.wait_status(task_id, "SUCCESS")["status"] == "SUCCESS"
+
+
+def test_server_stops_promptly_with_open_event_streams(fresh_stack):
+    stack = fresh_stack("embedded").start()
+    readers = [SSEReader(stack.base_url + "/api/events") for _ in range(3)]
+    wait_until(lambda: all(r.comments or r.events for r in readers), 10, "streams to open")
+    started = time.monotonic()
+    assert stack.web.stop(signal.SIGTERM, timeout=15) == 0
+    assert time.monotonic() - started < 8
+    assert all(r.done.wait(5) for r in readers)
+
+
+def test_embedded_shutdown_hands_running_tasks_back(fresh_stack):
+    stack = fresh_stack("embedded", SHUTDOWN_GRACE="0.2")
+    stack.start()
+    task_id = stack.queue(platforms=["twitter", "facebook", "threads", "mastodon"],
+                          count_per_platform=2, book={"title": "SLOW lanterns"})
+    wait_until(lambda: stack.task(task_id)["progress"]["done"] >= 1, 20, "first post")
+    stack.web.stop(signal.SIGTERM)
+    with sqlite3.connect(stack.data_dir / "app.db") as conn:
+        status, attempts = conn.execute("SELECT status, attempts FROM tasks WHERE id = ?",
+                                        (task_id,)).fetchone()
+    assert (status, attempts) == ("RETRY", 0)
+    stack.start_web()  # same data folder: the task is picked up again
+    assert stack.wait_status(task_id, {"SUCCESS", "FAILURE"}, timeout=40)["status"] == "SUCCESS"
+
+
+def test_unreachable_redis_falls_back_to_embedded_and_says_why(fresh_stack):
+    dead = "redis://127.0.0.1:1/0"
+    stack = fresh_stack("embedded", REDIS_URL=dead).start()
+    health = stack.client.get("/api/health").json()
+    assert health["task_queue_status"]["type"] == "embedded"
+    assert "unreachable" in health["task_queue_status"]["reason"]
+    assert health["status"] == "degraded"
+    assert "unreachable" in stack.web.log()
+    task_id = stack.queue(platforms=["twitter"], count_per_platform=1)
+    assert stack.wait_status(task_id, "SUCCESS")["status"] == "SUCCESS"
+
+
+def _run(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, *args], cwd=ROOT, env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_forbidden_fallback_refuses_to_start(tmp_path):
+    result = _run({"REDIS_URL": "redis://127.0.0.1:1/0", "QUEUE_FALLBACK": "false",
+                   "DATA_DIR": str(tmp_path)}, "-m", "webapp", "--port", "1")
+    assert result.returncode == 2
+    assert "QUEUE_FALLBACK=false" in result.stderr
+
+
+def test_bad_settings_are_named_at_start_up(tmp_path):
+    result = _run({"WORKER_CONCURRENCY": "lots", "DATA_DIR": str(tmp_path)}, "-m", "webapp")
+    assert result.returncode == 2
+    assert "WORKER_CONCURRENCY" in result.stderr
+    result = _run({"DATA_DIR": str(tmp_path)}, "huey_worker.py")
+    assert result.returncode == 2
+    assert "REDIS_URL is not set" in result.stderr

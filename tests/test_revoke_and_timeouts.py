@@ -1,0 +1,83 @@
+"""Revoke pending / running / stuck tasks, and timeouts, with thread (embedded) and process
+(Redis) workers."""
+from __future__ import annotations
+
+from tests.support import wait_until
+
+
+def _capacity(stack) -> int:
+    workers = stack.client.get("/api/health").json()["task_queue_status"]["workers"]
+    return sum(w["concurrency"] for w in workers if w["state"] == "alive")
+
+
+def _running_on_workers(stack) -> set[str]:
+    workers = stack.client.get("/api/health").json()["task_queue_status"]["workers"]
+    return {r["task_id"] for w in workers if w["state"] == "alive" for r in w["running"]}
+
+
+def test_revoked_pending_task_never_runs(stack, fake_llm):
+    stuck = [stack.queue(platforms=["twitter"], count_per_platform=1, book={"title": f"STALL {i}"})
+             for i in range(_capacity(stack))]
+    for task_id in stuck:
+        stack.wait_status(task_id, "STARTED")
+    waiting = stack.queue(platforms=["twitter"], count_per_platform=1)
+    assert stack.task(waiting)["status"] == "PENDING"
+
+    response = stack.client.post(f"/api/tasks/revoke/{waiting}", json={})
+    assert response.status_code == 200
+    assert response.json()["status"] == "revoked"
+    assert stack.task(waiting)["status"] == "REVOKED"
+
+    for task_id in stuck:
+        assert stack.client.post(f"/api/tasks/revoke/{task_id}", json={"terminate": True}).status_code == 200
+    fake_llm.release_stalled()
+    # A task queued after the revoked one runs, so the revoked message was consumed.
+    later = stack.queue(platforms=["twitter"], count_per_platform=1)
+    stack.wait_status(later, "SUCCESS", timeout=30)
+    record = stack.task(waiting)
+    assert record["status"] == "REVOKED"
+    assert record["attempts"] == 0 and record["started_at"] is None
+
+
+def test_revoked_running_task_stops_at_its_next_checkpoint(stack):
+    task_id = stack.queue(platforms=["twitter", "facebook", "threads"], count_per_platform=2,
+                          book={"title": "SLOW boats"})
+    wait_until(lambda: stack.task(task_id)["progress"]["done"] >= 1, 20, "first post")
+    response = stack.client.post(f"/api/tasks/revoke/{task_id}", json={"terminate": False})
+    assert response.status_code == 200
+    assert stack.task(task_id)["status"] == "REVOKED"  # at once, before the worker confirms
+    wait_until(lambda: task_id not in _running_on_workers(stack), 10, "the worker to let go")
+    record = stack.task(task_id)
+    assert record["status"] == "REVOKED"
+    assert record["progress"]["done"] < 6
+
+
+def test_terminate_stops_a_stuck_task(stack, fake_llm):
+    task_id = stack.queue(platforms=["twitter"], count_per_platform=1, book={"title": "STALL forever"})
+    stack.wait_status(task_id, "STARTED")
+    wait_until(lambda: task_id in _running_on_workers(stack), 10, "the worker to report the run")
+    response = stack.client.post(f"/api/tasks/revoke/{task_id}", json={"terminate": True})
+    assert response.status_code == 200
+    assert response.json()["terminate"] is True
+    assert stack.task(task_id)["status"] == "REVOKED"
+    if stack.name == "redis":
+        # A process worker is interrupted even inside a blocked call.
+        wait_until(lambda: task_id not in _running_on_workers(stack), 3, "the process worker to stop it")
+    else:
+        # A thread stuck in a system call cannot be interrupted; it stops when the call returns.
+        fake_llm.release_stalled()
+        wait_until(lambda: task_id not in _running_on_workers(stack), 10, "the thread to stop it")
+    assert stack.task(task_id)["status"] == "REVOKED"
+
+
+def test_task_past_its_timeout_fails_with_timeout(stack, fake_llm):
+    task_id = stack.queue(platforms=["twitter"], count_per_platform=1, book={"title": "STALL again"})
+    record = stack.wait_status(task_id, {"FAILURE"}, timeout=15)
+    assert record["error"]["type"] == "timeout"
+    assert "timeout after 6s" in record["error"]["message"]
+    if stack.name == "redis":
+        wait_until(lambda: task_id not in _running_on_workers(stack), 3, "the process worker to stop it")
+    else:
+        fake_llm.release_stalled()
+        wait_until(lambda: task_id not in _running_on_workers(stack), 10, "the thread to stop it")
+    assert stack.task(task_id)["status"] == "FAILURE"

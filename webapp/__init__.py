@@ -1,0 +1,84 @@
+"""The web face of the Book Marketing Agent: pages, JSON API and event streams."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from quart import Quart, current_app
+from quart_schema import QuartSchema
+
+from jobs.embedded import EmbeddedConsumer
+from jobs.reaper import Reaper
+from jobs.runtime import Runtime, build_runtime
+from jobs.settings import Settings, load_settings
+from webapp import errors
+from jobs.logs import configure_logging
+from webapp.metrics import Metrics
+
+log = logging.getLogger("webapp")
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["runtime"]
+
+
+def create_app(settings: Settings | None = None) -> Quart:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+    app = Quart(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
+    app.config["QUART_SCHEMA_CONVERT_CASING"] = False
+    QuartSchema(app, info={"title": "Book Marketing Agent API", "version": "1.0"},
+                swagger_ui_path="/api/docs", redoc_ui_path=None, scalar_ui_path=None,
+                openapi_path="/openapi.json")
+    rt = build_runtime(settings, worker_kind="thread")
+    app.extensions["runtime"] = rt
+    app.extensions["metrics"] = Metrics(rt)
+    errors.register(app)
+
+    from webapp.routes import api, events, pages
+    app.register_blueprint(api.bp)
+    app.register_blueprint(events.bp)
+    app.register_blueprint(pages.bp)
+
+    consumer: EmbeddedConsumer | None = None
+    reaper = Reaper(rt)
+    background: list[asyncio.Task] = []
+
+    @app.before_serving
+    async def _start() -> None:
+        nonlocal consumer
+        await rt.bus.start()
+        background.append(asyncio.create_task(app.extensions["metrics"].follow(rt.bus)))
+        if rt.mode == "embedded":
+            consumer = EmbeddedConsumer(rt.huey, rt.wake, workers=settings.worker_concurrency,
+                                        periodic=True, initial_delay=0.05, backoff=1.5,
+                                        max_delay=1.0, check_worker_health=False)
+            await asyncio.to_thread(consumer.start)
+        reaper.start()
+        log.info("serving with the %s queue (%s)", rt.mode, rt.choice.reason)
+
+    @app.after_serving
+    async def _stop() -> None:
+        rt.bus.stop_streams()
+        for task in background:
+            task.cancel()
+        await asyncio.to_thread(_stop_workers, rt, consumer, reaper)
+        await rt.bus.close()
+        await asyncio.to_thread(rt.close)
+
+    return app
+
+
+def _stop_workers(rt: Runtime, consumer: EmbeddedConsumer | None, reaper: Reaper) -> None:
+    reaper.stop()
+    if consumer is None:
+        return
+    consumer.stop_flag.set()  # no new tasks
+    rt.wake.set()
+    if not rt.executor.wait_idle(rt.settings.shutdown_grace):
+        log.warning("handing %d running task(s) back to the queue", len(rt.executor.running_ids()))
+        rt.executor.hand_back_all()
+        rt.executor.wait_idle(2.0)
+    consumer.stop(graceful=False)
+    rt.executor.stop()

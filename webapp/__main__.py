@@ -1,0 +1,58 @@
+"""`python -m webapp [serve] [--host H] [--port P]` serves the dashboard and API."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+from jobs.settings import SettingsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m webapp", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    serve_cmd = sub.add_parser("serve", help="serve the app (the default)")
+    for p in (parser, serve_cmd):
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, default=5000)
+    args = parser.parse_args(argv)
+    try:
+        return run_server(args.host, args.port)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run_server(host: str, port: int) -> int:
+    from webapp import create_app
+
+    app = create_app()
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None
+    config.graceful_timeout = 5
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+
+        async def shutdown_trigger() -> None:
+            await stop.wait()
+            # Open event streams must end themselves, or the server waits on them.
+            app.extensions["runtime"].bus.stop_streams()
+
+        await serve(app, config, shutdown_trigger=shutdown_trigger)
+
+    print(f"Book Marketing Agent on http://{host}:{port}", flush=True)
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""JSON errors: `{"error": "<code>", "message": "<what to do>"}` with a fitting status."""
+from __future__ import annotations
+
+import json
+import logging
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+from quart import Quart, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("webapp")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, **extra: object) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+def error_response(status: int, code: str, message: str, **extra: object):
+    response = jsonify({"error": code, "message": message, **extra})
+    response.status_code = status
+    return response
+
+
+async def load_body(model: type[M], *, optional: bool = False) -> M:
+    """Parse and validate a JSON body into `model`, or raise a 400 that says what is wrong."""
+    raw = await request.get_data()
+    if not raw.strip():
+        if optional:
+            return model()
+        raise ApiError(400, "missing_body", "send a JSON object as the request body")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ApiError(400, "bad_json", f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_json", "the request body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_request", describe(exc),
+                       fields={_loc(e): e["msg"] for e in exc.errors()}) from None
+
+
+def describe(exc: ValidationError) -> str:
+    return "; ".join(f"{_loc(e) or 'body'}: {e['msg']}" for e in exc.errors())
+
+
+def _loc(error: dict) -> str:
+    return ".".join(str(p) for p in error["loc"])
+
+
+def register(app: Quart) -> None:
+    @app.errorhandler(ApiError)
+    async def _api_error(exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+
+    @app.errorhandler(HTTPException)
+    async def _http_error(exc: HTTPException):
+        if not _wants_json():
+            return exc
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    async def _unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error",
+                              "the server failed to handle this request; it has been logged")
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"

@@ -1,0 +1,142 @@
+"""The health report and queue statistics, shared by the JSON API and the pages."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+
+from sqlalchemy import text
+
+from jobs import autonomous, queries
+from jobs.runtime import Runtime
+from jobs.settings import TASK_TYPES
+
+
+def _probe(fn) -> dict:
+    started = time.perf_counter()
+    try:
+        value = fn()
+    except Exception as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+            "value": value}
+
+
+def _database_probe(rt: Runtime) -> dict:
+    def query():
+        with rt.db.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    result = _probe(query)
+    result.pop("value", None)
+    return {"backend": rt.db.dialect.name, **result}
+
+
+def _queue_probe(rt: Runtime) -> dict:
+    result = _probe(rt.pending_count)
+    pending = result.pop("value", None)
+    return {"backend": rt.mode, "reason": rt.choice.reason, "messages_waiting": pending, **result}
+
+
+def _overdue(rt: Runtime, workers: list[dict]) -> list[dict]:
+    """Runs older than their type's timeout: the watchdog should have stopped them."""
+    now = dt.datetime.now(dt.UTC)
+    overdue = []
+    for task in queries.active_tasks(rt.db):
+        if task["status"] == "STARTED" and task["started_at"]:
+            started = dt.datetime.fromisoformat(task["started_at"].replace("Z", "+00:00"))
+            limit = rt.settings.timeout_for(task["type"])
+            if (now - started).total_seconds() > limit + 2 * rt.settings.heartbeat_interval:
+                overdue.append({"task_id": task["task_id"], "type": task["type"],
+                                "running_seconds": round((now - started).total_seconds(), 1),
+                                "timeout": limit})
+    return overdue
+
+
+def _collect(rt: Runtime) -> dict:
+    workers = queries.worker_list(rt.db, rt.settings.worker_lost_after)
+    return {
+        "database": _database_probe(rt),
+        "queue": _queue_probe(rt),
+        "summary": queries.queue_summary(rt.db),
+        "workers": workers,
+        "overdue": _overdue(rt, workers),
+        "autonomous": autonomous.status(rt.db),
+    }
+
+
+async def health_report(rt: Runtime) -> dict:
+    data = await asyncio.to_thread(_collect_safely, rt)
+    problems = []
+    database, queue, summary = data["database"], data["queue"], data.get("summary") or {}
+    workers = data.get("workers") or []
+    alive = [w for w in workers if w["state"] == "alive"]
+    if not database["ok"]:
+        problems.append(f"database unreachable: {database['error']}")
+    if not queue["ok"]:
+        problems.append(f"queue unreachable: {queue['error']}")
+    if rt.settings.redis_url and rt.mode == "embedded":
+        problems.append(f"running the embedded queue: {rt.choice.reason}")
+    if not alive:
+        problems.append("no live worker: queued tasks will wait")
+    for worker in workers:
+        if worker["state"] == "lost":
+            problems.append(f"worker {worker['id']} silent for {worker['seconds_since_heartbeat']}s")
+    for task in data.get("overdue") or []:
+        problems.append(f"task {task['task_id']} has run {task['running_seconds']}s, "
+                        f"past its {task['timeout']:g}s timeout")
+    unhealthy = not database["ok"] or not queue["ok"]
+    status = "unhealthy" if unhealthy else "degraded" if problems else "healthy"
+    return {
+        "status": status,
+        "timestamp": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
+        "problems": problems,
+        "services": {"database": database, "queue": queue,
+                     "events": {"backend": rt.mode, "subscribers": rt.bus.subscriber_count}},
+        "task_queue_status": {
+            "type": rt.mode,
+            "reason": rt.choice.reason,
+            "active_tasks": summary.get("running", 0),
+            "pending_tasks": summary.get("waiting", 0),
+            "oldest_pending_seconds": summary.get("oldest_waiting_seconds"),
+            "failures_last_hour": summary.get("failures_last_hour", 0),
+            "workers_alive": len(alive),
+            "workers": workers,
+            "overdue_tasks": data.get("overdue") or [],
+        },
+        "autonomous_status": data.get("autonomous") or {"error": "database unreachable"},
+    }
+
+
+def _collect_safely(rt: Runtime) -> dict:
+    database = _database_probe(rt)
+    if not database["ok"]:
+        return {"database": database, "queue": _queue_probe(rt)}
+    return _collect(rt)
+
+
+async def queue_stats(rt: Runtime) -> dict:
+    def collect() -> dict:
+        return {"summary": queries.queue_summary(rt.db), "counts": queries.counts(rt.db),
+                "durations": queries.duration_percentiles(rt.db),
+                "workers": queries.worker_list(rt.db, rt.settings.worker_lost_after),
+                "pending": rt.pending_count()}
+    data = await asyncio.to_thread(collect)
+    summary, workers = data["summary"], data["workers"]
+    embedded = rt.mode == "embedded"
+    return {
+        "backend": rt.mode,
+        "reason": rt.choice.reason,
+        # The seed's keys: the in-process pool (embedded mode) and the separate workers.
+        "thread_pool": {
+            "max_workers": rt.settings.worker_concurrency if embedded else 0,
+            "active_tasks": summary["running"] if embedded else 0,
+            "total_tracked": summary["total_tracked"],
+        },
+        "celery": {
+            "workers": {w["id"]: w for w in workers},
+            "registered_tasks": {w["id"]: list(TASK_TYPES) for w in workers if w["state"] == "alive"},
+        },
+        "queue": {"messages_waiting": data["pending"], **summary},
+        "tasks": data["counts"],
+        "durations": data["durations"],
+    }

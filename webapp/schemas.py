@@ -1,0 +1,62 @@
+"""Request bodies of the JSON API, validated by quart-schema (and documented in OpenAPI)."""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints, field_validator
+
+PlatformName = Literal["twitter", "facebook", "instagram", "linkedin", "threads", "bluesky",
+                       "mastodon", "tiktok"]
+UserId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ShortText = Annotated[str, StringConstraints(max_length=300)]
+
+
+class BookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+    author: ShortText = ""
+    genre: ShortText = ""
+    blurb: Annotated[str, StringConstraints(max_length=5000)] = ""
+    audience: ShortText = ""
+    keywords: list[ShortText] = Field(default_factory=list, max_length=30)
+    link: Annotated[str, StringConstraints(max_length=2000)] = ""
+    launch_date: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    comparables: list[ShortText] = Field(default_factory=list, max_length=20)
+    tone: Literal["warm", "punchy", "professional", "playful"] = "warm"
+
+
+class GeneratePosts(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    user_id: UserId = "anonymous"
+    platforms: list[PlatformName] = Field(min_length=1, max_length=8)
+    count_per_platform: StrictInt = Field(1, ge=1, le=50)
+    async_: StrictBool = Field(False, alias="async")
+    book: BookIn | None = None
+    seed: StrictInt | None = Field(None, ge=0, le=2**31 - 1)
+
+    @field_validator("platforms")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
+class Revoke(BaseModel):
+    terminate: StrictBool = False
+
+
+class ApprovePosts(BaseModel):
+    user_id: UserId = "anonymous"
+    post_ids: list[StrictInt] = Field(min_length=1, max_length=500)
+
+
+class Owner(BaseModel):
+    user_id: UserId = "anonymous"
+
+
+class TaskQuery(BaseModel):
+    status: str | None = None
+    type: str | None = None
+    owner: str | None = None
+    q: Annotated[str, StringConstraints(max_length=64)] | None = None
+    page: int = Field(1, ge=1, le=100_000)
+    per_page: int = Field(50, ge=1, le=200)
