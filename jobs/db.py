@@ -1,7 +1,10 @@
 """The SQL engine. Blocking by design: workers call it directly, the web hands calls to a thread."""
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 
 from jobs.models import metadata
 
@@ -23,5 +26,18 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-    metadata.create_all(engine)
+    _create_tables(engine)
     return engine
+
+
+def _create_tables(engine: Engine) -> None:
+    # Web servers and workers start together and race to create the tables; the loser's
+    # "already exists" is harmless, and a second look finds everything in place.
+    for attempt in range(5):
+        try:
+            metadata.create_all(engine)
+            return
+        except DBAPIError:
+            if attempt == 4:
+                raise
+            time.sleep(0.1 * (attempt + 1))

@@ -185,7 +185,7 @@ class Executor:
             # Whoever interrupted settled the record: timed out, revoked, handed back.
             with self._lock:
                 self._runs.pop(task_id, None)
-            log.info("task %s stopped (%s)", task_id, type(run.interrupt or Stopped).__name__)
+            log.info("task %s stopped (%s)", task_id, (run.interrupt or Stopped).__name__)
             return
         except KeyboardInterrupt:
             # The consumer is being stopped without waiting: give the task back.

@@ -139,8 +139,9 @@ def test_unreachable_redis_falls_back_to_embedded_and_says_why(fresh_stack):
 
 
 def _run(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([PYTHON, *args], cwd=ROOT, env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=60)
+    clean = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    return subprocess.run([PYTHON, *args], cwd=env["DATA_DIR"], capture_output=True, text=True,
+                          env={**clean, "PYTHONPATH": str(ROOT), **env}, timeout=60)
 
 
 def test_forbidden_fallback_refuses_to_start(tmp_path):
@@ -154,6 +155,6 @@ def test_bad_settings_are_named_at_start_up(tmp_path):
     result = _run({"WORKER_CONCURRENCY": "lots", "DATA_DIR": str(tmp_path)}, "-m", "webapp")
     assert result.returncode == 2
     assert "WORKER_CONCURRENCY" in result.stderr
-    result = _run({"DATA_DIR": str(tmp_path)}, "huey_worker.py")
+    result = _run({"DATA_DIR": str(tmp_path)}, str(ROOT / "huey_worker.py"))
     assert result.returncode == 2
     assert "REDIS_URL is not set" in result.stderr

@@ -15,6 +15,14 @@ def _running_on_workers(stack) -> set[str]:
     return {r["task_id"] for w in workers if w["state"] == "alive" for r in w["running"]}
 
 
+def _release_until_free(stack, fake_llm, task_id: str) -> None:
+    """Answer the stalled model calls until the thread running `task_id` lets go."""
+    def freed() -> bool:
+        fake_llm.release_stalled()
+        return task_id not in _running_on_workers(stack)
+    wait_until(freed, 10, "the thread to stop the task", interval=0.2)
+
+
 def test_revoked_pending_task_never_runs(stack, fake_llm):
     stuck = [stack.queue(platforms=["twitter"], count_per_platform=1, book={"title": f"STALL {i}"})
              for i in range(_capacity(stack))]
@@ -30,7 +38,8 @@ def test_revoked_pending_task_never_runs(stack, fake_llm):
 
     for task_id in stuck:
         assert stack.client.post(f"/api/tasks/revoke/{task_id}", json={"terminate": True}).status_code == 200
-    fake_llm.release_stalled()
+    for task_id in stuck:
+        _release_until_free(stack, fake_llm, task_id)
     # A task queued after the revoked one runs, so the revoked message was consumed.
     later = stack.queue(platforms=["twitter"], count_per_platform=1)
     stack.wait_status(later, "SUCCESS", timeout=30)
@@ -65,8 +74,7 @@ def test_terminate_stops_a_stuck_task(stack, fake_llm):
         wait_until(lambda: task_id not in _running_on_workers(stack), 3, "the process worker to stop it")
     else:
         # A thread stuck in a system call cannot be interrupted; it stops when the call returns.
-        fake_llm.release_stalled()
-        wait_until(lambda: task_id not in _running_on_workers(stack), 10, "the thread to stop it")
+        _release_until_free(stack, fake_llm, task_id)
     assert stack.task(task_id)["status"] == "REVOKED"
 
 
@@ -78,6 +86,5 @@ def test_task_past_its_timeout_fails_with_timeout(stack, fake_llm):
     if stack.name == "redis":
         wait_until(lambda: task_id not in _running_on_workers(stack), 3, "the process worker to stop it")
     else:
-        fake_llm.release_stalled()
-        wait_until(lambda: task_id not in _running_on_workers(stack), 10, "the thread to stop it")
+        _release_until_free(stack, fake_llm, task_id)
     assert stack.task(task_id)["status"] == "FAILURE"
