@@ -5,8 +5,12 @@ import datetime as dt
 import zlib
 from collections.abc import Callable, Iterator
 
+from sqlalchemy import Engine
+
 from jobs.platforms import get_platform
-from jobs.writers import Book, Writer
+from jobs.posts import store_post
+from jobs.settings import Settings
+from jobs.writers import Book, Writer, make_writer
 
 # The book used when a request names none; a later book catalogue replaces it.
 SAMPLE_BOOK = {
@@ -45,4 +49,17 @@ def book_from_params(params: dict) -> Book:
     return Book.from_dict(params.get("book") or SAMPLE_BOOK)
 
 
-ProgressFn = Callable[[int, int], None]
+def generate_batch(settings: Settings, db: Engine, *, batch_id: str, owner: str, params: dict,
+                   on_post: Callable[[int], None] | None = None) -> list[dict]:
+    """Write a batch's posts, storing each as it is made (a re-run rewrites, never adds)."""
+    writer = make_writer(**settings.writer_options())
+    made: list[dict] = []
+    posts = generate(writer, book_from_params(params), params["platforms"],
+                     params["count_per_platform"], seed=params.get("seed", batch_seed(batch_id)),
+                     today=dt.date.today(), mastodon_limit=settings.mastodon_limit)
+    for seq, post in enumerate(posts):
+        store_post(db, batch_id=batch_id, seq=seq, owner=owner, post=post)
+        made.append(post)
+        if on_post is not None:
+            on_post(len(made))
+    return made

@@ -67,6 +67,19 @@ tasks = Table(
     Index("ix_tasks_enqueued", "enqueued_at"),
 )
 
+# The timeline of each task: one row per change of state (progress updates are not kept).
+task_history = Table(
+    "task_history", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("worker", String(200)),
+    Column("detail", String(500)),
+    Index("ix_task_history_task", "task_id", "id"),
+)
+
 # One row per worker process; the reaper reads `last_seen` to find dead ones.
 workers = Table(
     "workers", metadata,

@@ -32,6 +32,12 @@ class NotFound(Exception):
     pass
 
 
+class NotRetryable(Exception):
+    def __init__(self, record: dict) -> None:
+        super().__init__(record["status"])
+        self.record = record
+
+
 class AlreadyFinished(Exception):
     def __init__(self, record: dict) -> None:
         super().__init__(record["status"])
@@ -94,6 +100,15 @@ class Runtime:
         if record["status"] in FINAL_STATUSES:
             raise AlreadyFinished(record)
         return self.revoke(task_id, terminate)  # it moved between our two reads
+
+    def retry(self, task_id: str) -> dict:
+        """Queue a new task with the parameters of a failed or revoked one, linked to it."""
+        record = self.tracker.get(task_id)
+        if record is None:
+            raise NotFound(task_id)
+        if record["status"] not in (FAILURE, REVOKED):
+            raise NotRetryable(record)
+        return self.submit(record["type"], record["owner"], record["params"], parent_id=task_id)
 
     def pending_count(self) -> int:
         return self.huey.pending_count()

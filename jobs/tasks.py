@@ -7,25 +7,17 @@ from sqlalchemy import desc, func, select
 
 from jobs import reports
 from jobs.execution import Body, TaskContext
-from jobs.generation import batch_seed, book_from_params, generate
+from jobs.generation import batch_seed, book_from_params, generate, generate_batch
 from jobs.models import tasks, workers, utcnow
 from jobs.posts import approve_posts, store_post
 from jobs.writers import make_writer
 
 
 def content_generation(ctx: TaskContext) -> dict:
-    p = ctx.params
-    total = len(p["platforms"]) * p["count_per_platform"]
+    total = len(ctx.params["platforms"]) * ctx.params["count_per_platform"]
     ctx.progress(0, total)
-    writer = make_writer(**ctx.settings.writer_options())
-    made = []
-    posts = generate(writer, book_from_params(p), p["platforms"], p["count_per_platform"],
-                     seed=p.get("seed", batch_seed(ctx.task_id)), today=dt.date.today(),
-                     mastodon_limit=ctx.settings.mastodon_limit)
-    for seq, post in enumerate(posts):
-        store_post(ctx.db, batch_id=ctx.task_id, seq=seq, owner=ctx.owner, post=post)
-        made.append(post)
-        ctx.progress(len(made), total)
+    made = generate_batch(ctx.settings, ctx.db, batch_id=ctx.task_id, owner=ctx.owner,
+                          params=ctx.params, on_post=lambda done: ctx.progress(done, total))
     return {"posts": made, "count": len(made)}
 
 

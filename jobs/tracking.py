@@ -15,7 +15,7 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from jobs.events import EventBus
-from jobs.models import FAILURE, PENDING, SUCCESS, tasks, utcnow
+from jobs.models import FAILURE, PENDING, SUCCESS, task_history, tasks, utcnow
 
 log = logging.getLogger("jobs.tracking")
 
@@ -49,6 +49,14 @@ def task_view(row: Mapping[str, Any], *, with_result: bool = True) -> dict[str, 
     return view
 
 
+def _detail(row: Mapping[str, Any]) -> str | None:
+    if row["error"]:
+        return f"{row['error'].get('type')}: {row['error'].get('message')}"[:500]
+    if row["terminate"] and row["status"] == "REVOKED":
+        return "terminate requested"
+    return None
+
+
 def _iso(value) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
@@ -71,6 +79,9 @@ class Tracker:
         try:
             with self.db.begin() as conn:
                 conn.execute(insert(tasks).values(**values))
+                conn.execute(insert(task_history).values(
+                    task_id=values["id"], at=now, status=PENDING, attempt=0,
+                    detail=f"retry of {parent_id}" if parent_id else None))
         except IntegrityError:
             if task_id is None:
                 raise
@@ -89,14 +100,26 @@ class Tracker:
         stmt = update(tasks).where(tasks.c.id == task_id, tasks.c.status.in_(tuple(expect)))
         if attempt is not None:
             stmt = stmt.where(tasks.c.attempts == attempt)
-        stmt = stmt.values(status=status, updated_at=utcnow(), **fields).returning(*tasks.c)
+        now = utcnow()
+        stmt = stmt.values(status=status, updated_at=now, **fields).returning(*tasks.c)
         with self.db.begin() as conn:
             row = conn.execute(stmt).mappings().first()
-        if row is None:
-            return None
+            if row is None:
+                return None
+            if set(expect) != {status}:  # a change of state, not a progress report
+                conn.execute(insert(task_history).values(
+                    task_id=task_id, at=now, status=status, attempt=row["attempts"],
+                    worker=row["worker"], detail=_detail(row)))
         self._publish(row)
         self._log(row)
         return task_view(row)
+
+    def timeline(self, task_id: str) -> list[dict]:
+        with self.db.connect() as conn:
+            rows = conn.execute(select(task_history).where(task_history.c.task_id == task_id)
+                                .order_by(task_history.c.id)).mappings().all()
+        return [{"at": _iso(r["at"]), "status": r["status"], "attempt": r["attempt"],
+                 "worker": r["worker"], "detail": r["detail"]} for r in rows]
 
     def get(self, task_id: str) -> dict | None:
         with self.db.connect() as conn:

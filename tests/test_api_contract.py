@@ -205,3 +205,21 @@ def test_openapi_and_metrics(stack):
     assert 'bma_tasks{status="SUCCESS",type="content_generation"}' in metrics.text
     assert "bma_queue_depth" in metrics.text
     assert "bma_task_duration_seconds_bucket" in metrics.text
+
+
+def test_retry_queues_a_linked_copy_and_timeline_tells_the_story(stack):
+    task_id = stack.queue(platforms=["twitter", "facebook"], count_per_platform=2,
+                          book={"title": "SLOW retry"})
+    stack.wait_status(task_id, "STARTED")
+    assert stack.client.post(f"/api/tasks/retry/{task_id}").status_code == 409
+    stack.client.post(f"/api/tasks/revoke/{task_id}", json={})
+    response = stack.client.post(f"/api/tasks/retry/{task_id}")
+    assert response.status_code == 202
+    copy = stack.wait_status(response.json()["task_id"], "SUCCESS", timeout=30)
+    assert copy["parent_id"] == task_id
+    assert copy["params"] == stack.task(task_id)["params"]
+    timeline = stack.client.get(f"/api/tasks/{task_id}/timeline").json()["timeline"]
+    assert [t["status"] for t in timeline] == ["PENDING", "STARTED", "REVOKED"]
+    posts = stack.client.get(f"/api/tasks/{copy['task_id']}/posts").json()
+    assert posts["count"] == 4 and [p["seq"] for p in posts["posts"]] == [0, 1, 2, 3]
+    assert stack.client.post("/api/tasks/retry/nope").status_code == 404

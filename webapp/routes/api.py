@@ -2,18 +2,14 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import secrets
 
 from quart import Blueprint, Response, current_app, jsonify, request
 from quart_schema import document_querystring, document_request
 
 from jobs import autonomous, queries
-from jobs.generation import batch_seed, book_from_params, generate
-from jobs.posts import store_post
-from jobs.runtime import AlreadyFinished, NotFound, QueueUnavailable
-from jobs.writers import make_writer
+from jobs.posts import batch_posts
 from webapp import runtime
+from webapp.actions import get_task, now_iso, request_generation, retry, revoke, submit
 from webapp.errors import ApiError, load_body
 from webapp.health import health_report, queue_stats
 from webapp.schemas import ApprovePosts, GeneratePosts, Owner, Revoke, TaskQuery
@@ -21,61 +17,25 @@ from webapp.schemas import ApprovePosts, GeneratePosts, Owner, Revoke, TaskQuery
 bp = Blueprint("api", __name__)
 
 
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-async def submit(task_type: str, owner: str, params: dict) -> dict:
-    try:
-        return await asyncio.to_thread(runtime().submit, task_type, owner, params)
-    except QueueUnavailable as exc:
-        raise ApiError(503, "queue_unavailable",
-                       f"the task queue is unreachable ({exc}); retry shortly") from None
-
-
 @bp.post("/api/generate-posts")
 @document_request(GeneratePosts)
 async def generate_posts():
-    body = await load_body(GeneratePosts)
-    settings = runtime().settings
-    total = len(body.platforms) * body.count_per_platform
-    if total > settings.max_posts_per_request:
-        raise ApiError(400, "batch_too_large",
-                       f"{total} posts requested; at most {settings.max_posts_per_request} per "
-                       "request: lower count_per_platform or split the request")
-    params = body.model_dump(exclude={"async_"}, exclude_none=True)
-    if body.async_ or total >= settings.async_threshold:
-        record = await submit("content_generation", body.user_id, params)
+    outcome = await request_generation(await load_body(GeneratePosts))
+    if outcome.task is not None:
         return jsonify({
             "status": "content_generation_queued",
-            "task_id": record["task_id"],
+            "task_id": outcome.task["task_id"],
             "timestamp": now_iso(),
-            "message": f"Generating {total} posts in background. Check task status for results.",
+            "message": f"Generating {outcome.total} posts in background. "
+                       "Check task status for results.",
         }), 202
-    posts = await asyncio.to_thread(_generate_now, body.user_id, params)
-    return jsonify({"posts_generated": len(posts), "posts": posts, "timestamp": now_iso()})
-
-
-def _generate_now(owner: str, params: dict) -> list[dict]:
-    rt = runtime()
-    batch_id = "now-" + secrets.token_hex(10)
-    writer = make_writer(**rt.settings.writer_options())
-    made = []
-    for seq, post in enumerate(generate(
-            writer, book_from_params(params), params["platforms"], params["count_per_platform"],
-            seed=params.get("seed", batch_seed(batch_id)), today=dt.date.today(),
-            mastodon_limit=rt.settings.mastodon_limit)):
-        store_post(rt.db, batch_id=batch_id, seq=seq, owner=owner, post=post)
-        made.append(post)
-    return made
+    return jsonify({"posts_generated": len(outcome.posts), "posts": outcome.posts,
+                    "timestamp": now_iso()})
 
 
 @bp.get("/api/task-status/<task_id>")
 async def task_status(task_id: str):
-    record = await asyncio.to_thread(runtime().tracker.get, task_id)
-    if record is None:
-        raise ApiError(404, "task_not_found", f"no task has id {task_id!r}")
-    return jsonify(record)
+    return jsonify(await get_task(task_id))
 
 
 @bp.get("/api/tasks/active")
@@ -109,16 +69,31 @@ async def list_tasks():
 @document_request(Revoke)
 async def revoke_task(task_id: str):
     body = await load_body(Revoke, optional=True)
-    try:
-        record = await asyncio.to_thread(runtime().revoke, task_id, body.terminate)
-    except NotFound:
-        raise ApiError(404, "task_not_found", f"no task has id {task_id!r}") from None
-    except AlreadyFinished as exc:
-        raise ApiError(409, "task_finished",
-                       f"task {task_id} already ended as {exc.record['status']}; nothing to revoke",
-                       task_status=exc.record["status"]) from None
+    record = await revoke(task_id, body.terminate)
     return jsonify({"status": "revoked", "task_id": task_id, "terminate": body.terminate,
                     "task": record, "timestamp": now_iso()})
+
+
+@bp.post("/api/tasks/retry/<task_id>")
+async def retry_task(task_id: str):
+    record = await retry(task_id)
+    return jsonify({"status": "retry_queued", "task_id": record["task_id"],
+                    "retry_of": task_id, "timestamp": now_iso()}), 202
+
+
+@bp.get("/api/tasks/<task_id>/timeline")
+async def task_timeline(task_id: str):
+    rt = runtime()
+    await get_task(task_id)
+    return jsonify({"task_id": task_id, "timeline": await asyncio.to_thread(rt.tracker.timeline, task_id)})
+
+
+@bp.get("/api/tasks/<task_id>/posts")
+async def task_posts(task_id: str):
+    rt = runtime()
+    await get_task(task_id)
+    posts = await asyncio.to_thread(batch_posts, rt.db, task_id)
+    return jsonify({"task_id": task_id, "posts": posts, "count": len(posts)})
 
 
 @bp.post("/api/autonomous/start")
