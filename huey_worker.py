@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         graceful_signal="TERM", shutdown_timeout=settings.shutdown_grace,
         check_worker_health=True, health_check_interval=1,
     )
+    rt.executor.stopping = consumer.stop_flag.is_set
     reaper = Reaper(rt)
     reaper.start()
     log.info("worker started: %d %s worker(s) on %s", args.workers, args.worker_type,

@@ -106,6 +106,9 @@ class Executor:
         self._watchdog: threading.Thread | None = None
         self._concurrency = settings.worker_concurrency if kind == "thread" else 1
         self._created_in = os.getpid()
+        # Set by the consumer's owner: true once the consumer is stopping. A worker that
+        # dequeues a message then puts it back instead of starting new work.
+        self.stopping: Callable[[], bool] = lambda: False
 
     # -- life cycle (per worker process) --
     def start_in_worker(self) -> None:
@@ -161,6 +164,9 @@ class Executor:
     def run(self, task_id: str, task_type: str) -> None:
         if self._pid != os.getpid():
             self.start_in_worker()
+        if self.stopping():
+            self.requeue(task_id, task_type)
+            return
         record = self.tracker.transition(
             task_id, STARTED, expect=WAITING_STATUSES,
             attempts=tasks.c.attempts + 1, worker=self.worker_id, started_at=utcnow(),

@@ -158,3 +158,24 @@ def test_bad_settings_are_named_at_start_up(tmp_path):
     result = _run({"DATA_DIR": str(tmp_path)}, str(ROOT / "huey_worker.py"))
     assert result.returncode == 2
     assert "REDIS_URL is not set" in result.stderr
+
+
+def test_worker_sigterm_lets_a_short_task_finish_and_exits(fresh_stack):
+    stack = fresh_stack("redis", SHUTDOWN_GRACE="10").start()
+    task_id = stack.queue(platforms=["twitter", "facebook"], count_per_platform=1,
+                          book={"title": "SLOW goodbye"})
+    wait_until(lambda: stack.task(task_id)["progress"]["done"] >= 1, 20, "first post")
+    assert stack.workers[0].stop(signal.SIGTERM, timeout=20) == 0
+    assert stack.task(task_id)["status"] == "SUCCESS"
+
+
+def test_worker_sigterm_hands_back_a_task_that_outlives_the_grace(fresh_stack):
+    stack = fresh_stack("redis", SHUTDOWN_GRACE="0.5").start()
+    task_id = stack.queue(platforms=["twitter", "facebook", "threads", "mastodon"],
+                          count_per_platform=2, book={"title": "SLOW farewell"})
+    wait_until(lambda: stack.task(task_id)["progress"]["done"] >= 1, 20, "first post")
+    assert stack.workers[0].stop(signal.SIGTERM, timeout=20) == 0
+    record = stack.task(task_id)
+    assert (record["status"], record["attempts"]) == ("RETRY", 0)
+    stack.start_worker(["--workers", "1"], "next")
+    assert stack.wait_status(task_id, {"SUCCESS", "FAILURE"}, timeout=40)["status"] == "SUCCESS"

@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> Quart:
             consumer = EmbeddedConsumer(rt.huey, rt.wake, workers=settings.worker_concurrency,
                                         periodic=True, initial_delay=0.05, backoff=1.5,
                                         max_delay=1.0, check_worker_health=False)
+            rt.executor.stopping = consumer.stop_flag.is_set
             await asyncio.to_thread(consumer.start)
         reaper.start()
         log.info("serving with the %s queue (%s)", rt.mode, rt.choice.reason)

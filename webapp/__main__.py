@@ -34,6 +34,7 @@ def run_server(host: str, port: int) -> int:
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
+    config.errorlog = None  # hypercorn's messages go through our logging set-up, once
     config.graceful_timeout = 5
 
     async def run() -> None:
