@@ -38,11 +38,13 @@ class Reaper:
 
     def _loop(self) -> None:
         interval = self.runtime.settings.heartbeat_interval
-        while not self._stop.wait(interval):
+        while True:
             try:
                 self.reap_once()
             except Exception:
                 log.exception("reaper pass failed; retrying in %ss", interval)
+            if self._stop.wait(interval):
+                return
 
     def reap_once(self) -> int:
         acted = self._requeue_if_queue_lost()
