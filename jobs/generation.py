@@ -12,23 +12,6 @@ from jobs.posts import store_post
 from jobs.settings import Settings
 from jobs.writers import Book, Writer, make_writer
 
-# The book used when a request names none; a later book catalogue replaces it.
-SAMPLE_BOOK = {
-    "title": "The Lighthouse Keeper's Daughter",
-    "author": "Mara Ellison",
-    "genre": "literary fiction",
-    "blurb": (
-        "On a storm-battered island, Nell keeps the light her father can no longer tend. "
-        "When a stranger washes ashore with a letter addressed to her mother, Nell must "
-        "choose between the life she knows and the truth the sea has kept for twenty years."
-    ),
-    "audience": "readers of quiet, atmospheric family stories",
-    "keywords": ["lighthouse", "family secrets", "island life"],
-    "link": "https://books.example.com/lighthouse-keepers-daughter",
-    "tone": "warm",
-}
-
-
 def batch_seed(batch_id: str) -> int:
     return zlib.crc32(batch_id.encode())
 
@@ -46,7 +29,8 @@ def generate(writer: Writer, book: Book, platforms: list[str], count: int, *, se
 
 
 def book_from_params(params: dict) -> Book:
-    return Book.from_dict(params.get("book") or SAMPLE_BOOK)
+    """The book as it was when the task was queued (a snapshot travels in the parameters)."""
+    return Book.from_dict(params["book"])
 
 
 def generate_batch(settings: Settings, db: Engine, *, batch_id: str, owner: str, params: dict,
@@ -58,7 +42,8 @@ def generate_batch(settings: Settings, db: Engine, *, batch_id: str, owner: str,
                      params["count_per_platform"], seed=params.get("seed", batch_seed(batch_id)),
                      today=dt.date.today(), mastodon_limit=settings.mastodon_limit)
     for seq, post in enumerate(posts):
-        store_post(db, batch_id=batch_id, seq=seq, owner=owner, post=post)
+        store_post(db, batch_id=batch_id, seq=seq, owner=owner, post=post,
+                   book_id=params.get("book_id"))
         made.append(post)
         if on_post is not None:
             on_post(len(made))

@@ -94,6 +94,25 @@ workers = Table(
     Column("stopped_at", UTCDateTime),
 )
 
+books = Table(
+    "books", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner", String(200), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("author", String(300), nullable=False, default=""),
+    Column("genre", String(300), nullable=False, default=""),
+    Column("blurb", Text, nullable=False, default=""),
+    Column("audience", String(300), nullable=False, default=""),
+    Column("keywords", JSON, nullable=False),
+    Column("link", String(2000), nullable=False, default=""),
+    Column("launch_date", String(10)),
+    Column("comparables", JSON, nullable=False),
+    Column("tone", String(20), nullable=False, default="warm"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_books_owner_created", "owner", "created_at"),
+)
+
 posts = Table(
     "posts", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -101,6 +120,7 @@ posts = Table(
     Column("batch_id", String(64), nullable=False),
     Column("seq", Integer, nullable=False),
     Column("owner", String(200), nullable=False),
+    Column("book_id", Integer),
     Column("platform", String(20), nullable=False),
     Column("text", Text, nullable=False),
     Column("length", Integer, nullable=False),

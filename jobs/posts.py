@@ -8,8 +8,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from jobs.models import posts, utcnow
 
 
-def store_post(db: Engine, *, batch_id: str, seq: int, owner: str, post: dict) -> None:
-    values = dict(batch_id=batch_id, seq=seq, owner=owner, platform=post["platform"],
+def store_post(db: Engine, *, batch_id: str, seq: int, owner: str, post: dict,
+               book_id: int | None = None) -> None:
+    values = dict(batch_id=batch_id, seq=seq, owner=owner, book_id=book_id, platform=post["platform"],
                   text=post["text"], length=post["length"], limit=post["limit"],
                   writer=post["writer"], status="draft", created_at=utcnow())
     dialect = postgresql if db.dialect.name == "postgresql" else sqlite
@@ -42,4 +43,4 @@ def approve_posts(db: Engine, owner: str, post_ids: list[int]) -> tuple[list[int
 def post_view(row) -> dict:
     return {"id": row["id"], "platform": row["platform"], "text": row["text"],
             "length": row["length"], "limit": row["limit"], "writer": row["writer"],
-            "status": row["status"], "seq": row["seq"]}
+            "status": row["status"], "seq": row["seq"], "book_id": row["book_id"]}

@@ -150,7 +150,20 @@ class Stack:
         for i, args in enumerate(self.worker_args):
             self.start_worker(args, f"{self.name}-worker{i}")
         self.start_web()
+        for user in ("anonymous", "user123"):  # the seed's requests name no book: use theirs
+            self.add_book(user)
         return self
+
+    def add_book(self, user_id: str, **fields) -> dict:
+        body = {"user_id": user_id, "title": "The Lighthouse Keeper's Daughter",
+                "author": "Mara Ellison", "genre": "literary fiction",
+                "blurb": "On a storm-battered island, Nell keeps the light her father can no "
+                         "longer tend. A stranger washes ashore with a letter for her mother.",
+                "keywords": ["lighthouse", "family secrets"],
+                "link": "https://books.example.com/lighthouse", **fields}
+        response = self.client.post("/api/books", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
 
     def start_web(self) -> None:
         self.web = Proc(f"{self.name}-web", [PYTHON, "-m", "webapp", "--port", str(self.port)],

@@ -36,8 +36,9 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.extensions["metrics"] = Metrics(rt)
     errors.register(app)
 
-    from webapp.routes import api, events, pages
+    from webapp.routes import api, books, events, pages
     app.register_blueprint(api.bp)
+    app.register_blueprint(books.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(pages.bp)
 

@@ -6,6 +6,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 
+from jobs import books
 from jobs.generation import generate_batch
 from jobs.runtime import AlreadyFinished, NotFound, NotRetryable, QueueUnavailable
 from webapp import runtime
@@ -43,7 +44,10 @@ async def request_generation(body: GeneratePosts) -> Generation:
         raise ApiError(400, "batch_too_large",
                        f"{total} posts requested; at most {settings.max_posts_per_request} per "
                        "request: lower count_per_platform or split the request")
-    params = body.model_dump(exclude={"async_"}, exclude_none=True)
+    params = body.model_dump(mode="json", exclude={"async_"}, exclude_none=True)
+    book_id, params["book"] = await _book_for(body)
+    if book_id is not None:
+        params["book_id"] = book_id
     if body.async_ or total >= settings.async_threshold:
         return Generation(total, task=await submit("content_generation", body.user_id, params))
     rt = runtime()
@@ -51,6 +55,26 @@ async def request_generation(body: GeneratePosts) -> Generation:
                                     batch_id="now-" + secrets.token_hex(10),
                                     owner=body.user_id, params=params)
     return Generation(total, posts=posts)
+
+
+async def _book_for(body: GeneratePosts) -> tuple[int | None, dict]:
+    """The book to write about (its id, and a snapshot of its fields): the one named, a
+    one-off one given in full, or the user's latest."""
+    if body.book is not None:
+        return None, body.book.model_dump(mode="json")
+    db = runtime().db
+    if body.book_id is not None:
+        book = await asyncio.to_thread(books.get_book, db, body.book_id, body.user_id)
+        if book is None:
+            raise ApiError(404, "book_not_found", f"{body.user_id} has no book {body.book_id}",
+                           fields={"book_id": "no such book"})
+    else:
+        book = await asyncio.to_thread(books.latest_book, db, body.user_id)
+        if book is None:
+            raise ApiError(400, "no_book",
+                           "create a book first (POST /api/books), then generate posts for it",
+                           fields={"book_id": "create a book first"})
+    return book["id"], {f: book[f] for f in books.FIELDS}
 
 
 async def revoke(task_id: str, terminate: bool) -> dict:

@@ -1,6 +1,7 @@
 """Request bodies of the JSON API, validated by quart-schema (and documented in OpenAPI)."""
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints, field_validator
@@ -20,7 +21,7 @@ class BookIn(BaseModel):
     audience: ShortText = ""
     keywords: list[ShortText] = Field(default_factory=list, max_length=30)
     link: Annotated[str, StringConstraints(max_length=2000)] = ""
-    launch_date: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    launch_date: dt.date | None = None
     comparables: list[ShortText] = Field(default_factory=list, max_length=20)
     tone: Literal["warm", "punchy", "professional", "playful"] = "warm"
 
@@ -31,13 +32,18 @@ class GeneratePosts(BaseModel):
     platforms: list[PlatformName] = Field(min_length=1, max_length=8)
     count_per_platform: StrictInt = Field(1, ge=1, le=50)
     async_: StrictBool = Field(False, alias="async")
-    book: BookIn | None = None
+    book_id: StrictInt | None = Field(None, ge=1)
+    book: BookIn | None = None  # a one-off book, not stored
     seed: StrictInt | None = Field(None, ge=0, le=2**31 - 1)
 
     @field_validator("platforms")
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
+
+
+class BookCreate(BookIn):
+    user_id: UserId = "anonymous"
 
 
 class Revoke(BaseModel):
