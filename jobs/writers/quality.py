@@ -1,0 +1,77 @@
+"""Checks every post must pass, whoever wrote it: no near-duplicates, readable, no invented claims, clean text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import regex
+from rapidfuzz import fuzz, process
+
+from jobs.platforms import extract_urls
+from jobs.writers.models import Book
+from jobs.writers.readability import MIN_READING_EASE, flesch_reading_ease
+
+NEAR_DUPLICATE_RATIO = 90.0  # rapidfuzz ratio above this counts as the same post
+
+# Claims a post may only make when the book profile itself makes them.
+CLAIM_PATTERNS: tuple[tuple[str, regex.Pattern[str]], ...] = (
+    ("bestseller", regex.compile(r"best[\s-]?sell", regex.IGNORECASE)),
+    ("award", regex.compile(r"\baward", regex.IGNORECASE)),
+    ("prize", regex.compile(r"\bprize", regex.IGNORECASE)),
+    ("star rating", regex.compile(
+        r"★|☆|⭐|\b[1-5](?:\.\d)?\s*(?:/\s*5\s*)?stars?\b|five[\s-]stars?", regex.IGNORECASE)),
+    ("#1", regex.compile(r"#\s?1\b|\bnumber one\b|\bno\.\s?1\b", regex.IGNORECASE)),
+    ("acclaim", regex.compile(r"\b(?:critically )?acclaimed\b|\brave reviews?\b|\bcritics\b", regex.IGNORECASE)),
+    ("sales figures", regex.compile(r"\b(?:million|\d[\d,]*\+?) (?:copies|readers)\b", regex.IGNORECASE)),
+    ("price", regex.compile(
+        r"[$£€¥]\s?\d|\b\d+\s?%\s?off\b|\b\d+(?:\.\d+)?[cp]\b|\bon sale\b|\bdiscount", regex.IGNORECASE)),
+)
+
+# Debris that joining pieces of text can leave behind.
+_DEBRIS: tuple[tuple[str, regex.Pattern[str]], ...] = (
+    ("template slot", regex.compile(r"[{}]")),
+    ("placeholder", regex.compile(r"\[(?:link|url|title|author|book|insert)[^\]]*\]|<(?:link|url)>", regex.IGNORECASE)),
+    ("None/null", regex.compile(r"\b(?:None|null|undefined|nan)\b")),
+    ("doubled space", regex.compile(r"  ")),
+    ("space before punctuation", regex.compile(r"[ \t][,.!?;:]")),
+    ("doubled period", regex.compile(r"\.\.")),
+    ("clashing punctuation", regex.compile(r"[,;:][,.;:!?]|[.!?][,;:]")),
+    ("empty brackets", regex.compile(r"\(\s*\)|\[\s*\]")),
+    ("line starting with punctuation", regex.compile(r"(?m)^[ \t]*[,.;:]")),
+)
+
+
+def max_similarity(text: str, others: Sequence[str]) -> float:
+    """The highest rapidfuzz ratio between ``text`` and any of ``others`` (0 when there are none)."""
+    best = process.extractOne(text, others, scorer=fuzz.ratio) if others else None
+    return float(best[1]) if best else 0.0
+
+
+def is_near_duplicate(text: str, others: Sequence[str]) -> bool:
+    if not others:
+        return False
+    # score_cutoff lets rapidfuzz skip pairs that cannot reach the threshold.
+    return process.extractOne(text, others, scorer=fuzz.ratio, score_cutoff=NEAR_DUPLICATE_RATIO + 1e-9) is not None
+
+
+def readable_enough(text: str) -> bool:
+    return flesch_reading_ease(text) >= MIN_READING_EASE
+
+
+def book_text(book: Book) -> str:
+    return " ".join((book.title, book.author, book.genre, book.blurb, book.audience, *book.keywords, *book.comparables))
+
+
+def invented_claims(text: str, book: Book) -> list[str]:
+    """Claims in ``text`` that the book profile does not make itself."""
+    own = book_text(book)
+    return [name for name, pattern in CLAIM_PATTERNS if pattern.search(text) and not pattern.search(own)]
+
+
+def debris(text: str, allowed: Iterable[str] = ()) -> list[str]:
+    """Names of the leftovers found in ``text`` outside URLs and the ``allowed`` spans (title, author)."""
+    for span in sorted((a for a in allowed if a), key=len, reverse=True):
+        text = text.replace(span, "T")
+    for start, end, url in sorted(extract_urls(text), reverse=True):
+        text = text[:start] + "URL" + text[end:]
+    return [name for name, pattern in _DEBRIS if pattern.search(text)]
