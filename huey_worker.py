@@ -51,14 +51,14 @@ def main(argv: list[str] | None = None) -> int:
         check_worker_health=True, health_check_interval=1,
     )
     rt.executor.stopping = consumer.stop_flag.is_set
-    reaper = Reaper(rt)
-    reaper.start()
+    # Each worker process looks for lost tasks from its watchdog; the consumer's own process
+    # runs no database thread, since a fork taken while one holds a lock would deadlock.
+    rt.executor.housekeeping = Reaper(rt).reap_once
     log.info("worker started: %d %s worker(s) on %s", args.workers, args.worker_type,
              rt.choice.reason)
     try:
         consumer.run()
     finally:
-        reaper.stop()
         if args.worker_type == "thread":
             rt.executor.hand_back_all()
             rt.executor.stop()

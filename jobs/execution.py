@@ -109,6 +109,9 @@ class Executor:
         # Set by the consumer's owner: true once the consumer is stopping. A worker that
         # dequeues a message then puts it back instead of starting new work.
         self.stopping: Callable[[], bool] = lambda: False
+        # Periodic work of the worker's own (finding lost tasks), run by the watchdog so a
+        # forking consumer has no thread of its own touching the database at fork time.
+        self.housekeeping: Callable[[], object] | None = None
 
     # -- life cycle (per worker process) --
     def start_in_worker(self) -> None:
@@ -237,7 +240,7 @@ class Executor:
 
     # -- the watchdog --
     def _watch(self) -> None:
-        next_poll = next_beat = time.monotonic()
+        next_poll = next_beat = next_chores = time.monotonic()
         while not self._stop.wait(TICK):
             now = time.monotonic()
             try:
@@ -248,6 +251,9 @@ class Executor:
                 if now >= next_beat:
                     next_beat = now + self.settings.heartbeat_interval
                     self._heartbeat()
+                if self.housekeeping is not None and now >= next_chores:
+                    next_chores = now + self.settings.heartbeat_interval
+                    self.housekeeping()
             except Exception:
                 log.exception("worker watchdog pass failed; retrying")
 
