@@ -134,6 +134,40 @@ posts = Table(
     Index("ix_posts_owner_created", "owner", "created_at"),
 )
 
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("password_hash", String(200)),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, nullable=False),
+    Column("name", String(100), nullable=False, default=""),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(12), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+)
+
+# Who did what to whom: operator actions, kept for managers to read.
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(254), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("target", String(200)),
+    Column("detail", JSON),
+    Index("ix_audit_at", "at"),
+)
+
 # Small key/value state shared by all processes (autonomous mode, ...).
 state = Table(
     "state", metadata,

@@ -1,4 +1,6 @@
-"""`python -m webapp [serve] [--host H] [--port P]` serves the dashboard and API."""
+"""`python -m webapp [serve] [--host H] [--port P]` serves the dashboard and API;
+`python -m webapp create-user --email E --role manager|author|viewer [--password P] [--token]`
+creates an account (`--token` prints a new API token for it on the last line)."""
 from __future__ import annotations
 
 import argparse
@@ -19,12 +21,43 @@ def main(argv: list[str] | None = None) -> int:
     for p in (parser, serve_cmd):
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=5000)
+    user_cmd = sub.add_parser("create-user", help="create an account")
+    user_cmd.add_argument("--email", required=True)
+    user_cmd.add_argument("--role", required=True, choices=("manager", "author", "viewer"))
+    user_cmd.add_argument("--password", help="for signing in to the dashboard (8+ characters)")
+    user_cmd.add_argument("--token", action="store_true", help="also print a new API token")
     args = parser.parse_args(argv)
     try:
+        if args.command == "create-user":
+            return create_user(args.email, args.role, args.password, args.token)
         return run_server(args.host, args.port)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def create_user(email: str, role: str, password: str | None, token: bool) -> int:
+    from jobs import users
+    from jobs.audit import record
+    from jobs.db import make_engine
+    from jobs.settings import load_settings
+
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = make_engine(settings.sql_url)
+    try:
+        user = users.create_user(db, email, role, password)
+    except users.UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    record(db, "command line", "user.create", user.email, {"role": role})
+    print(f"created {user.role} {user.email} (id {user.id})")
+    if token:
+        secret, _ = users.create_token(db, user.id, "command line")
+        record(db, "command line", "token.create", user.email, {})
+        print(secret)
+    db.dispose()
+    return 0
 
 
 def run_server(host: str, port: int) -> int:
