@@ -65,6 +65,8 @@ tasks = Table(
     Index("ix_tasks_type_enqueued", "type", "enqueued_at"),
     Index("ix_tasks_owner_enqueued", "owner", "enqueued_at"),
     Index("ix_tasks_enqueued", "enqueued_at"),
+    Index("ix_tasks_finished", "finished_at"),  # stats per minute, percentiles, failures
+    Index("ix_tasks_parent", "parent_id"),      # "retried as ..."
 )
 
 # The timeline of each task: one row per change of state (progress updates are not kept).

@@ -35,10 +35,12 @@ def list_tasks(db: Engine, *, status: str | None = None, task_type: str | None =
     return [task_view(r, with_result=False) for r in rows], total
 
 
-def active_tasks(db: Engine) -> list[dict]:
+def active_tasks(db: Engine, owner: str | None = None) -> list[dict]:
+    query = select(tasks).where(tasks.c.status.in_(ACTIVE_STATUSES))
+    if owner is not None:
+        query = query.where(tasks.c.owner == owner)
     with db.connect() as conn:
-        rows = conn.execute(select(tasks).where(tasks.c.status.in_(ACTIVE_STATUSES))
-                            .order_by(tasks.c.enqueued_at).limit(1000)).mappings().all()
+        rows = conn.execute(query.order_by(tasks.c.enqueued_at).limit(1000)).mappings().all()
     return [task_view(r, with_result=False) for r in rows]
 
 

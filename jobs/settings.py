@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     async_threshold: int = Field(10, ge=1)
     max_posts_per_request: int = Field(200, ge=1)
+    generation_rate_limit: int = Field(30, ge=1)  # generation requests per user per minute
+    secret_key: SecretStr | None = None  # signs session cookies; share it across web machines
 
     timeout_content_generation: float = Field(300, gt=0)
     timeout_weekly_report: float = Field(600, gt=0)
@@ -56,7 +58,7 @@ class Settings(BaseSettings):
     sse_keepalive: float = Field(15.0, gt=0)
 
     @field_validator("redis_url", "database_url", "llm_base_url", "llm_model", "llm_api_key",
-                     mode="before")
+                     "secret_key", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -27,18 +27,19 @@ def weekly_report(ctx: TaskContext) -> dict:
 
 def daily_operations(ctx: TaskContext) -> dict:
     """For every author active in the last 30 days, draft today's posts from their latest
-    generation request: one per platform they used, for the same book."""
+    successful generation request: one per platform they used, for the same book."""
     since = utcnow() - dt.timedelta(days=30)
+    succeeded = (tasks.c.type == "content_generation", tasks.c.status == "SUCCESS")
     with ctx.db.connect() as conn:
         latest = conn.execute(
             select(tasks.c.owner, func.max(tasks.c.enqueued_at))
-            .where(tasks.c.type == "content_generation", tasks.c.enqueued_at >= since)
+            .where(*succeeded, tasks.c.enqueued_at >= since)
             .group_by(tasks.c.owner)).all()
         requests = []
         for owner, at in latest:
             params = conn.execute(
                 select(tasks.c.params).where(tasks.c.owner == owner, tasks.c.enqueued_at == at,
-                                             tasks.c.type == "content_generation")
+                                             *succeeded)
                 .order_by(desc(tasks.c.id)).limit(1)).scalar_one()
             requests.append((owner, params))
     ctx.progress(0, len(requests))

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.fake_llm import FakeLLM
-from tests.support import RedisServer, Stack
+from tests.support import RedisServer, Stack, wait_until
 
 # Short liveness and timeout windows keep failure tests quick; the mechanisms are the same.
 STACK_ENV = {
@@ -20,6 +20,7 @@ STACK_ENV = {
     "LLM_MODEL": "fake-model",
     "LLM_API_KEY": "sk-test-key-never-logged",
     "LLM_TIMEOUT": "60",
+    "GENERATION_RATE_LIMIT": "10000",
 }
 
 
@@ -92,3 +93,21 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_configure(config):
     os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _settle_shared_stack(request):
+    """Leave the shared stack idle for the next test: stop what a test left running and
+    answer the model calls it left hanging, so no worker stays occupied."""
+    yield
+    if "stack" not in request.fixturenames:
+        return
+    s, llm = request.getfixturevalue("stack"), request.getfixturevalue("fake_llm")
+    active = s.client.get("/api/tasks/active").json()["active_tasks"]
+    for task in active:
+        s.client.post(f"/api/tasks/revoke/{task['task_id']}", json={"terminate": True})
+
+    def idle() -> bool:
+        llm.release_stalled()
+        return not s.running()
+    wait_until(idle, 30, "the shared stack's workers to be idle", interval=0.2)

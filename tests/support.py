@@ -146,21 +146,39 @@ class Stack:
         self.web: Proc | None = None
         self.client = httpx.Client(base_url=self.base_url, timeout=10)
 
+    def create_user(self, email: str, role: str, password: str = "correct horse battery") -> str:
+        """Create an account with the command line; returns its API token."""
+        result = subprocess.run(
+            [PYTHON, "-m", "webapp", "create-user", "--email", email, "--role", role,
+             "--password", password, "--token"],
+            cwd=self.dir, env=self.env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().splitlines()[-1]
+
+    def client_for(self, token: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.base_url, timeout=10, headers=headers)
+
     def start(self) -> "Stack":
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.token = self.create_user("manager@example.com", "manager")
+        self.client.headers["Authorization"] = f"Bearer {self.token}"
         for i, args in enumerate(self.worker_args):
             self.start_worker(args, f"{self.name}-worker{i}")
         self.start_web()
-        for user in ("anonymous", "user123"):  # the seed's requests name no book: use theirs
+        for user in (None, "user123"):  # the seed's requests name no book: use theirs
             self.add_book(user)
         return self
 
-    def add_book(self, user_id: str, **fields) -> dict:
-        body = {"user_id": user_id, "title": "The Lighthouse Keeper's Daughter",
+    def add_book(self, user_id: str | None, **fields) -> dict:
+        body = {"title": "The Lighthouse Keeper's Daughter",
                 "author": "Mara Ellison", "genre": "literary fiction",
                 "blurb": "On a storm-battered island, Nell keeps the light her father can no "
                          "longer tend. A stranger washes ashore with a letter for her mother.",
                 "keywords": ["lighthouse", "family secrets"],
                 "link": "https://books.example.com/lighthouse", **fields}
+        if user_id is not None:
+            body["user_id"] = user_id
         response = self.client.post("/api/books", json=body)
         assert response.status_code == 201, response.text
         return response.json()
@@ -178,7 +196,7 @@ class Stack:
     def _ready(self) -> bool:
         if self.web is not None and not self.web.alive():
             raise AssertionError(f"web server exited:\n{self.web.log()[-3000:]}")
-        return self.client.get("/api/health").status_code in (200, 503)
+        return self.client.get("/healthz").status_code in (200, 503)
 
     def stop(self) -> None:
         self.client.close()
@@ -203,6 +221,21 @@ class Stack:
         assert response.status_code == 202, response.text
         return response.json()["task_id"]
 
+    def _live_workers(self) -> list[dict]:
+        workers = self.client.get("/api/health").json()["task_queue_status"]["workers"]
+        return [w for w in workers if w["state"] == "alive"]
+
+    def capacity(self) -> int:
+        """How many tasks the live workers can run at once."""
+        return sum(w["concurrency"] for w in self._live_workers())
+
+    def running(self) -> set[str]:
+        """The ids of the tasks the live workers report running."""
+        return {r["task_id"] for w in self._live_workers() for r in w["running"]}
+
+    def events(self, last_event_id: str | None = None, token: str | None = None) -> "SSEReader":
+        return SSEReader(self.base_url + "/api/events", last_event_id, token or self.token)
+
     def logs(self) -> str:
         return "\n".join(f"--- {p.name} ---\n{p.log()[-4000:]}" for p in [self.web, *self.workers] if p)
 
@@ -210,13 +243,16 @@ class Stack:
 class SSEReader:
     """Reads a server-sent event stream in a thread; events are (id, event, data) tuples."""
 
-    def __init__(self, url: str, last_event_id: str | None = None) -> None:
+    def __init__(self, url: str, last_event_id: str | None = None, token: str | None = None) -> None:
         import json
         import threading
         self.events: list[tuple[str | None, str, dict]] = []
         self.comments = 0
+        self.status: int | None = None
         self._json = json
         headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         self._client = httpx.Client(timeout=httpx.Timeout(10, read=30))
         self._stop = False
         self.done = threading.Event()

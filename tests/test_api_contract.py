@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.support import SSEReader, wait_until
+from tests.support import wait_until
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
 
@@ -77,7 +77,7 @@ def test_active_tasks_lists_a_running_task(stack):
 
 
 def test_progress_is_streamed_post_by_post(stack):
-    reader = SSEReader(stack.base_url + "/api/events")
+    reader = stack.events()
     wait_until(lambda: reader.comments or reader.events, 10, "the stream to open")
     task_id = stack.queue(platforms=["twitter", "facebook"], count_per_platform=2)
     stack.wait_status(task_id, "SUCCESS")
@@ -154,6 +154,8 @@ def test_revoke_finished_task_is_409_and_changes_nothing(stack):
 
 
 def test_autonomous_operations(stack):
+    # An author with a finished generation: the daily operations draft their next posts.
+    stack.wait_status(stack.queue(platforms=["twitter", "threads"], count_per_platform=1), "SUCCESS")
     response = stack.client.post("/api/autonomous/start")
     assert response.status_code == 200
     assert response.json()["status"] == "autonomous_operation_started"
@@ -166,6 +168,7 @@ def test_autonomous_operations(stack):
     task = stack.wait_status(body["task_id"], "SUCCESS", timeout=30)
     assert task["type"] == "daily_operations"
     assert task["result"]["authors"] >= 1
+    assert task["result"]["by_author"]["manager@example.com"] == 2
     health = stack.client.get("/api/health").json()
     assert health["autonomous_status"]["enabled"] is True
     assert health["autonomous_status"]["last_daily_operations"]["task_id"] == body["task_id"]

@@ -6,7 +6,7 @@ from tests.support import SSEReader, wait_until
 
 
 def _open(stack, last_id=None) -> SSEReader:
-    reader = SSEReader(stack.base_url + "/api/events", last_id)
+    reader = stack.events(last_id)
     wait_until(lambda: reader.comments or reader.events, 10, "the event stream to open")
     return reader
 
@@ -29,7 +29,7 @@ def test_ids_increase_and_reconnect_replays_without_gap_or_duplicate(stack):
     positions = [parse_id(eid)[1] for eid in expected]
     assert positions == sorted(positions) and len(set(positions)) == len(positions)
 
-    resumed = SSEReader(stack.base_url + "/api/events", cut)
+    resumed = stack.events(cut)
     last = full.task_events(second)[-1][0]
     wait_until(lambda: any(eid == last for eid, _, _ in resumed.events), 10, "the replay")
     resumed.close()
@@ -38,7 +38,7 @@ def test_ids_increase_and_reconnect_replays_without_gap_or_duplicate(stack):
 
 
 def test_unknown_epoch_is_told_to_resync(stack):
-    reader = SSEReader(stack.base_url + "/api/events", "deadbeef:1-0")
+    reader = stack.events("deadbeef:1-0")
     wait_until(lambda: reader.events, 10, "the resync event")
     reader.close()
     event_id, kind, data = reader.events[0]
@@ -47,7 +47,7 @@ def test_unknown_epoch_is_told_to_resync(stack):
 
 
 def test_garbage_event_id_is_told_to_resync(stack):
-    reader = SSEReader(stack.base_url + "/api/events", "not an id")
+    reader = stack.events("not an id")
     wait_until(lambda: reader.events, 10, "the resync event")
     reader.close()
     assert reader.events[0][1] == "resync"

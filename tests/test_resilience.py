@@ -10,7 +10,7 @@ import time
 
 import redis
 
-from tests.support import PYTHON, ROOT, RedisServer, SSEReader, wait_until
+from tests.support import PYTHON, ROOT, RedisServer, wait_until
 
 
 def _post_rows(stack, batch_id: str) -> list[tuple[int, str]]:
@@ -78,7 +78,7 @@ def test_waiting_tasks_survive_a_redis_that_lost_its_data(fresh_stack, artifacts
     for task_id in waiting:
         assert stack.wait_status(task_id, {"SUCCESS", "FAILURE"}, timeout=30)["status"] == "SUCCESS"
     # The board's stream resumes too.
-    reader = SSEReader(stack.base_url + "/api/events")
+    reader = stack.events()
     wait_until(lambda: reader.comments or reader.events, 10, "the stream after the restart")
     reader.close()
 
@@ -103,7 +103,7 @@ def test_pickled_payload_is_rejected_not_executed(fresh_stack, tmp_path):
 
 def test_server_stops_promptly_with_open_event_streams(fresh_stack):
     stack = fresh_stack("embedded").start()
-    readers = [SSEReader(stack.base_url + "/api/events") for _ in range(3)]
+    readers = [stack.events() for _ in range(3)]
     wait_until(lambda: all(r.comments or r.events for r in readers), 10, "streams to open")
     started = time.monotonic()
     assert stack.web.stop(signal.SIGTERM, timeout=15) == 0

@@ -5,27 +5,17 @@ from __future__ import annotations
 from tests.support import wait_until
 
 
-def _capacity(stack) -> int:
-    workers = stack.client.get("/api/health").json()["task_queue_status"]["workers"]
-    return sum(w["concurrency"] for w in workers if w["state"] == "alive")
-
-
-def _running_on_workers(stack) -> set[str]:
-    workers = stack.client.get("/api/health").json()["task_queue_status"]["workers"]
-    return {r["task_id"] for w in workers if w["state"] == "alive" for r in w["running"]}
-
-
 def _release_until_free(stack, fake_llm, task_id: str) -> None:
     """Answer the stalled model calls until the thread running `task_id` lets go."""
     def freed() -> bool:
         fake_llm.release_stalled()
-        return task_id not in _running_on_workers(stack)
+        return task_id not in stack.running()
     wait_until(freed, 10, "the thread to stop the task", interval=0.2)
 
 
 def test_revoked_pending_task_never_runs(stack, fake_llm):
     stuck = [stack.queue(platforms=["twitter"], count_per_platform=1, book={"title": f"STALL {i}"})
-             for i in range(_capacity(stack))]
+             for i in range(stack.capacity())]
     for task_id in stuck:
         stack.wait_status(task_id, "STARTED")
     waiting = stack.queue(platforms=["twitter"], count_per_platform=1)
@@ -55,7 +45,7 @@ def test_revoked_running_task_stops_at_its_next_checkpoint(stack):
     response = stack.client.post(f"/api/tasks/revoke/{task_id}", json={"terminate": False})
     assert response.status_code == 200
     assert stack.task(task_id)["status"] == "REVOKED"  # at once, before the worker confirms
-    wait_until(lambda: task_id not in _running_on_workers(stack), 10, "the worker to let go")
+    wait_until(lambda: task_id not in stack.running(), 10, "the worker to let go")
     record = stack.task(task_id)
     assert record["status"] == "REVOKED"
     assert record["progress"]["done"] < 6
@@ -64,14 +54,14 @@ def test_revoked_running_task_stops_at_its_next_checkpoint(stack):
 def test_terminate_stops_a_stuck_task(stack, fake_llm):
     task_id = stack.queue(platforms=["twitter"], count_per_platform=1, book={"title": "STALL forever"})
     stack.wait_status(task_id, "STARTED")
-    wait_until(lambda: task_id in _running_on_workers(stack), 10, "the worker to report the run")
+    wait_until(lambda: task_id in stack.running(), 10, "the worker to report the run")
     response = stack.client.post(f"/api/tasks/revoke/{task_id}", json={"terminate": True})
     assert response.status_code == 200
     assert response.json()["terminate"] is True
     assert stack.task(task_id)["status"] == "REVOKED"
     if stack.name == "redis":
         # A process worker is interrupted even inside a blocked call.
-        wait_until(lambda: task_id not in _running_on_workers(stack), 3, "the process worker to stop it")
+        wait_until(lambda: task_id not in stack.running(), 3, "the process worker to stop it")
     else:
         # A thread stuck in a system call cannot be interrupted; it stops when the call returns.
         _release_until_free(stack, fake_llm, task_id)
@@ -84,7 +74,7 @@ def test_task_past_its_timeout_fails_with_timeout(stack, fake_llm):
     assert record["error"]["type"] == "timeout"
     assert "timeout after 6s" in record["error"]["message"]
     if stack.name == "redis":
-        wait_until(lambda: task_id not in _running_on_workers(stack), 3, "the process worker to stop it")
+        wait_until(lambda: task_id not in stack.running(), 3, "the process worker to stop it")
     else:
         _release_until_free(stack, fake_llm, task_id)
     assert stack.task(task_id)["status"] == "FAILURE"

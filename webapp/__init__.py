@@ -13,7 +13,10 @@ from jobs.runtime import Runtime, build_runtime
 from jobs.settings import Settings, load_settings
 from webapp import errors
 from jobs.logs import configure_logging
+from webapp.auth import init_auth
+from webapp.limits import RateLimiter
 from webapp.metrics import Metrics
+from webapp.security import init_security
 
 log = logging.getLogger("webapp")
 
@@ -29,14 +32,19 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
     app.config["QUART_SCHEMA_CONVERT_CASING"] = False
     QuartSchema(app, info={"title": "Book Marketing Agent API", "version": "1.0"},
-                swagger_ui_path="/api/docs", redoc_ui_path=None, scalar_ui_path=None,
+                swagger_ui_path=None, redoc_ui_path=None, scalar_ui_path=None,
                 openapi_path="/openapi.json")
     rt = build_runtime(settings, worker_kind="thread")
     app.extensions["runtime"] = rt
     app.extensions["metrics"] = Metrics(rt)
     errors.register(app)
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+    init_auth(app, rt.db, settings.data_dir, secret)
+    init_security(app)
+    app.extensions["limiter"] = RateLimiter(rt.redis_client)
 
-    from webapp.routes import api, books, events, pages
+    from webapp.routes import api, auth, books, events, pages
+    app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(books.bp)
     app.register_blueprint(events.bp)

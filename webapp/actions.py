@@ -6,10 +6,13 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 
-from jobs import books
+from quart import current_app
+
+from jobs import audit, books
 from jobs.generation import generate_batch
 from jobs.runtime import AlreadyFinished, NotFound, NotRetryable, QueueUnavailable
 from webapp import runtime
+from webapp.auth import acting_owner, can_see, current
 from webapp.errors import ApiError
 from webapp.schemas import GeneratePosts
 
@@ -33,43 +36,52 @@ async def submit(task_type: str, owner: str, params: dict) -> dict:
 class Generation:
     total: int
     task: dict | None = None        # queued: the task record
-    posts: list[dict] | None = None  # answered at once
+    posts: list[dict] | None = None  # answered at once...
+    batch_id: str | None = None      # ...and stored under this id
 
 
 async def request_generation(body: GeneratePosts) -> Generation:
     """Queue a large (or `async`) batch; write a small one at once."""
     settings = runtime().settings
+    owner = acting_owner(body.user_id)
+    wait = await current_app.extensions["limiter"].hit(
+        f"generate:{owner}", settings.generation_rate_limit, 60)
+    if wait is not None:
+        raise ApiError(429, "rate_limited", f"at most {settings.generation_rate_limit} generation "
+                       f"requests a minute; try again in {int(wait)} seconds",
+                       retry_after=int(wait))
     total = len(body.platforms) * body.count_per_platform
     if total > settings.max_posts_per_request:
         raise ApiError(400, "batch_too_large",
                        f"{total} posts requested; at most {settings.max_posts_per_request} per "
                        "request: lower count_per_platform or split the request")
     params = body.model_dump(mode="json", exclude={"async_"}, exclude_none=True)
-    book_id, params["book"] = await _book_for(body)
+    book_id, params["book"] = await _book_for(body, owner)
     if book_id is not None:
         params["book_id"] = book_id
     if body.async_ or total >= settings.async_threshold:
-        return Generation(total, task=await submit("content_generation", body.user_id, params))
+        params["user_id"] = owner
+        return Generation(total, task=await submit("content_generation", owner, params))
     rt = runtime()
-    posts = await asyncio.to_thread(generate_batch, rt.settings, rt.db,
-                                    batch_id="now-" + secrets.token_hex(10),
-                                    owner=body.user_id, params=params)
-    return Generation(total, posts=posts)
+    batch_id = "now-" + secrets.token_hex(10)
+    posts = await asyncio.to_thread(generate_batch, rt.settings, rt.db, batch_id=batch_id,
+                                    owner=owner, params=params)
+    return Generation(total, posts=posts, batch_id=batch_id)
 
 
-async def _book_for(body: GeneratePosts) -> tuple[int | None, dict]:
+async def _book_for(body: GeneratePosts, owner: str) -> tuple[int | None, dict]:
     """The book to write about (its id, and a snapshot of its fields): the one named, a
     one-off one given in full, or the user's latest."""
     if body.book is not None:
         return None, body.book.model_dump(mode="json")
     db = runtime().db
     if body.book_id is not None:
-        book = await asyncio.to_thread(books.get_book, db, body.book_id, body.user_id)
+        book = await asyncio.to_thread(books.get_book, db, body.book_id, owner)
         if book is None:
-            raise ApiError(404, "book_not_found", f"{body.user_id} has no book {body.book_id}",
+            raise ApiError(404, "book_not_found", f"{owner} has no book {body.book_id}",
                            fields={"book_id": "no such book"})
     else:
-        book = await asyncio.to_thread(books.latest_book, db, body.user_id)
+        book = await asyncio.to_thread(books.latest_book, db, owner)
         if book is None:
             raise ApiError(400, "no_book",
                            "create a book first (POST /api/books), then generate posts for it",
@@ -78,19 +90,23 @@ async def _book_for(body: GeneratePosts) -> tuple[int | None, dict]:
 
 
 async def revoke(task_id: str, terminate: bool) -> dict:
+    await get_task(task_id)  # 404 unless this user may see it
     try:
-        return await asyncio.to_thread(runtime().revoke, task_id, terminate)
+        record = await asyncio.to_thread(runtime().revoke, task_id, terminate)
     except NotFound:
         raise ApiError(404, "task_not_found", f"no task has id {task_id!r}") from None
     except AlreadyFinished as exc:
         raise ApiError(409, "task_finished",
                        f"task {task_id} already ended as {exc.record['status']}; nothing to revoke",
                        task_status=exc.record["status"]) from None
+    await audit_action("task.stop" if terminate else "task.revoke", task_id)
+    return record
 
 
 async def retry(task_id: str) -> dict:
+    await get_task(task_id)
     try:
-        return await asyncio.to_thread(runtime().retry, task_id)
+        record = await asyncio.to_thread(runtime().retry, task_id)
     except NotFound:
         raise ApiError(404, "task_not_found", f"no task has id {task_id!r}") from None
     except NotRetryable as exc:
@@ -99,10 +115,16 @@ async def retry(task_id: str) -> dict:
                        "tasks can be retried", task_status=exc.record["status"]) from None
     except QueueUnavailable as exc:
         raise _queue_down(exc) from None
+    await audit_action("task.retry", task_id, {"new_task_id": record["task_id"]})
+    return record
 
 
 async def get_task(task_id: str) -> dict:
     record = await asyncio.to_thread(runtime().tracker.get, task_id)
-    if record is None:
+    if record is None or not can_see(record["owner"]):
         raise ApiError(404, "task_not_found", f"no task has id {task_id!r}")
     return record
+
+
+async def audit_action(action: str, target: str | None, detail: dict | None = None) -> None:
+    await asyncio.to_thread(audit.record, runtime().db, current().email, action, target, detail)

@@ -57,7 +57,10 @@ def _loc(error: dict) -> str:
 def register(app: Quart) -> None:
     @app.errorhandler(ApiError)
     async def _api_error(exc: ApiError):
-        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+        response = error_response(exc.status, exc.code, exc.message, **exc.extra)
+        if "retry_after" in exc.extra:
+            response.headers["Retry-After"] = str(exc.extra["retry_after"])
+        return response
 
     @app.errorhandler(HTTPException)
     async def _http_error(exc: HTTPException):

@@ -22,6 +22,10 @@ def _probe(fn) -> dict:
             "value": value}
 
 
+def database_ok(rt: Runtime) -> bool:
+    return _database_probe(rt)["ok"]
+
+
 def _database_probe(rt: Runtime) -> dict:
     def query():
         with rt.db.connect() as conn:

@@ -28,7 +28,7 @@ class BookIn(BaseModel):
 
 class GeneratePosts(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
-    user_id: UserId = "anonymous"
+    user_id: UserId | None = None  # default: the signed-in user
     platforms: list[PlatformName] = Field(min_length=1, max_length=8)
     count_per_platform: StrictInt = Field(1, ge=1, le=50)
     async_: StrictBool = Field(False, alias="async")
@@ -43,7 +43,7 @@ class GeneratePosts(BaseModel):
 
 
 class BookCreate(BookIn):
-    user_id: UserId = "anonymous"
+    user_id: UserId | None = None
 
 
 class Revoke(BaseModel):
@@ -51,12 +51,12 @@ class Revoke(BaseModel):
 
 
 class ApprovePosts(BaseModel):
-    user_id: UserId = "anonymous"
+    user_id: UserId | None = None
     post_ids: list[StrictInt] = Field(min_length=1, max_length=500)
 
 
 class Owner(BaseModel):
-    user_id: UserId = "anonymous"
+    user_id: UserId | None = None
 
 
 class TaskQuery(BaseModel):

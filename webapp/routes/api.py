@@ -9,7 +9,8 @@ from quart_schema import document_querystring, document_request
 from jobs import autonomous, queries
 from jobs.posts import batch_posts
 from webapp import runtime
-from webapp.actions import get_task, now_iso, request_generation, retry, revoke, submit
+from webapp.actions import audit_action, get_task, now_iso, request_generation, retry, revoke, submit
+from webapp.auth import acting_owner, current, manager_only, owner_scope
 from webapp.errors import ApiError, load_body
 from webapp.health import health_report, queue_stats
 from webapp.schemas import ApprovePosts, GeneratePosts, Owner, Revoke, TaskQuery
@@ -41,7 +42,7 @@ async def task_status(task_id: str):
 @bp.get("/api/tasks/active")
 async def active_tasks():
     rt = runtime()
-    rows = await asyncio.to_thread(queries.active_tasks, rt.db)
+    rows = await asyncio.to_thread(queries.active_tasks, rt.db, owner_scope())
     return jsonify({
         "active_tasks": [{
             "task_id": r["task_id"], "type": rt.mode, "name": r["type"], "worker": r["worker"],
@@ -61,7 +62,7 @@ async def list_tasks():
         raise ApiError(400, "invalid_query", str(exc).splitlines()[0]) from None
     rows, total = await asyncio.to_thread(
         queries.list_tasks, runtime().db, status=query.status, task_type=query.type,
-        owner=query.owner, id_prefix=query.q, page=query.page, per_page=query.per_page)
+        owner=owner_scope() or query.owner, id_prefix=query.q, page=query.page, per_page=query.per_page)
     return jsonify({"tasks": rows, "total": total, "page": query.page, "per_page": query.per_page})
 
 
@@ -97,15 +98,19 @@ async def task_posts(task_id: str):
 
 
 @bp.post("/api/autonomous/start")
+@manager_only
 async def autonomous_start():
-    state = await asyncio.to_thread(autonomous.set_enabled, runtime().db, True, "api")
+    state = await asyncio.to_thread(autonomous.set_enabled, runtime().db, True, current().email)
+    await audit_action("autonomous.start", None)
     return jsonify({"status": "autonomous_operation_started", "timestamp": now_iso(),
                     "already_running": not state["changed"]})
 
 
 @bp.post("/api/autonomous/stop")
+@manager_only
 async def autonomous_stop():
-    state = await asyncio.to_thread(autonomous.set_enabled, runtime().db, False, "api")
+    state = await asyncio.to_thread(autonomous.set_enabled, runtime().db, False, current().email)
+    await audit_action("autonomous.stop", None)
     return jsonify({"status": "autonomous_operation_stopped", "timestamp": now_iso(),
                     "already_stopped": not state["changed"]})
 
@@ -116,16 +121,19 @@ async def autonomous_status():
 
 
 @bp.post("/api/autonomous/execute-daily")
+@manager_only
 async def execute_daily():
-    record = await submit("daily_operations", "system", {"requested": now_iso()})
+    record = await submit("daily_operations", "system", {"requested_by": current().email})
+    await audit_action("autonomous.execute_daily", record["task_id"])
     return jsonify({"status": "daily_operations_queued", "task_id": record["task_id"],
                     "timestamp": now_iso(),
                     "message": "Daily operations started in background."}), 202
 
 
 @bp.post("/api/reports/weekly")
+@manager_only
 async def weekly_report():
-    record = await submit("weekly_report", "system", {"requested": now_iso()})
+    record = await submit("weekly_report", "system", {"requested_by": current().email})
     return jsonify({"status": "weekly_report_queued", "task_id": record["task_id"],
                     "timestamp": now_iso()}), 202
 
@@ -134,7 +142,7 @@ async def weekly_report():
 @document_request(ApprovePosts)
 async def approve_posts():
     body = await load_body(ApprovePosts)
-    record = await submit("post_approval", body.user_id, {"post_ids": body.post_ids})
+    record = await submit("post_approval", acting_owner(body.user_id), {"post_ids": body.post_ids})
     return jsonify({"status": "post_approval_queued", "task_id": record["task_id"],
                     "timestamp": now_iso()}), 202
 
@@ -143,7 +151,7 @@ async def approve_posts():
 @document_request(Owner)
 async def status_check():
     body = await load_body(Owner, optional=True)
-    record = await submit("status_check", body.user_id, {})
+    record = await submit("status_check", acting_owner(body.user_id), {})
     return jsonify({"status": "status_check_queued", "task_id": record["task_id"],
                     "timestamp": now_iso()}), 202
 

@@ -7,6 +7,7 @@ from quart import Blueprint, make_response, request
 
 from jobs.events import Event, Resync
 from webapp import runtime
+from webapp.auth import owner_scope
 
 bp = Blueprint("events", __name__)
 
@@ -24,6 +25,7 @@ def sse(data: dict, *, event: str | None = None, event_id: str | None = None) ->
 @bp.get("/api/events")
 async def events():
     rt = runtime()
+    scope = owner_scope()
     last_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
 
     async def stream():
@@ -35,6 +37,9 @@ async def events():
                 yield sse({"reason": item.reason, "action": "reload your state"},
                           event="resync", event_id=item.id)
             elif isinstance(item, Event):
+                task = item.data.get("task")
+                if scope is not None and (task is None or task["owner"] != scope):
+                    continue  # not this subscriber's to see
                 yield sse(item.data, event=item.data.get("kind", "message"), event_id=item.id)
 
     response = await make_response(stream(), 200, {

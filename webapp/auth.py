@@ -1,0 +1,166 @@
+"""Who is asking, and may they? Every route is protected unless marked public.
+
+Identity comes from an API token (`Authorization: Bearer ...`) or the session cookie
+(quart-auth). The rules: anonymous requests get 401 (JSON) or a redirect to the login page;
+viewers may only read; routes marked `manager_only` need a manager; authors see and act
+on their own work only (`owner_scope`). State-changing requests carried by a cookie must
+come from our own pages (Sec-Fetch-Site / Origin), so another site cannot forge them.
+"""
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from quart import Quart, g, redirect, request, url_for
+from quart_auth import AuthUser, QuartAuth
+
+from jobs import users
+from jobs.users import User
+from webapp.errors import ApiError
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PUBLIC_ENDPOINTS = {"static", "openapi", "swagger_ui"}
+
+
+def public(view: Callable) -> Callable:
+    view._public = True
+    return view
+
+
+def manager_only(view: Callable) -> Callable:
+    view._manager_only = True
+    return view
+
+
+def any_signed_in_user(view: Callable) -> Callable:
+    """A state-changing route a viewer may use too (their own session and tokens)."""
+    view._any_role = True
+    return view
+
+
+def current() -> User:
+    """The signed-in user; the guard has already refused anonymous requests."""
+    return g.user
+
+
+def owner_scope() -> str | None:
+    """The owner whose work this user may see, or None for everything."""
+    user = current()
+    return None if user.role in ("manager", "viewer") else user.email
+
+
+def acting_owner(requested: str | None) -> str:
+    """The owner a request acts for: an author only for themselves, a manager for anyone."""
+    user = current()
+    if requested is None or requested in (user.email, str(user.id)):
+        return user.email
+    if not user.is_manager:
+        raise ApiError(403, "forbidden", "authors may only act for themselves: leave user_id "
+                                         "out or set it to your own email",
+                       fields={"user_id": "not yours"})
+    return requested
+
+
+def can_see(owner: str) -> bool:
+    scope = owner_scope()
+    return scope is None or scope == owner
+
+
+class _SessionAuth(QuartAuth):
+    async def after_request(self, response):
+        # Secure cookies when (and only when) the request came over HTTPS.
+        self.cookie_secure = request.is_secure
+        return await super().after_request(response)
+
+
+def init_auth(app: Quart, db, data_dir: Path, secret_key: str | None) -> None:
+    app.secret_key = secret_key or _local_secret(data_dir)
+    app.config["QUART_AUTH_COOKIE_NAME"] = "bma_session"
+    app.config["QUART_AUTH_DURATION"] = 14 * 24 * 3600
+    auth = _SessionAuth(app)
+
+    @app.before_request
+    async def _guard():
+        view = app.view_functions.get(request.endpoint) if request.endpoint else None
+        if view is None or request.endpoint in PUBLIC_ENDPOINTS or getattr(view, "_public", False):
+            return None
+        g.user, by_cookie = await _identify(auth, db)
+        refusal = None
+        if g.user is None:
+            refusal = await _refuse_anonymous(db)
+        elif request.method not in SAFE_METHODS and by_cookie and not _same_site():
+            refusal = ApiError(403, "cross_site_request",
+                               "state-changing requests must come from this site's own pages")
+        elif (request.method not in SAFE_METHODS and not g.user.can_act
+              and not getattr(view, "_any_role", False)):
+            refusal = ApiError(403, "forbidden", "viewers can watch but not change anything")
+        elif getattr(view, "_manager_only", False) and not g.user.is_manager:
+            refusal = ApiError(403, "forbidden", "only a manager may do this")
+        if refusal is None:
+            return None
+        # Read the (size-capped) body first: a reply sent over an unread body leaves a
+        # kept-alive connection out of step, and the client's next request on it fails.
+        await request.get_data()
+        if isinstance(refusal, ApiError):
+            raise refusal
+        return refusal
+
+    @app.context_processor
+    def _user_in_templates():
+        return {"user": getattr(g, "user", None)}
+
+
+async def _identify(auth: QuartAuth, db) -> tuple[User | None, bool]:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return await asyncio.to_thread(users.user_for_token, db, header[7:].strip()), False
+    auth_id = auth.load_user().auth_id
+    if auth_id is None or not auth_id.isdigit():
+        return None, False
+    return await asyncio.to_thread(users.get_user, db, int(auth_id)), True
+
+
+async def _refuse_anonymous(db) -> ApiError | object:
+    """The 401 to raise (JSON), or the redirect to answer (pages)."""
+    first_run = await asyncio.to_thread(users.count_users, db) == 0
+    if _wants_json():
+        message = ("no account exists yet: create the first manager at /setup or with "
+                   "`python -m webapp create-user`" if first_run else
+                   "sign in at /login, or send an API token as 'Authorization: Bearer <token>'")
+        return ApiError(401, "unauthorized", message)
+    if first_run:
+        return redirect(url_for("auth.setup"))
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def _wants_json() -> bool:
+    return (request.path.startswith("/api/") or request.path == "/metrics"
+            or request.accept_mimetypes.best == "application/json")
+
+
+def _same_site() -> bool:
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
+    origin = request.headers.get("Origin") or request.headers.get("Referer")
+    if origin is None:
+        return True  # not a browser: browsers send one of these on cross-site requests
+    return urlsplit(origin).netloc == request.host
+
+
+def sign_in(user: User) -> None:
+    from quart_auth import login_user
+    login_user(AuthUser(str(user.id)))
+
+
+def _local_secret(data_dir: Path) -> str:
+    """A signing key kept in the data folder; several web machines need SECRET_KEY instead."""
+    path = data_dir / "secret_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()
