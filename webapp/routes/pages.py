@@ -1,42 +1,231 @@
-"""Server-rendered pages."""
+"""Server-rendered pages and their forms.
+
+Every form works twice: with htmx (the answer is a fragment swapped into the page) and as
+a plain HTML form post, answered with a redirect so that reloading never posts again.
+"""
 from __future__ import annotations
 
 import asyncio
+import logging
+from urllib.parse import urlsplit
 
-from quart import Blueprint, abort, render_template
+from quart import Blueprint, redirect, render_template, request
 
-from jobs import queries
-from webapp import runtime
-from webapp.health import health_report, queue_stats
+from jobs import autonomous, books, queries
+from webapp import board_queries, runtime, view_helpers
+from webapp.actions import now_iso, request_generation, retry, revoke, submit
+from webapp.auth import can_see, current, manager_only, owner_scope
+from webapp.board_feed import task_detail
+from webapp.board_queries import BoardFilters
+from webapp.errors import ApiError
+from webapp.forms import FORM_ERROR, GenerateForm, field_errors_from, parse_generate
+from webapp.health import health_report
+
+log = logging.getLogger("webapp.pages")
 
 bp = Blueprint("pages", __name__)
 
 
+@bp.record_once
+def _install(state) -> None:
+    view_helpers.register(state.app)
+
+
+def _htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+async def _log_position() -> str:
+    """Where the event log stands now; a page's stream resumes from here."""
+    try:
+        return await runtime().bus.head() or ""
+    except Exception as exc:  # Redis down: the stream will resynchronise the page instead
+        log.warning("could not read the event log position: %s", exc)
+        return ""
+
+
+def _back(default: str) -> str:
+    """The page the form was posted from, when it is ours; `default` otherwise."""
+    referrer = urlsplit(request.headers.get("Referer", ""))
+    if referrer.netloc and referrer.netloc == request.host and referrer.path.startswith("/"):
+        return referrer.path + (f"?{referrer.query}" if referrer.query else "")
+    return default
+
+
+async def _flash(message: str, *, kind: str = "info", link: str | None = None,
+                 link_text: str | None = None, status: int = 200):
+    html = await render_template("_flash.html", message=message, kind=kind, link=link,
+                                 link_text=link_text)
+    return html, status
+
+
+async def _error_page(exc: ApiError):
+    return await render_template("error.html", message=exc.message, status=exc.status), exc.status
+
+
+# -- the board --
+
 @bp.get("/")
 async def board():
     rt = runtime()
-    rows, total = await asyncio.to_thread(queries.list_tasks, rt.db, per_page=50)
-    return await render_template("board.html", tasks=rows, total=total)
+    scope = owner_scope()  # authors see their own tasks only
+    filters = BoardFilters.from_args(request.args).within(scope)
+    position = await _log_position()  # before reading, so the stream replays what follows
+    data, health = await asyncio.gather(
+        asyncio.to_thread(board_queries.board, rt.db, filters), health_report(rt))
+    return await render_template("board.html", board=data, health=health, position=position,
+                                 filters=filters, scoped=scope is not None)
 
+
+# -- one task --
 
 @bp.get("/tasks/<task_id>")
-async def task_detail(task_id: str):
-    record = await asyncio.to_thread(runtime().tracker.get, task_id)
-    if record is None:
-        abort(404)
-    return await render_template("task.html", task=record)
+async def task_page(task_id: str):
+    position = await _log_position()
+    detail = await asyncio.to_thread(task_detail, runtime(), task_id)
+    if detail is None or not can_see(detail["task"]["owner"]):
+        return await render_template("error.html", status=404,
+                                     message=f"No task has id {task_id}."), 404
+    return await render_template("task.html", position=position, **detail)
 
+
+@bp.post("/tasks/<task_id>/revoke")
+async def revoke_task(task_id: str):
+    form = await request.form
+    terminate = form.get("terminate") in ("1", "on", "true")
+    try:
+        record = await revoke(task_id, terminate)
+    except ApiError as exc:
+        return await (_flash(exc.message, kind="error", status=exc.status) if _htmx()
+                      else _error_page(exc))
+    if not _htmx():
+        return redirect(_back(f"/tasks/{task_id}"), 303)
+    verb = "Stop" if record.get("started_at") else "Revoke"
+    how = " (forced)" if terminate else ""
+    return await _flash(f"{verb}{how} requested for task {task_id}.", link=f"/tasks/{task_id}",
+                        link_text="details")
+
+
+@bp.post("/tasks/<task_id>/retry")
+async def retry_task(task_id: str):
+    try:
+        record = await retry(task_id)
+    except ApiError as exc:
+        return await (_flash(exc.message, kind="error", status=exc.status) if _htmx()
+                      else _error_page(exc))
+    new_id = record["task_id"]
+    if not _htmx():
+        return redirect(f"/tasks/{new_id}", 303)
+    return await _flash(f"Retry of {task_id} queued as task {new_id}.", kind="success",
+                        link=f"/tasks/{new_id}", link_text="follow it")
+
+
+# -- autonomous operations --
+
+async def _autonomous_answer(message: str | None = None, link: str | None = None):
+    if not _htmx():
+        return redirect(_back("/"), 303)
+    state = await asyncio.to_thread(autonomous.status, runtime().db)
+    panel = await render_template("_autonomous_panel.html", autonomous=state, oob=True)
+    flash = ""
+    if message:
+        flash, _ = await _flash(message, kind="success", link=link, link_text="follow it")
+    return flash + panel
+
+
+@bp.post("/autonomous/start")
+@manager_only
+async def autonomous_start():
+    await asyncio.to_thread(autonomous.set_enabled, runtime().db, True, "dashboard")
+    return await _autonomous_answer()
+
+
+@bp.post("/autonomous/stop")
+@manager_only
+async def autonomous_stop():
+    await asyncio.to_thread(autonomous.set_enabled, runtime().db, False, "dashboard")
+    return await _autonomous_answer()
+
+
+@bp.post("/autonomous/run-daily")
+@manager_only
+async def autonomous_run_daily():
+    try:
+        record = await submit("daily_operations", "system", {"requested": now_iso()})
+    except ApiError as exc:
+        return await (_flash(exc.message, kind="error", status=exc.status) if _htmx()
+                      else _error_page(exc))
+    if not _htmx():
+        return redirect(f"/tasks/{record['task_id']}", 303)
+    return await _autonomous_answer(f"Daily operations queued as task {record['task_id']}.",
+                                    f"/tasks/{record['task_id']}")
+
+
+# -- health and stats --
 
 @bp.get("/health")
 async def health():
-    return await render_template("health.html", health=await health_report(runtime()))
+    report = await health_report(runtime())
+    return await render_template("health.html", health=report)
 
 
 @bp.get("/stats")
 async def stats():
-    return await render_template("stats.html", stats=await queue_stats(runtime()))
+    db = runtime().db
+
+    def collect() -> dict:
+        return {"per_minute": board_queries.finished_per_minute(db),
+                "run_times": board_queries.run_times_per_minute(db),
+                "percentiles": queries.duration_percentiles(db),
+                "counts": queries.counts(db)}
+
+    return await render_template("stats.html", **await asyncio.to_thread(collect))
+
+
+# -- generate posts --
+
+async def _saved_books() -> list[dict]:
+    """The signed-in user's books, newest first, to write about instead of describing one."""
+    return await asyncio.to_thread(books.list_books, runtime().db, current().email, 100)
 
 
 @bp.get("/generate")
 async def generate():
-    return await render_template("generate.html")
+    """The form; after a plain form post, also what it produced (`batch` or `task`)."""
+    batch, task_id = request.args.get("batch", ""), request.args.get("task", "")
+    posts = None
+    if batch.startswith("now-"):  # an immediate batch's posts, kept under its id
+        posts = await asyncio.to_thread(board_queries.batch_posts_within, runtime().db,
+                                        batch[:64], owner_scope())
+    form = GenerateForm()
+    form.values["user_id"] = current().email
+    return await render_template("generate.html", form=form, posts=posts,
+                                 queued=task_id[:64] or None, books=await _saved_books())
+
+
+@bp.post("/generate")
+async def generate_post():
+    form = parse_generate(await request.form)
+    posts, queued, batch, status = None, None, None, 200
+    if form.ok:
+        try:
+            outcome = await request_generation(form.body)
+        except ApiError as exc:
+            status = exc.status
+            where = "count_per_platform" if exc.code == "batch_too_large" else FORM_ERROR
+            form.errors.update(field_errors_from(exc.extra) or {where: exc.message})
+        else:
+            if outcome.task is not None:
+                queued = outcome.task["task_id"]
+            else:
+                posts, batch = outcome.posts, outcome.batch_id
+    if form.errors:
+        status = status if status >= 400 else 400
+    elif not _htmx():
+        # Redirect after post: the result page can be reloaded without posting again.
+        if queued:
+            return redirect(f"/generate?task={queued}", 303)
+        return redirect(f"/generate?batch={batch}" if batch else "/generate", 303)
+    template = "_generate_panel.html" if _htmx() else "generate.html"
+    return await render_template(template, form=form, posts=posts, queued=queued,
+                                 books=await _saved_books()), status

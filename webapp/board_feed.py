@@ -1,0 +1,215 @@
+"""What the dashboard's event streams send, rendered once per event per process.
+
+Every open board receives the same message for a task change: the task's row, marked
+`hx-swap-oob="taskRow ..."` so that app.js morphs it in place, moves it between the current
+and history tables, or inserts it when it is new. Each message is rendered by the first
+stream that needs it and kept (by event id) for the others, so 2,000 open boards cost one
+rendering per change. The health and autonomous panels are rendered once per interval by
+one ticker per process and handed to every stream as they are.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from quart import Quart
+
+from jobs.events import Event
+from jobs.posts import batch_posts
+from webapp import board_queries
+from webapp.board_queries import BoardFilters
+from webapp.health import health_report
+
+log = logging.getLogger("webapp.board")
+
+HEALTH_INTERVAL = 3.0     # seconds between health panel renderings
+BACKLOG_WINDOW = 30.0     # a backlog that grew over this long, with old tasks waiting, is flagged
+BACKLOG_MIN_AGE = 30.0    # seconds the oldest waiting task must have waited
+POSTED_TYPES = ("content_generation", "daily_operations")  # task types that write posts
+
+
+def sse_message(html: str, event_id: str | None = None) -> bytes:
+    """One server-sent event whose data is `html`, with an `id:` when it is part of the log.
+
+    Panels re-rendered on a timer carry no id, so a browser's Last-Event-ID always names
+    the last task change it received.
+    """
+    lines = [f"id: {event_id}"] if event_id else []
+    lines += [f"data: {line}" for line in (html.strip().splitlines() or [""])]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def id_only(event_id: str) -> bytes:
+    """Moves a browser's Last-Event-ID forward without changing the page."""
+    return f"id: {event_id}\n\n".encode()
+
+
+class RenderCache:
+    """Renderings by key, each made once even when many streams ask at the same moment."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._entries: collections.OrderedDict[object, asyncio.Future] = collections.OrderedDict()
+        self.renders = 0  # how many renderings were made (the rest were shared)
+
+    async def get(self, key: object, make: Callable[[], Awaitable[bytes]]) -> bytes:
+        future = self._entries.get(key)
+        if future is None:
+            self.renders += 1
+            future = asyncio.ensure_future(make())
+            self._entries[key] = future
+            if len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+            future.add_done_callback(lambda f: self._forget_failed(key, f))
+        else:
+            self._entries.move_to_end(key)
+        # A client that goes away must not cancel a rendering other clients wait for.
+        return await asyncio.shield(future)
+
+    def _forget_failed(self, key: object, future: asyncio.Future) -> None:
+        if future.cancelled() or future.exception() is not None:
+            if self._entries.get(key) is future:
+                del self._entries[key]
+
+
+class HealthTicker:
+    """Renders the health and autonomous panels every HEALTH_INTERVAL while anyone listens.
+
+    Two variants per tick: "full" names the tasks each worker runs; "limited", for authors,
+    does not show other people's task ids.
+    """
+
+    VARIANTS = ("full", "limited")
+
+    def __init__(self, feed: "LiveFeed") -> None:
+        self._feed = feed
+        self._listeners = 0
+        self._task: asyncio.Task | None = None
+        self._published = asyncio.Event()
+        self._messages: dict[str, bytes] = {}
+        self._version = 0
+        self._pending_history: collections.deque[tuple[float, int]] = collections.deque()
+
+    async def updates(self, variant: str = "full") -> AsyncIterator[bytes]:
+        """Each new rendering, as an SSE message, until the caller stops listening."""
+        self._listeners += 1
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="health-ticker")
+        seen = self._version
+        try:
+            while True:
+                while self._version == seen:
+                    await self._published.wait()
+                seen = self._version
+                yield self._messages[variant]
+        finally:
+            self._listeners -= 1
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        while self._listeners > 0:
+            started = time.monotonic()
+            try:
+                messages = await self.render()
+            except Exception:
+                log.exception("could not render the health panel")
+            else:
+                self._messages, self._version = messages, self._version + 1
+                published, self._published = self._published, asyncio.Event()
+                published.set()
+            await asyncio.sleep(max(HEALTH_INTERVAL - (time.monotonic() - started), 0.5))
+
+    async def render(self) -> dict[str, bytes]:
+        report = self.annotate(await health_report(self._feed.runtime))
+        return {variant: sse_message(await self._feed.render(
+                    "_health_panels_oob.html", oob=True, health=report,
+                    limited=variant == "limited"))
+                for variant in self.VARIANTS}
+
+    def annotate(self, report: dict) -> dict:
+        """Add what only a watcher over time can see: a backlog that keeps growing."""
+        queue = report["task_queue_status"]
+        pending, oldest = queue.get("pending_tasks") or 0, queue.get("oldest_pending_seconds")
+        now = time.monotonic()
+        history = self._pending_history
+        history.append((now, pending))
+        while history and now - history[0][0] > 2 * BACKLOG_WINDOW:
+            history.popleft()
+        earlier = [n for t, n in history if now - t >= BACKLOG_WINDOW]
+        growing = bool(earlier) and pending > earlier[-1] and (oldest or 0) >= BACKLOG_MIN_AGE
+        if growing:
+            report = {**report, "problems": [
+                *report["problems"],
+                f"backlog growing: {pending} tasks waiting (was {earlier[-1]}), "
+                f"the oldest for {oldest:.0f}s"]}
+            if report["status"] == "healthy":
+                report["status"] = "degraded"
+        return report
+
+
+class LiveFeed:
+    """Renders stream messages for the board, task and health pages of one web process."""
+
+    def __init__(self, app: Quart) -> None:
+        self.app = app
+        self.cache = RenderCache(4096)  # task rows: a few KB each
+        self.pages = RenderCache(128)   # task sections and whole boards: larger, rarer
+        self.ticker = HealthTicker(self)
+
+    @property
+    def runtime(self):
+        return self.app.extensions["runtime"]
+
+    async def render(self, template: str, **context) -> str:
+        return await self.app.jinja_env.get_template(template).render_async(**context)
+
+    # -- the board --
+    async def board_event(self, event: Event) -> bytes:
+        return await self.cache.get(("board", event.id), lambda: self._board_event(event))
+
+    async def _board_event(self, event: Event) -> bytes:
+        task = event.data.get("task")
+        if event.data.get("kind") != "task" or not task:
+            return id_only(event.id)
+        return sse_message(await self.render("task_row.html", task=task, row_oob=True), event.id)
+
+    async def board_sections(self, filters: BoardFilters, event_id: str | None, *,
+                             scope: str | None = None) -> bytes:
+        """The whole board, for browsers that missed events we no longer keep (after a
+        restart, all of them at once: those with the same view share one rendering)."""
+        async def make() -> bytes:
+            data = await asyncio.to_thread(board_queries.board, self.runtime.db, filters)
+            html = await self.render("_board_sections.html", board=data, oob=True,
+                                     scoped=scope is not None)
+            return sse_message(html, event_id)
+
+        if event_id is None:  # no position to share it by
+            return await make()
+        return await self.pages.get(("sections", filters, scope, event_id), make)
+
+    # -- one task's page --
+    async def task_event(self, task_id: str, event: Event) -> bytes:
+        return await self.pages.get(("task", event.id),
+                                    lambda: self.task_section(task_id, event.id))
+
+    async def task_section(self, task_id: str, event_id: str | None) -> bytes:
+        detail = await asyncio.to_thread(task_detail, self.runtime, task_id)
+        if detail is None:
+            return id_only(event_id) if event_id else b""
+        html = await self.render("_task_live.html", oob=True, **detail)
+        return sse_message(html, event_id)
+
+
+def task_detail(rt, task_id: str) -> dict | None:
+    """Everything the task page shows that can change (blocking)."""
+    record = rt.tracker.get(task_id)
+    if record is None:
+        return None
+    posts = batch_posts(rt.db, task_id) if record["type"] in POSTED_TYPES else []
+    return {"task": record, "timeline": rt.tracker.timeline(task_id), "posts": posts}
