@@ -244,7 +244,7 @@ def test_generation_requests_are_rate_limited_per_user(fresh_stack):
     assert codes[3].json()["error"] == "rate_limited"
 
 
-def test_fuzzed_api_never_answers_5xx(stack):
+def test_fuzzed_api_never_answers_5xx(stack, tmp_path):
     if stack.name != "embedded":
         pytest.skip("one backend is enough for the fuzz run")
     result = subprocess.run(
@@ -252,5 +252,5 @@ def test_fuzzed_api_never_answers_5xx(stack):
          "--checks", "not_a_server_error", "--max-examples", "6", "--workers", "2",
          "-H", f"Authorization: Bearer {stack.token}", "--request-timeout", "20",
          "--exclude-path-regex", "^/api/events$"],
-        capture_output=True, text=True, timeout=600)
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-4000:]
