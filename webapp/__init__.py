@@ -43,13 +43,14 @@ def create_app(settings: Settings | None = None) -> Quart:
     init_security(app)
     app.extensions["limiter"] = RateLimiter(rt.redis_client)
 
-    from webapp.routes import api, auth, board, books, events, pages
+    from webapp.routes import api, auth, board, books, events, library, pages
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(books.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(board.bp)
+    app.register_blueprint(library.bp)
 
     consumer: EmbeddedConsumer | None = None
     reaper = Reaper(rt)

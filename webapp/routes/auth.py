@@ -133,6 +133,13 @@ async def account_revoke_token(token_id: int):
     return redirect(url_for("auth.account"))
 
 
+@bp.get("/audit")
+@manager_only
+async def audit_page():
+    entries = await asyncio.to_thread(audit.recent, runtime().db)
+    return await render_template("audit.html", entries=entries)
+
+
 # -- JSON --
 
 @bp.get("/api/me")

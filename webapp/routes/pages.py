@@ -199,6 +199,7 @@ async def generate():
                                         batch[:64], owner_scope())
     form = GenerateForm()
     form.values["user_id"] = current().email
+    form.values["book_id"] = request.args.get("book_id", "")[:12]  # "Generate posts" on a book
     return await render_template("generate.html", form=form, posts=posts,
                                  queued=task_id[:64] or None, books=await _saved_books())
 
