@@ -6,7 +6,7 @@ import logging
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
-from quart import Quart, jsonify, request
+from quart import Quart, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("webapp")
@@ -57,6 +57,10 @@ def _loc(error: dict) -> str:
 def register(app: Quart) -> None:
     @app.errorhandler(ApiError)
     async def _api_error(exc: ApiError):
+        if not _wants_json() and request.headers.get("HX-Request") != "true":
+            # A person on a page (a viewer's button, a manager-only page): an HTML answer.
+            page = await render_template("error.html", message=exc.message, status=exc.status)
+            return page, exc.status
         response = error_response(exc.status, exc.code, exc.message, **exc.extra)
         if "retry_after" in exc.extra:
             response.headers["Retry-After"] = str(exc.extra["retry_after"])
