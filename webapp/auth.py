@@ -19,7 +19,7 @@ from quart_auth import AuthUser, QuartAuth
 
 from jobs import users
 from jobs.users import User
-from webapp.errors import ApiError
+from webapp.errors import ApiError, wants_json
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_ENDPOINTS = {"static", "openapi", "swagger_ui"}
@@ -126,7 +126,7 @@ async def _identify(auth: QuartAuth, db) -> tuple[User | None, bool]:
 async def _refuse_anonymous(db) -> ApiError | object:
     """The 401 to raise (JSON), or the redirect to answer (pages)."""
     first_run = await asyncio.to_thread(users.count_users, db) == 0
-    if _wants_json():
+    if wants_json():
         message = ("no account exists yet: create the first manager at /setup or with "
                    "`python -m webapp create-user`" if first_run else
                    "sign in at /login, or send an API token as 'Authorization: Bearer <token>'")
@@ -134,11 +134,6 @@ async def _refuse_anonymous(db) -> ApiError | object:
     if first_run:
         return redirect(url_for("auth.setup"))
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-
-
-def _wants_json() -> bool:
-    return (request.path.startswith("/api/") or request.path == "/metrics"
-            or request.accept_mimetypes.best == "application/json")
 
 
 def _same_site() -> bool:

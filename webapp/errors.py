@@ -57,7 +57,7 @@ def _loc(error: dict) -> str:
 def register(app: Quart) -> None:
     @app.errorhandler(ApiError)
     async def _api_error(exc: ApiError):
-        if not _wants_json() and request.headers.get("HX-Request") != "true":
+        if not wants_json() and request.headers.get("HX-Request") != "true":
             # A person on a page (a viewer's button, a manager-only page): an HTML answer.
             page = await render_template("error.html", message=exc.message, status=exc.status)
             return page, exc.status
@@ -68,7 +68,7 @@ def register(app: Quart) -> None:
 
     @app.errorhandler(HTTPException)
     async def _http_error(exc: HTTPException):
-        if not _wants_json():
+        if not wants_json():
             return exc
         code = (exc.name or "error").lower().replace(" ", "_")
         return error_response(exc.code or 500, code, exc.description or exc.name)
@@ -80,5 +80,7 @@ def register(app: Quart) -> None:
                               "the server failed to handle this request; it has been logged")
 
 
-def _wants_json() -> bool:
-    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+def wants_json() -> bool:
+    """API clients get JSON errors; people on pages get HTML."""
+    return (request.path.startswith("/api/") or request.path == "/metrics"
+            or request.accept_mimetypes.best == "application/json")
