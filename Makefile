@@ -27,7 +27,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $@
 
-# redis-server and chromium come from the system's packages; install them where missing
+# redis-server, chromium and postgresql come from the system's packages; install them where missing
 # and possible (root or passwordless sudo with apt-get). Tests that need them say so loudly.
 system-deps:
 	@scripts/install-system-deps

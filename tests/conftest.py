@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.fake_llm import FakeLLM
-from tests.support import RedisServer, Stack, wait_until
+from tests.support import PostgresServer, RedisServer, Stack, wait_until
 
 # Short liveness and timeout windows keep failure tests quick; the mechanisms are the same.
 STACK_ENV = {
@@ -43,9 +43,22 @@ def fake_llm():
     llm.close()
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
 def _make_stack(kind: str, tmp: Path, llm: FakeLLM, request) -> Stack:
+    """embedded: SQLite and in-process workers; redis: Redis and a huey_worker.py process;
+    postgres: the scaled-out set-up, Redis and PostgreSQL with a worker process."""
     env = {**STACK_ENV, "LLM_BASE_URL": llm.url}
-    if kind == "redis":
+    if kind == "postgres":
+        pg = request.getfixturevalue("postgres_server")
+        env["DATABASE_URL"] = pg.database(f"bma_{len(getattr(pg, 'made', []))}")
+        pg.made = [*getattr(pg, "made", []), env["DATABASE_URL"]]
+    if kind in ("redis", "postgres"):
         redis_server = request.getfixturevalue("redis_server")
         db_index = len(getattr(redis_server, "dbs", [])) + 1
         redis_server.dbs = [*getattr(redis_server, "dbs", []), db_index]
@@ -54,7 +67,7 @@ def _make_stack(kind: str, tmp: Path, llm: FakeLLM, request) -> Stack:
     return Stack(kind, tmp, env)
 
 
-@pytest.fixture(scope="session", params=["embedded", "redis"])
+@pytest.fixture(scope="session", params=["embedded", "redis", "postgres"])
 def stack(request, tmp_path_factory, fake_llm):
     """The product running in each queue mode, shared by the contract suite."""
     s = _make_stack(request.param, tmp_path_factory.mktemp(request.param), fake_llm, request)

@@ -119,6 +119,61 @@ class RedisServer:
             self.proc.stop(signal.SIGKILL)
 
 
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on a free port (as the postgres user when run as root)."""
+
+    def __init__(self) -> None:
+        import tempfile
+        bindir = _postgres_bindir()
+        self.port = free_port()
+        # Its own folder under /tmp: pytest's folders are private to root, PostgreSQL's user
+        # could not reach them.
+        base = self.base = Path(tempfile.mkdtemp(prefix="bma-postgres-"))
+        self.data = base / "pgdata"
+        self.data.mkdir(parents=True)
+        self._as = []
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            import pwd
+            account = pwd.getpwnam("postgres")
+            os.chown(base, account.pw_uid, account.pw_gid)
+            os.chown(self.data, account.pw_uid, account.pw_gid)
+            self._as = [require("runuser", "to run PostgreSQL as its own user"), "-u", "postgres", "--"]
+        subprocess.run([*self._as, str(bindir / "initdb"), "-D", str(self.data), "-A", "trust",
+                        "-U", "postgres", "--no-sync"], check=True, capture_output=True, timeout=120)
+        self.proc = Proc(f"postgres-{self.port}", [*self._as, str(bindir / "postgres"), "-D",
+                         str(self.data), "-p", str(self.port), "-k", str(self.data),
+                         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+                         dict(os.environ), base)
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        wait_until(self._ready, 30, "PostgreSQL to accept connections")
+
+    def _ready(self) -> bool:
+        import psycopg
+        try:
+            psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres").close()
+            return True
+        except psycopg.OperationalError:
+            return False
+
+    def database(self, name: str) -> str:
+        import psycopg
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
+                             autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        self.proc.stop(signal.SIGINT)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _postgres_bindir() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if found:
+        return found[-1].parent
+    return Path(require("initdb", "PostgreSQL-mode tests run a real PostgreSQL")).parent
+
+
 def _ping(client) -> bool:
     import redis
     try:
@@ -224,6 +279,11 @@ class Stack:
     def _live_workers(self) -> list[dict]:
         workers = self.client.get("/api/health").json()["task_queue_status"]["workers"]
         return [w for w in workers if w["state"] == "alive"]
+
+    @property
+    def mode(self) -> str:
+        """The queue mode this stack runs in."""
+        return "embedded" if self.name == "embedded" else "redis"
 
     def capacity(self) -> int:
         """How many tasks the live workers can run at once."""

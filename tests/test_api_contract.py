@@ -70,7 +70,7 @@ def test_active_tasks_lists_a_running_task(stack):
     body = stack.client.get("/api/tasks/active").json()
     assert body["count"] == len(body["active_tasks"]) >= 1
     entry = next(t for t in body["active_tasks"] if t["task_id"] == task_id)
-    assert entry["type"] == stack.name
+    assert entry["type"] == stack.mode
     assert entry["name"] == "content_generation"
     assert entry["worker"]
     stack.wait_status(task_id, "SUCCESS", timeout=30)
@@ -182,7 +182,7 @@ def test_health_reports_the_queue_backend(stack):
     assert body["status"] in ("healthy", "degraded")
     assert {"status", "services", "task_queue_status", "autonomous_status"} <= body.keys()
     queue = body["task_queue_status"]
-    assert queue["type"] == stack.name
+    assert queue["type"] == stack.mode
     assert isinstance(queue["active_tasks"], int)
     assert queue["workers_alive"] >= 1
     assert body["services"]["database"]["ok"] is True
@@ -193,7 +193,7 @@ def test_stats_keep_the_seed_keys(stack):
     body = stack.client.get("/api/tasks/stats").json()
     assert {"max_workers", "active_tasks", "total_tracked"} <= body["thread_pool"].keys()
     assert {"workers", "registered_tasks"} <= body["celery"].keys()
-    assert body["backend"] == stack.name
+    assert body["backend"] == stack.mode
     assert body["thread_pool"]["total_tracked"] >= 1
     alive = [w for w in body["celery"]["workers"].values() if w["state"] == "alive"]
     assert alive and all("content_generation" in body["celery"]["registered_tasks"][w["id"]]

@@ -8,23 +8,31 @@ import sqlite3
 import subprocess
 import time
 
+import pytest
 import redis
 
 from tests.support import PYTHON, ROOT, RedisServer, wait_until
 
 
-def _post_rows(stack, batch_id: str) -> list[tuple[int, str]]:
-    with sqlite3.connect(stack.data_dir / "app.db") as conn:
-        return conn.execute("SELECT seq, platform FROM posts WHERE batch_id = ? ORDER BY seq",
-                            (batch_id,)).fetchall()
+def _post_seqs(stack, batch_id: str) -> list[int]:
+    """The stored posts of a batch, read from the database itself (SQLite or PostgreSQL)."""
+    from sqlalchemy import create_engine, text
+    engine = create_engine(stack.env.get("DATABASE_URL") or f"sqlite:///{stack.data_dir / 'app.db'}")
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text("SELECT seq FROM posts WHERE batch_id = :b ORDER BY seq"),
+                                     {"b": batch_id}).scalars())
+    finally:
+        engine.dispose()
 
 
 def _worker_pid(record: dict) -> int:
     return int(record["worker"].rsplit(":", 1)[1])
 
 
-def test_sigkilled_worker_task_is_requeued_and_succeeds_without_duplicates(fresh_stack):
-    stack = fresh_stack("redis").start()
+@pytest.mark.parametrize("kind", ["redis", "postgres"])
+def test_sigkilled_worker_task_is_requeued_and_succeeds_without_duplicates(fresh_stack, kind):
+    stack = fresh_stack(kind).start()
     task_id = stack.queue(platforms=["twitter", "facebook", "threads"], count_per_platform=2,
                           book={"title": "SLOW currents"})
     record = wait_until(lambda: (t := stack.task(task_id))["progress"]["done"] >= 2 and t, 20,
@@ -34,8 +42,7 @@ def test_sigkilled_worker_task_is_requeued_and_succeeds_without_duplicates(fresh
     final = stack.wait_status(task_id, {"SUCCESS", "FAILURE"}, timeout=40)
     assert final["status"] == "SUCCESS", final
     assert final["attempts"] == 2
-    rows = _post_rows(stack, task_id)
-    assert [seq for seq, _ in rows] == list(range(6))  # rewritten, not duplicated
+    assert _post_seqs(stack, task_id) == list(range(6))  # rewritten, not duplicated
 
 
 def test_lost_task_with_no_attempts_left_fails_as_lost(fresh_stack):

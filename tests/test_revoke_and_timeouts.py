@@ -59,7 +59,7 @@ def test_terminate_stops_a_stuck_task(stack, fake_llm):
     assert response.status_code == 200
     assert response.json()["terminate"] is True
     assert stack.task(task_id)["status"] == "REVOKED"
-    if stack.name == "redis":
+    if stack.mode == "redis":
         # A process worker is interrupted even inside a blocked call.
         wait_until(lambda: task_id not in stack.running(), 3, "the process worker to stop it")
     else:
@@ -73,7 +73,7 @@ def test_task_past_its_timeout_fails_with_timeout(stack, fake_llm):
     record = stack.wait_status(task_id, {"FAILURE"}, timeout=15)
     assert record["error"]["type"] == "timeout"
     assert "timeout after 6s" in record["error"]["message"]
-    if stack.name == "redis":
+    if stack.mode == "redis":
         wait_until(lambda: task_id not in stack.running(), 3, "the process worker to stop it")
     else:
         _release_until_free(stack, fake_llm, task_id)
