@@ -157,6 +157,11 @@ def test_operator_actions_are_audited(stack):
     entries = stack.client.get("/api/audit").json()["entries"]
     entry = next(e for e in entries if e["target"] == task_id)
     assert entry["action"] == "task.stop" and entry["actor"] == "manager@example.com"
+    stack.client.post("/api/autonomous/stop")
+    stack.client.post("/api/autonomous/start")
+    stack.client.post("/api/autonomous/stop")
+    actions = [e["action"] for e in stack.client.get("/api/audit").json()["entries"][:2]]
+    assert actions == ["autonomous.stop", "autonomous.start"]
 
 
 def test_tokens_are_shown_once_and_can_be_revoked(stack, people):

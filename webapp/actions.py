@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from quart import current_app
 
-from jobs import audit, books
+from jobs import audit, autonomous, books
 from jobs.generation import generate_batch
 from jobs.runtime import AlreadyFinished, NotFound, NotRetryable, QueueUnavailable
 from webapp import runtime
@@ -116,6 +116,21 @@ async def retry(task_id: str) -> dict:
     except QueueUnavailable as exc:
         raise _queue_down(exc) from None
     await audit_action("task.retry", task_id, {"new_task_id": record["task_id"]})
+    return record
+
+
+async def set_autonomous(enabled: bool) -> dict:
+    """Turn the scheduled daily operations on or off; audited."""
+    state = await asyncio.to_thread(autonomous.set_enabled, runtime().db, enabled, current().email)
+    if state["changed"]:
+        await audit_action("autonomous.start" if enabled else "autonomous.stop", None)
+    return state
+
+
+async def run_daily() -> dict:
+    """Queue the daily operations now; audited."""
+    record = await submit("daily_operations", "system", {"requested_by": current().email})
+    await audit_action("autonomous.execute_daily", record["task_id"])
     return record
 
 

@@ -9,7 +9,8 @@ from quart_schema import document_querystring, document_request
 from jobs import autonomous, queries
 from jobs.posts import batch_posts
 from webapp import runtime
-from webapp.actions import audit_action, get_task, now_iso, request_generation, retry, revoke, submit
+from webapp.actions import (get_task, now_iso, request_generation, retry, revoke, run_daily,
+                             set_autonomous, submit)
 from webapp.auth import acting_owner, current, manager_only, owner_scope
 from webapp.errors import ApiError, load_body
 from webapp.health import health_report, queue_stats
@@ -100,8 +101,7 @@ async def task_posts(task_id: str):
 @bp.post("/api/autonomous/start")
 @manager_only
 async def autonomous_start():
-    state = await asyncio.to_thread(autonomous.set_enabled, runtime().db, True, current().email)
-    await audit_action("autonomous.start", None)
+    state = await set_autonomous(True)
     return jsonify({"status": "autonomous_operation_started", "timestamp": now_iso(),
                     "already_running": not state["changed"]})
 
@@ -109,8 +109,7 @@ async def autonomous_start():
 @bp.post("/api/autonomous/stop")
 @manager_only
 async def autonomous_stop():
-    state = await asyncio.to_thread(autonomous.set_enabled, runtime().db, False, current().email)
-    await audit_action("autonomous.stop", None)
+    state = await set_autonomous(False)
     return jsonify({"status": "autonomous_operation_stopped", "timestamp": now_iso(),
                     "already_stopped": not state["changed"]})
 
@@ -123,8 +122,7 @@ async def autonomous_status():
 @bp.post("/api/autonomous/execute-daily")
 @manager_only
 async def execute_daily():
-    record = await submit("daily_operations", "system", {"requested_by": current().email})
-    await audit_action("autonomous.execute_daily", record["task_id"])
+    record = await run_daily()
     return jsonify({"status": "daily_operations_queued", "task_id": record["task_id"],
                     "timestamp": now_iso(),
                     "message": "Daily operations started in background."}), 202

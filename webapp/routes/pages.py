@@ -13,7 +13,7 @@ from quart import Blueprint, redirect, render_template, request
 
 from jobs import autonomous, books, queries
 from webapp import board_queries, runtime, view_helpers
-from webapp.actions import now_iso, request_generation, retry, revoke, submit
+from webapp.actions import request_generation, retry, revoke, run_daily, set_autonomous
 from webapp.auth import can_see, current, manager_only, owner_scope
 from webapp.board_feed import task_detail
 from webapp.board_queries import BoardFilters
@@ -136,14 +136,14 @@ async def _autonomous_answer(message: str | None = None, link: str | None = None
 @bp.post("/autonomous/start")
 @manager_only
 async def autonomous_start():
-    await asyncio.to_thread(autonomous.set_enabled, runtime().db, True, "dashboard")
+    await set_autonomous(True)
     return await _autonomous_answer()
 
 
 @bp.post("/autonomous/stop")
 @manager_only
 async def autonomous_stop():
-    await asyncio.to_thread(autonomous.set_enabled, runtime().db, False, "dashboard")
+    await set_autonomous(False)
     return await _autonomous_answer()
 
 
@@ -151,7 +151,7 @@ async def autonomous_stop():
 @manager_only
 async def autonomous_run_daily():
     try:
-        record = await submit("daily_operations", "system", {"requested": now_iso()})
+        record = await run_daily()
     except ApiError as exc:
         return await (_flash(exc.message, kind="error", status=exc.status) if _htmx()
                       else _error_page(exc))
