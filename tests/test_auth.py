@@ -128,6 +128,16 @@ def test_event_stream_carries_only_what_the_subscriber_may_see(stack, people):
     assert owners == {people["bob"]["email"]}
 
 
+def test_authors_read_health_without_other_peoples_task_ids(stack, people):
+    task_id = stack.queue(platforms=["twitter"], count_per_platform=1, book={"title": "SLOW secret"})
+    wait_until(lambda: task_id in stack.running(), 10, "the task to run")
+    for path in ("/api/health", "/api/tasks/stats"):
+        body = people["ada"]["client"].get(path)
+        assert body.status_code == 200
+        assert task_id not in body.text
+    assert task_id in stack.client.get("/api/health").text  # a manager sees it
+
+
 def test_viewer_watches_but_cannot_act(stack, people):
     vera = people["vera"]["client"]
     assert vera.get("/api/health").status_code == 200

@@ -13,7 +13,7 @@ from webapp.actions import (get_task, now_iso, request_generation, retry, revoke
                              set_autonomous, submit)
 from webapp.auth import acting_owner, current, manager_only, owner_scope
 from webapp.errors import ApiError, load_body
-from webapp.health import health_report, queue_stats
+from webapp.health import health_report, queue_stats, without_task_ids
 from webapp.schemas import ApprovePosts, GeneratePosts, Owner, Revoke, TaskQuery
 
 bp = Blueprint("api", __name__)
@@ -157,12 +157,14 @@ async def status_check():
 @bp.get("/api/health")
 async def health():
     report = await health_report(runtime())
-    return jsonify(report), 503 if report["status"] == "unhealthy" else 200
+    status = 503 if report["status"] == "unhealthy" else 200
+    return jsonify(report if owner_scope() is None else without_task_ids(report)), status
 
 
 @bp.get("/api/tasks/stats")
 async def stats():
-    return jsonify(await queue_stats(runtime()))
+    stats = await queue_stats(runtime())
+    return jsonify(stats if owner_scope() is None else without_task_ids(stats))
 
 
 @bp.get("/metrics")
