@@ -71,9 +71,11 @@ def _make_stack(kind: str, tmp: Path, llm: FakeLLM, request) -> Stack:
 def stack(request, tmp_path_factory, fake_llm):
     """The product running in each queue mode, shared by the contract suite."""
     s = _make_stack(request.param, tmp_path_factory.mktemp(request.param), fake_llm, request)
-    s.start()
-    yield s
-    s.stop()
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()  # also when start-up failed half-way: no server outlives the run
 
 
 @pytest.fixture
