@@ -121,6 +121,12 @@ class Tracker:
         return [{"at": _iso(r["at"]), "status": r["status"], "attempt": r["attempt"],
                  "worker": r["worker"], "detail": r["detail"]} for r in rows]
 
+    def retries_of(self, task_id: str) -> list[str]:
+        """Ids of the tasks queued as retries of this one, oldest first."""
+        with self.db.connect() as conn:
+            return list(conn.execute(select(tasks.c.id).where(tasks.c.parent_id == task_id)
+                                     .order_by(tasks.c.enqueued_at)).scalars())
+
     def get(self, task_id: str) -> dict | None:
         with self.db.connect() as conn:
             row = conn.execute(select(tasks).where(tasks.c.id == task_id)).mappings().first()

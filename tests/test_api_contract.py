@@ -223,6 +223,8 @@ def test_retry_queues_a_linked_copy_and_timeline_tells_the_story(stack):
     assert copy["params"] == stack.task(task_id)["params"]
     timeline = stack.client.get(f"/api/tasks/{task_id}/timeline").json()["timeline"]
     assert [t["status"] for t in timeline] == ["PENDING", "STARTED", "REVOKED"]
+    page = stack.client.get(f"/tasks/{task_id}").text
+    assert "Retried as" in page and f'href="/tasks/{copy["task_id"]}"' in page
     posts = stack.client.get(f"/api/tasks/{copy['task_id']}/posts").json()
     assert posts["count"] == 4 and [p["seq"] for p in posts["posts"]] == [0, 1, 2, 3]
     assert stack.client.post("/api/tasks/retry/nope").status_code == 404

@@ -212,4 +212,5 @@ def task_detail(rt, task_id: str) -> dict | None:
     if record is None:
         return None
     posts = batch_posts(rt.db, task_id) if record["type"] in POSTED_TYPES else []
-    return {"task": record, "timeline": rt.tracker.timeline(task_id), "posts": posts}
+    return {"task": record, "timeline": rt.tracker.timeline(task_id), "posts": posts,
+            "retried_as": rt.tracker.retries_of(task_id)}
