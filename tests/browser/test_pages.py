@@ -206,10 +206,13 @@ def test_forms_work_without_javascript(stack, browser):
     stack.client.post(f"/api/tasks/revoke/{task_id}", json={})
     page.goto(f"{stack.base_url}/tasks/{task_id}")
     page.get_by_role("button", name="Retry").click()
+    expect(page.locator("h1")).to_have_text(f"Run task {task_id} again?")  # asked first
+    page.get_by_role("button", name="Yes, run it again").click()
     expect(page).not_to_have_url(re.compile(task_id + "$"))
     expect(page.locator("hgroup")).to_contain_text(f"retry of {task_id}")
     retry_id = page.url.rsplit("/", 1)[1]
-    page.get_by_role("button", name=re.compile("^(Stop|Revoke)$")).click()  # back here, revoked
+    page.get_by_role("button", name=re.compile("^(Stop|Revoke)$")).click()
+    page.get_by_role("button", name="Yes, stop it").click()  # back here, revoked
     expect(page).to_have_url(re.compile(retry_id + "$"))
     expect(page.locator("#task-live")).to_have_attribute("data-status", "REVOKED")
 

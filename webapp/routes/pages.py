@@ -89,17 +89,37 @@ async def task_page(task_id: str):
     return await render_template("task.html", position=position, **detail)
 
 
+async def _unconfirmed(form, task_id: str, action: str, question: str, detail: str,
+                       button: str, fields: dict | None = None):
+    """Without JavaScript nothing asked first: a plain form post gets a confirmation page."""
+    if _htmx() or form.get("confirmed") == "yes":
+        return None
+    # Remember where the person came from: after confirming, the referrer is this page.
+    fields = {**(fields or {}), "back": _back(f"/tasks/{task_id}")}
+    return await render_template("confirm.html", task_id=task_id, action=action,
+                                 question=question, detail=detail, button=button, fields=fields)
+
+
 @bp.post("/tasks/<task_id>/revoke")
 async def revoke_task(task_id: str):
     form = await request.form
     terminate = form.get("terminate") in ("1", "on", "true")
+    ask = await _unconfirmed(
+        form, task_id, f"/tasks/{task_id}/revoke", f"Stop or revoke task {task_id}?",
+        "A waiting task will not run; a running one stops at its next step"
+        + (", or within seconds when forced." if terminate else "."),
+        "Yes, stop it", {"terminate": "1"} if terminate else {})
+    if ask is not None:
+        return ask
     try:
         record = await revoke(task_id, terminate)
     except ApiError as exc:
         return await (_flash(exc.message, kind="error", status=exc.status) if _htmx()
                       else _error_page(exc))
     if not _htmx():
-        return redirect(_back(f"/tasks/{task_id}"), 303)
+        back = form.get("back", "")
+        local = back.startswith("/") and not back.startswith("//")
+        return redirect(back if local else _back(f"/tasks/{task_id}"), 303)
     verb = "Stop" if record.get("started_at") else "Revoke"
     how = " (forced)" if terminate else ""
     return await _flash(f"{verb}{how} requested for task {task_id}.", link=f"/tasks/{task_id}",
@@ -108,6 +128,12 @@ async def revoke_task(task_id: str):
 
 @bp.post("/tasks/<task_id>/retry")
 async def retry_task(task_id: str):
+    ask = await _unconfirmed(await request.form, task_id, f"/tasks/{task_id}/retry",
+                             f"Run task {task_id} again?",
+                             "A new task with the same parameters is queued, linked to this one.",
+                             "Yes, run it again")
+    if ask is not None:
+        return ask
     try:
         record = await retry(task_id)
     except ApiError as exc:
