@@ -129,7 +129,8 @@ def test_event_stream_carries_only_what_the_subscriber_may_see(stack, people):
 
 
 def test_authors_read_health_without_other_peoples_task_ids(stack, people):
-    task_id = stack.queue(platforms=["twitter"], count_per_platform=1, book={"title": "SLOW secret"})
+    # A task that stays running (its model call hangs) until the test is over.
+    task_id = stack.queue(platforms=["twitter"], count_per_platform=1, book={"title": "STALL secret"})
     wait_until(lambda: task_id in stack.running(), 10, "the task to run")
     for path in ("/api/health", "/api/tasks/stats"):
         body = people["ada"]["client"].get(path)
