@@ -23,10 +23,13 @@ def store_post(db: Engine, *, batch_id: str, seq: int, owner: str, post: dict,
         conn.execute(stmt)
 
 
-def batch_posts(db: Engine, batch_id: str) -> list[dict]:
+def batch_posts(db: Engine, batch_id: str, owner: str | None = None) -> list[dict]:
+    """A batch's posts in order; with `owner`, only if they are theirs."""
+    query = select(posts).where(posts.c.batch_id == batch_id)
+    if owner is not None:
+        query = query.where(posts.c.owner == owner)
     with db.connect() as conn:
-        rows = conn.execute(select(posts).where(posts.c.batch_id == batch_id)
-                            .order_by(posts.c.seq)).mappings().all()
+        rows = conn.execute(query.order_by(posts.c.seq)).mappings().all()
     return [post_view(r) for r in rows]
 
 

@@ -12,12 +12,16 @@ from jobs.tracking import task_view
 ACTIVE_STATUSES = (*WAITING_STATUSES, STARTED)
 
 
-def list_tasks(db: Engine, *, status: str | None = None, task_type: str | None = None,
-               owner: str | None = None, id_prefix: str | None = None, page: int = 1,
+def list_tasks(db: Engine, *, status: str | None = None, statuses: tuple[str, ...] | None = None,
+               task_type: str | None = None, owner: str | None = None,
+               id_prefix: str | None = None, page: int = 1,
                per_page: int = 50) -> tuple[list[dict], int]:
+    """A page of tasks, newest first, and how many match. `statuses`: any of these."""
     conditions = []
     if status:
         conditions.append(tasks.c.status == status)
+    if statuses is not None:
+        conditions.append(tasks.c.status.in_(statuses))
     if task_type:
         conditions.append(tasks.c.type == task_type)
     if owner:
@@ -27,6 +31,8 @@ def list_tasks(db: Engine, *, status: str | None = None, task_type: str | None =
         conditions.append(tasks.c.id.like(f"{escaped}%", escape="\\"))
     with db.connect() as conn:
         total = conn.execute(select(func.count()).select_from(tasks).where(*conditions)).scalar_one()
+        if total <= (page - 1) * per_page:
+            return [], total
         rows = conn.execute(
             select(tasks).where(*conditions)
             .order_by(desc(tasks.c.enqueued_at), desc(tasks.c.id))

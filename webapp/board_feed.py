@@ -22,6 +22,7 @@ from jobs.posts import batch_posts
 from webapp import board_queries
 from webapp.board_queries import BoardFilters
 from webapp.health import health_report
+from webapp.sse import id_only, message
 
 log = logging.getLogger("webapp.board")
 
@@ -29,22 +30,6 @@ HEALTH_INTERVAL = 3.0     # seconds between health panel renderings
 BACKLOG_WINDOW = 30.0     # a backlog that grew over this long, with old tasks waiting, is flagged
 BACKLOG_MIN_AGE = 30.0    # seconds the oldest waiting task must have waited
 POSTED_TYPES = ("content_generation", "daily_operations")  # task types that write posts
-
-
-def sse_message(html: str, event_id: str | None = None) -> bytes:
-    """One server-sent event whose data is `html`, with an `id:` when it is part of the log.
-
-    Panels re-rendered on a timer carry no id, so a browser's Last-Event-ID always names
-    the last task change it received.
-    """
-    lines = [f"id: {event_id}"] if event_id else []
-    lines += [f"data: {line}" for line in (html.strip().splitlines() or [""])]
-    return ("\n".join(lines) + "\n\n").encode()
-
-
-def id_only(event_id: str) -> bytes:
-    """Moves a browser's Last-Event-ID forward without changing the page."""
-    return f"id: {event_id}\n\n".encode()
 
 
 class RenderCache:
@@ -127,7 +112,7 @@ class HealthTicker:
 
     async def render(self) -> dict[str, bytes]:
         report = self.annotate(await health_report(self._feed.runtime))
-        return {variant: sse_message(await self._feed.render(
+        return {variant: message(await self._feed.render(
                     "_health_panels_oob.html", oob=True, health=report,
                     limited=variant == "limited"))
                 for variant in self.VARIANTS}
@@ -177,7 +162,8 @@ class LiveFeed:
         task = event.data.get("task")
         if event.data.get("kind") != "task" or not task:
             return id_only(event.id)
-        return sse_message(await self.render("task_row.html", task=task, row_oob=True), event.id)
+        return message(await self.render("task_row.html", task=task, row_oob=True),
+                       event_id=event.id)
 
     async def board_sections(self, filters: BoardFilters, event_id: str | None, *,
                              scope: str | None = None) -> bytes:
@@ -187,7 +173,7 @@ class LiveFeed:
             data = await asyncio.to_thread(board_queries.board, self.runtime.db, filters)
             html = await self.render("_board_sections.html", board=data, oob=True,
                                      scoped=scope is not None)
-            return sse_message(html, event_id)
+            return message(html, event_id=event_id)
 
         if event_id is None:  # no position to share it by
             return await make()
@@ -203,7 +189,7 @@ class LiveFeed:
         if detail is None:
             return id_only(event_id) if event_id else b""
         html = await self.render("_task_live.html", oob=True, **detail)
-        return sse_message(html, event_id)
+        return message(html, event_id=event_id)
 
 
 def task_detail(rt, task_id: str) -> dict | None:

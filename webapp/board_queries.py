@@ -1,9 +1,8 @@
 """Read-only questions the dashboard pages ask of the task records (blocking: call them
 through `asyncio.to_thread`).
 
-`jobs.queries.list_tasks` filters by one status; the board splits tasks into what is
-current (waiting or running) and what is history (finished), so it asks its own queries.
-Both use the (status, enqueued_at) index and the same newest-first order as the API.
+The board splits tasks into what is current (waiting or running) and what is history
+(finished): two pages of `jobs.queries.list_tasks`, in the API's newest-first order.
 """
 from __future__ import annotations
 
@@ -14,11 +13,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, desc, func, select
 
-from jobs.models import FAILURE, FINAL_STATUSES, STATUSES, SUCCESS, posts, tasks, utcnow
-from jobs.posts import post_view
+from jobs.models import FAILURE, FINAL_STATUSES, STATUSES, SUCCESS, tasks, utcnow
+from jobs import queries
 from jobs.queries import ACTIVE_STATUSES
 from jobs.settings import TASK_TYPES
-from jobs.tracking import task_view
 
 ACTIVE_LIMIT = 200  # current tasks shown at once; the rest are counted
 
@@ -84,42 +82,21 @@ def _bounded_int(raw, default: int, low: int, high: int) -> int:
         return default
 
 
-def _conditions(f: BoardFilters, statuses: tuple[str, ...]) -> list | None:
+def _section(db: Engine, f: BoardFilters, statuses: tuple[str, ...], page: int,
+             per_page: int) -> tuple[list[dict], int]:
     wanted = tuple(s for s in statuses if not f.status or s == f.status)
     if not wanted:
-        return None
-    conditions = [tasks.c.status.in_(wanted)]
-    if f.type:
-        conditions.append(tasks.c.type == f.type)
-    if f.owner:
-        conditions.append(tasks.c.owner == f.owner)
-    if f.q:
-        escaped = f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(tasks.c.id.like(f"{escaped}%", escape="\\"))
-    return conditions
-
-
-def _page(conn, conditions: list, limit: int, offset: int) -> tuple[list[dict], int]:
-    total = conn.execute(select(func.count()).select_from(tasks).where(*conditions)).scalar_one()
-    if total == 0 or offset >= total:
-        return [], total
-    rows = conn.execute(
-        select(tasks).where(*conditions)
-        .order_by(desc(tasks.c.enqueued_at), desc(tasks.c.id)).limit(limit).offset(offset)
-    ).mappings().all()
-    return [task_view(r, with_result=False) for r in rows], total
+        return [], 0
+    return queries.list_tasks(db, statuses=wanted, task_type=f.type or None,
+                              owner=f.owner or None, id_prefix=f.q or None,
+                              page=page, per_page=per_page)
 
 
 def board(db: Engine, f: BoardFilters) -> Board:
     result = Board(filters=f)
-    with db.connect() as conn:
-        active = _conditions(f, ACTIVE_STATUSES)
-        if active is not None:
-            result.active, result.active_total = _page(conn, active, ACTIVE_LIMIT, 0)
-        finished = _conditions(f, tuple(FINAL_STATUSES))
-        if finished is not None:
-            result.history, result.history_total = _page(
-                conn, finished, f.per_page, (f.page - 1) * f.per_page)
+    result.active, result.active_total = _section(db, f, ACTIVE_STATUSES, 1, ACTIVE_LIMIT)
+    result.history, result.history_total = _section(db, f, tuple(FINAL_STATUSES), f.page,
+                                                    f.per_page)
     return result
 
 
@@ -186,10 +163,3 @@ def _quantile(values: list[float], q: float) -> float:
     return round(cuts[int(q * 100) - 1], 3)
 
 
-def batch_posts_within(db: Engine, batch_id: str, scope: str | None) -> list[dict]:
-    """A batch's posts, if they belong to `scope` (None: anyone's)."""
-    query = select(posts).where(posts.c.batch_id == batch_id)
-    if scope is not None:
-        query = query.where(posts.c.owner == scope)
-    with db.connect() as conn:
-        return [post_view(r) for r in conn.execute(query.order_by(posts.c.seq)).mappings()]

@@ -15,13 +15,14 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from quart import Blueprint, current_app, make_response, request
+from quart import Blueprint, current_app, request
 
 from jobs.events import Event, Resync
-from webapp import runtime
+from webapp import runtime, sse
 from webapp.auth import can_see, owner_scope
-from webapp.board_feed import LiveFeed, id_only
+from webapp.board_feed import LiveFeed
 from webapp.board_queries import BoardFilters
+from webapp.sse import id_only
 
 bp = Blueprint("board", __name__)
 
@@ -85,7 +86,7 @@ async def _stream(render: Render, *, with_health: bool) -> object:
                 if source == "tick":
                     yield value
                 elif value is None:
-                    yield b": keep-alive\n\n"
+                    yield sse.KEEPALIVE
                 else:
                     message = await render(value)
                     if message:
@@ -93,13 +94,7 @@ async def _stream(render: Render, *, with_health: bool) -> object:
         finally:
             await merged.aclose()  # at once, not whenever the generator is collected
 
-    response = await make_response(body(), 200, {
-        "Content-Type": "text/event-stream",
-        "Cache-Control": "no-cache",
-        "X-Accel-Buffering": "no",
-    })
-    response.timeout = None
-    return response
+    return await sse.stream_response(body())
 
 
 async def _merge(items: AsyncIterator,

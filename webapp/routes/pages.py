@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from quart import Blueprint, redirect, render_template, request
 
 from jobs import autonomous, books, queries
+from jobs.posts import batch_posts
 from webapp import board_queries, runtime, view_helpers
 from webapp.actions import request_generation, retry, revoke, run_daily, set_autonomous
 from webapp.auth import can_see, current, manager_only, owner_scope
@@ -221,7 +222,7 @@ async def generate():
     batch, task_id = request.args.get("batch", ""), request.args.get("task", "")
     posts = None
     if batch.startswith("now-"):  # an immediate batch's posts, kept under its id
-        posts = await asyncio.to_thread(board_queries.batch_posts_within, runtime().db,
+        posts = await asyncio.to_thread(batch_posts, runtime().db,
                                         batch[:64], owner_scope())
     form = GenerateForm()
     form.values["user_id"] = current().email
