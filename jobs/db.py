@@ -1,12 +1,16 @@
 """The SQL engine. Blocking by design: workers call it directly, the web hands calls to a thread."""
 from __future__ import annotations
 
+import logging
 import time
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.schema import CreateColumn
 
 from jobs.models import metadata
+
+log = logging.getLogger("jobs.db")
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -36,8 +40,31 @@ def _create_tables(engine: Engine) -> None:
     for attempt in range(5):
         try:
             metadata.create_all(engine)
+            _upgrade(engine)
             return
         except DBAPIError:
             if attempt == 4:
                 raise
             time.sleep(0.1 * (attempt + 1))
+
+
+def _upgrade(engine: Engine) -> None:
+    """Bring a database made by an earlier version up to the current tables.
+
+    `create_all` makes missing tables only. Changes between versions are additive: new
+    columns (nullable, or with a server default) and new indexes, so adding what is missing
+    is the whole upgrade.
+    """
+    existing = inspect(engine)
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            have = {c["name"] for c in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                ddl = CreateColumn(column).compile(dialect=engine.dialect)
+                log.warning("upgrading the database: adding column %s.%s", table.name, column.name)
+                conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
+        for table in metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
