@@ -112,6 +112,11 @@ class Executor:
         # Periodic work of the worker's own (finding lost tasks), run by the watchdog so a
         # forking consumer has no thread of its own touching the database at fork time.
         self.housekeeping: Callable[[], object] | None = None
+        # Console hooks: a drained worker (flag read on heartbeat) takes no new work, and a
+        # paused task type is not claimed (its record stays waiting; resume queues it again).
+        self.draining = False
+        self.paused: Callable[[str], bool] = lambda _type: False
+        self.tasks_run = 0
 
     # -- life cycle (per worker process) --
     def start_in_worker(self) -> None:
@@ -167,8 +172,11 @@ class Executor:
     def run(self, task_id: str, task_type: str) -> None:
         if self._pid != os.getpid():
             self.start_in_worker()
-        if self.stopping():
+        if self.stopping() or self.draining:
             self.requeue(task_id, task_type)
+            self._park_while_drained()
+            return
+        if self.paused(task_type):
             return
         record = self.tracker.transition(
             task_id, STARTED, expect=WAITING_STATUSES,
@@ -178,6 +186,7 @@ class Executor:
         if record is None:
             log.debug("task %s not claimed: revoked, finished or taken by another worker", task_id)
             return
+        self.tasks_run += 1
         timeout = self.settings.timeout_for(task_type)
         run = _Run(task_id, task_type, record["attempts"], threading.get_ident(),
                    time.monotonic() + timeout, timeout)
@@ -209,6 +218,12 @@ class Executor:
             return
         self.tracker.transition(task_id, SUCCESS, expect=(STARTED,), attempt=run.attempt,
                                 result=result, finished_at=utcnow())
+
+    def _park_while_drained(self) -> None:
+        """A drained worker holds its queue slot idle (rather than dequeuing and putting
+        back in a loop) until it is undrained or stopped."""
+        while self.draining and not self.stopping() and not self._stop.wait(POLL_INTERVAL):
+            pass
 
     def _hand_back(self, run: _Run) -> None:
         moved = self.tracker.transition(
@@ -294,15 +309,19 @@ class Executor:
         running = [{"task_id": r.task_id, "type": r.type} for r in list(self._runs.values())]
         with self.tracker.db.begin() as conn:
             if not first:
-                done = conn.execute(update(workers).where(workers.c.id == self.worker_id)
-                                    .values(last_seen=now, running=running, stopped_at=None))
-                if done.rowcount:
+                beat = conn.execute(
+                    update(workers).where(workers.c.id == self.worker_id)
+                    .values(last_seen=now, running=running, stopped_at=None,
+                            tasks_run=self.tasks_run)
+                    .returning(workers.c.drain_requested_at)).first()
+                if beat is not None:
+                    self.draining = beat[0] is not None
                     return
             conn.execute(workers.delete().where(workers.c.id == self.worker_id))
             conn.execute(insert(workers).values(
                 id=self.worker_id, hostname=socket.gethostname(), pid=os.getpid(),
                 kind=self.kind, concurrency=self._concurrency, running=running,
-                started_at=now, last_seen=now,
+                started_at=now, last_seen=now, tasks_run=self.tasks_run,
             ))
 
 

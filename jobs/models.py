@@ -5,7 +5,7 @@ import datetime as dt
 
 from sqlalchemy import (
     JSON, Boolean, Column, DateTime, Index, Integer, MetaData, String, Table, Text,
-    UniqueConstraint,
+    UniqueConstraint, text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -94,6 +94,11 @@ workers = Table(
     Column("started_at", UTCDateTime, nullable=False),
     Column("last_seen", UTCDateTime, nullable=False),
     Column("stopped_at", UTCDateTime),
+    # Tasks this worker has claimed since it started (written with each heartbeat).
+    Column("tasks_run", Integer, nullable=False, server_default=text("0")),
+    # Set from the Workers page: finish what it runs, take nothing new. The worker reads it
+    # with each heartbeat, so a heartbeat later than this time means it has obeyed.
+    Column("drain_requested_at", UTCDateTime),
 )
 
 books = Table(

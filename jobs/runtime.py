@@ -1,17 +1,15 @@
 """Everything a process needs to queue and run tasks, built once from Settings."""
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 from dataclasses import dataclass, field
 
 import redis
-from huey import crontab
 from huey.api import Huey, TaskWrapper
 from sqlalchemy import Engine
 
-from jobs import autonomous
+from jobs import schedules
 from jobs.db import make_engine
 from jobs.events import EventBus, MemoryEventBus, RedisEventBus
 from jobs.execution import Executor
@@ -148,17 +146,4 @@ def _register_tasks(runtime: Runtime) -> None:
 
     huey.on_startup("executor")(executor.start_in_worker)
 
-    # Periodic work is queued under an id derived from its date, so several schedulers
-    # (one per worker machine) still queue it once.
-    @huey.periodic_task(crontab(minute="0", hour="8"), name="schedule_daily_operations")
-    def schedule_daily_operations() -> None:
-        if autonomous.status(runtime.db)["enabled"]:
-            day = dt.date.today().isoformat()
-            runtime.submit("daily_operations", "system", {"scheduled": day},
-                           task_id=f"daily_operations-{day}")
-
-    @huey.periodic_task(crontab(minute="0", hour="7", day_of_week="1"), name="schedule_weekly_report")
-    def schedule_weekly_report() -> None:
-        year, week, _ = dt.date.today().isocalendar()
-        runtime.submit("weekly_report", "system", {"week": f"{year}-W{week:02d}"},
-                       task_id=f"weekly_report-{year}-W{week:02d}")
+    schedules.register(huey, runtime.submit, runtime.db)

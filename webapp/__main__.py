@@ -1,6 +1,8 @@
 """`python -m webapp [serve] [--host H] [--port P]` serves the dashboard and API;
 `python -m webapp create-user --email E --role manager|author|viewer [--password P] [--token]`
-creates an account (`--token` prints a new API token for it on the last line)."""
+creates an account (`--token` prints a new API token for it on the last line);
+`python -m webapp inspect active|stats|workers|schedules|task <id> [--json]` shows what the
+API shows, read from the database and the queue directly (no server needed)."""
 from __future__ import annotations
 
 import argparse
@@ -26,8 +28,17 @@ def main(argv: list[str] | None = None) -> int:
     user_cmd.add_argument("--role", required=True, choices=("manager", "author", "viewer"))
     user_cmd.add_argument("--password", help="for signing in to the dashboard (8+ characters)")
     user_cmd.add_argument("--token", action="store_true", help="also print a new API token")
+    inspect_cmd = sub.add_parser("inspect", help="show tasks, workers, schedules without a server")
+    inspect_cmd.add_argument("what", choices=("active", "stats", "workers", "schedules", "task"))
+    inspect_cmd.add_argument("task_id", nargs="?", help="for `inspect task`: the task's id")
+    inspect_cmd.add_argument("--json", action="store_true", help="the API's JSON instead of tables")
     args = parser.parse_args(argv)
+    if args.command == "inspect" and (args.what == "task") != (args.task_id is not None):
+        inspect_cmd.error("`inspect task` takes a task id; the others take none")
     try:
+        if args.command == "inspect":
+            from webapp.inspect import run
+            return run(args.what, args.task_id, args.json)
         if args.command == "create-user":
             return create_user(args.email, args.role, args.password, args.token)
         return run_server(args.host, args.port)

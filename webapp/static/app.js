@@ -166,9 +166,18 @@
         element.textContent = new Date(at).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
       }
     }
+    // A moment in the viewer's own time zone, with its day (next runs of schedules).
+    for (const element of root.querySelectorAll("time[data-local]")) {
+      const at = Date.parse(element.getAttribute("datetime"));
+      if (!Number.isNaN(at)) {
+        element.textContent = new Date(at).toLocaleString([], {
+          weekday: "short", year: "numeric", month: "short", day: "numeric",
+          hour: "2-digit", minute: "2-digit", timeZoneName: "short"});
+      }
+    }
   }
 
-  document.addEventListener("htmx:after:swap", () => refreshTimes(document));
+  document.addEventListener("htmx:after:swap", () => { refreshTimes(document); localClocks(document); });
 
   // ---------------------------------------------------------------------------------
   // Requested actions: visible at once, until the stream brings the confirmed state

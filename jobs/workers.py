@@ -1,0 +1,67 @@
+"""The workers as an operator sees them, and draining one.
+
+A worker is one process (or, in embedded mode, the web process's pool of threads) writing a
+heartbeat row. Its state, as the Workers page and `inspect workers` show it:
+- running: heartbeating and taking work;
+- stopping: drained (or shutting down) but still finishing tasks;
+- stopped: exited cleanly, or drained with nothing left to run;
+- lost: silent for longer than WORKER_LOST_AFTER (the reaper re-queues its tasks).
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Engine, select, update
+
+from jobs.models import utcnow, workers
+
+SHOWN_FOR = dt.timedelta(hours=1)  # workers that stopped or vanished longer ago are left out
+
+
+class UnknownWorker(LookupError):
+    pass
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def state_of(row, now: dt.datetime, lost_after: float) -> str:
+    if row["stopped_at"] is not None:
+        return "stopped"
+    if (now - row["last_seen"]).total_seconds() >= lost_after:
+        return "lost"
+    if row["drain_requested_at"] is not None:
+        obeyed = row["last_seen"] > row["drain_requested_at"]
+        return "stopped" if obeyed and not row["running"] else "stopping"
+    return "running"
+
+
+def list_workers(db: Engine, lost_after: float) -> list[dict]:
+    now = utcnow()
+    with db.connect() as conn:
+        rows = conn.execute(select(workers).where(workers.c.last_seen >= now - SHOWN_FOR)
+                            .order_by(workers.c.started_at, workers.c.id)).mappings().all()
+    return [{
+        "id": r["id"], "host": r["hostname"], "pid": r["pid"], "kind": r["kind"],
+        "concurrency": r["concurrency"], "started_at": _iso(r["started_at"]),
+        "last_heartbeat": _iso(r["last_seen"]),
+        "seconds_since_heartbeat": round((now - r["last_seen"]).total_seconds(), 1),
+        "tasks_run": r["tasks_run"], "current_tasks": r["running"],
+        "draining": r["drain_requested_at"] is not None, "stopped_at": _iso(r["stopped_at"]),
+        "state": state_of(r, now, lost_after),
+    } for r in rows]
+
+
+def set_draining(db: Engine, worker_id: str, draining: bool) -> None:
+    """Drain (or undrain) a worker; it notices at its next heartbeat."""
+    with db.begin() as conn:
+        found = conn.execute(update(workers).where(workers.c.id == worker_id)
+                             .values(drain_requested_at=utcnow() if draining else None)).rowcount
+    if not found:
+        raise UnknownWorker(worker_id)
+
+
+def for_author(items: list[dict]) -> list[dict]:
+    """An author sees how busy each worker is, not which other people's tasks it runs."""
+    return [{**w, "current_tasks": len(w["current_tasks"])} for w in items]
