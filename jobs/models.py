@@ -136,9 +136,14 @@ posts = Table(
     Column("status", String(20), nullable=False, default="draft"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("approved_at", UTCDateTime),
+    # The publishing calendar: when a post goes out, when it was marked published.
+    Column("scheduled_at", UTCDateTime),
+    Column("published_at", UTCDateTime),
+    Column("updated_at", UTCDateTime),
     # A re-run of a task rewrites its posts instead of adding duplicates.
     UniqueConstraint("batch_id", "seq", name="uq_posts_batch_seq"),
     Index("ix_posts_owner_created", "owner", "created_at"),
+    Index("ix_posts_scheduled", "scheduled_at"),  # the calendar and its feeds
 )
 
 users = Table(
@@ -161,6 +166,14 @@ api_tokens = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_used_at", UTCDateTime),
     Column("revoked_at", UTCDateTime),
+)
+
+# Each user's secret calendar feed address (a capability: whoever has it reads the feed).
+calendar_feeds = Table(
+    "calendar_feeds", metadata,
+    Column("user_id", Integer, primary_key=True),
+    Column("token", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 # Who did what to whom: operator actions, kept for managers to read.

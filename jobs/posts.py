@@ -1,23 +1,60 @@
-"""Stored posts. A task writes each post as it is made, keyed by (batch, seq), so a re-run
-of the same task rewrites its posts instead of adding duplicates."""
+"""Stored posts and their life: draft → approved | rejected; approved → scheduled → published.
+
+`scheduled_at` is the post's place on the calendar. On a scheduled post it is when it goes
+out; a draft or approved post may carry one as a proposal (a campaign's plan), which
+scheduling confirms.
+
+A task writes each post as it is made, keyed by (batch, seq), so a re-run of the same task
+rewrites its posts instead of adding duplicates. Every other change goes through
+`change_post`, which checks the move is allowed and re-counts edited text by the
+platform's own rules.
+"""
 from __future__ import annotations
 
-from sqlalchemy import Engine, select, update
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from jobs.models import posts, utcnow
+from jobs.models import books, posts, utcnow
+from jobs.platforms import get_platform
+
+DRAFT, APPROVED, REJECTED, SCHEDULED, PUBLISHED = (
+    "draft", "approved", "rejected", "scheduled", "published")
+POST_STATES = (DRAFT, APPROVED, REJECTED, SCHEDULED, PUBLISHED)
+# Where each state may go. Besides the forward path, a person may change their mind:
+# a rejected or approved post back to draft, a scheduled one back to approved (unscheduled).
+MOVES = {
+    DRAFT: {APPROVED, REJECTED},
+    REJECTED: {DRAFT, APPROVED},
+    APPROVED: {SCHEDULED, DRAFT, REJECTED, PUBLISHED},
+    SCHEDULED: {APPROVED, PUBLISHED},
+    PUBLISHED: set(),
+}
+PAST_GRACE = dt.timedelta(minutes=1)  # a time picked "now" in a form is not in the past
+
+
+class PostError(ValueError):
+    """A change that cannot be made; `code` and `extra` go into the API's error answer."""
+
+    def __init__(self, code: str, message: str, **extra: object) -> None:
+        super().__init__(message)
+        self.code, self.message, self.extra = code, message, extra
 
 
 def store_post(db: Engine, *, batch_id: str, seq: int, owner: str, post: dict,
                book_id: int | None = None) -> None:
     values = dict(batch_id=batch_id, seq=seq, owner=owner, book_id=book_id, platform=post["platform"],
                   text=post["text"], length=post["length"], limit=post["limit"],
-                  writer=post["writer"], status="draft", created_at=utcnow())
+                  writer=post["writer"], status=DRAFT, created_at=utcnow(),
+                  scheduled_at=post.get("scheduled_at"))
     dialect = postgresql if db.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(posts).values(**values)
     stmt = stmt.on_conflict_do_update(
         index_elements=["batch_id", "seq"],
-        set_={k: stmt.excluded[k] for k in ("platform", "text", "length", "limit", "writer")},
+        set_={k: stmt.excluded[k] for k in ("platform", "text", "length", "limit", "writer",
+                                            "scheduled_at")},
     )
     with db.begin() as conn:
         conn.execute(stmt)
@@ -25,7 +62,7 @@ def store_post(db: Engine, *, batch_id: str, seq: int, owner: str, post: dict,
 
 def batch_posts(db: Engine, batch_id: str, owner: str | None = None) -> list[dict]:
     """A batch's posts in order; with `owner`, only if they are theirs."""
-    query = select(posts).where(posts.c.batch_id == batch_id)
+    query = _with_book().where(posts.c.batch_id == batch_id)
     if owner is not None:
         query = query.where(posts.c.owner == owner)
     with db.connect() as conn:
@@ -34,16 +71,170 @@ def batch_posts(db: Engine, batch_id: str, owner: str | None = None) -> list[dic
 
 
 def approve_posts(db: Engine, owner: str, post_ids: list[int]) -> tuple[list[int], list[int]]:
-    """Approve the owner's drafts among `post_ids`; return (approved, not found or not theirs)."""
+    """Approve the owner's drafts among `post_ids` (approving an approved post changes
+    nothing); return (approved, not found, not theirs or past approval)."""
+    now = utcnow()
     with db.begin() as conn:
-        found = set(conn.execute(
-            update(posts).where(posts.c.id.in_(post_ids), posts.c.owner == owner)
-            .values(status="approved", approved_at=utcnow()).returning(posts.c.id)
+        changed = set(conn.execute(
+            update(posts).where(posts.c.id.in_(post_ids), posts.c.owner == owner,
+                                posts.c.status.in_((DRAFT, REJECTED)))
+            .values(status=APPROVED, approved_at=now, updated_at=now).returning(posts.c.id)
         ).scalars())
+        already = set(conn.execute(
+            select(posts.c.id).where(posts.c.id.in_(post_ids), posts.c.owner == owner,
+                                     posts.c.status == APPROVED)).scalars())
+    found = changed | already
     return sorted(found), [i for i in post_ids if i not in found]
 
 
+@dataclass(frozen=True)
+class PostFilters:
+    owner: str | None = None
+    status: str | None = None
+    platform: str | None = None
+    book_id: int | None = None
+    scheduled_from: dt.datetime | None = None
+    scheduled_to: dt.datetime | None = None
+
+
+def list_posts(db: Engine, filters: PostFilters, *, offset: int = 0,
+               limit: int = 100) -> tuple[list[dict], int]:
+    """Posts matching `filters`, newest first (by their time on the calendar when a range
+    of it is asked for), and how many match in all."""
+    conditions = _conditions(filters)
+    query = _with_book().where(*conditions)
+    if filters.scheduled_from or filters.scheduled_to:
+        query = query.order_by(posts.c.scheduled_at, posts.c.id)
+    else:
+        query = query.order_by(posts.c.created_at.desc(), posts.c.id.desc())
+    with db.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(posts).where(*conditions)).scalar_one()
+        rows = conn.execute(query.offset(offset).limit(limit)).mappings().all()
+    return [post_view(r) for r in rows], total
+
+
+def _conditions(f: PostFilters) -> list:
+    conditions = []
+    if f.owner is not None:
+        conditions.append(posts.c.owner == f.owner)
+    if f.status is not None:
+        conditions.append(posts.c.status == f.status)
+    if f.platform is not None:
+        conditions.append(posts.c.platform == f.platform)
+    if f.book_id is not None:
+        conditions.append(posts.c.book_id == f.book_id)
+    if f.scheduled_from is not None:
+        conditions.append(posts.c.scheduled_at >= f.scheduled_from)
+    if f.scheduled_to is not None:
+        conditions.append(posts.c.scheduled_at < f.scheduled_to)
+    return conditions
+
+
+def get_post(db: Engine, post_id: int, owner: str | None = None) -> dict | None:
+    query = _with_book().where(posts.c.id == post_id)
+    if owner is not None:
+        query = query.where(posts.c.owner == owner)
+    with db.connect() as conn:
+        row = conn.execute(query).mappings().first()
+    return post_view(row) if row else None
+
+
+def change_post(db: Engine, post_id: int, owner: str | None, changes: dict, *,
+                mastodon_limit: int = 500, now: dt.datetime | None = None) -> tuple[dict, dict]:
+    """Apply `changes` (any of text, status, scheduled_at) to a post; return (the post
+    before, the post after). Raises PostError for a change that is not allowed, LookupError
+    when the post does not exist or (with `owner`) is not theirs."""
+    now = now or utcnow()
+    before = get_post(db, post_id, owner)
+    if before is None:
+        raise LookupError(post_id)
+    values = _planned(before, changes, mastodon_limit, now)
+    if not values:
+        return before, before
+    values["updated_at"] = now
+    with db.begin() as conn:
+        # Only if nobody changed its state meanwhile: two people moving one post, one wins.
+        done = conn.execute(update(posts).where(posts.c.id == post_id,
+                                                posts.c.status == before["status"])
+                            .values(**values)).rowcount
+    if not done:
+        raise PostError("conflict", f"post {post_id} was changed meanwhile; reload it and try again")
+    return before, get_post(db, post_id)
+
+
+def _planned(post: dict, changes: dict, mastodon_limit: int, now: dt.datetime) -> dict:
+    """The column values a change sets, after checking it."""
+    if post["status"] == PUBLISHED:
+        raise PostError("already_published", f"post {post['id']} is published; it can no longer change")
+    values: dict = {}
+    if "text" in changes and changes["text"] != post["text"]:
+        values.update(_checked_text(post["platform"], changes["text"], mastodon_limit))
+    target = changes.get("status") or post["status"]
+    if "scheduled_at" in changes:
+        when = changes["scheduled_at"]
+        if when is not None and when < now - PAST_GRACE:
+            raise PostError("in_the_past", "pick a time from now on",
+                            fields={"scheduled_at": "in the past"})
+        if "status" not in changes and post["status"] in (APPROVED, SCHEDULED):
+            target = SCHEDULED if when is not None else APPROVED  # moved, or taken off
+        values["scheduled_at"] = when
+    if target != post["status"]:
+        if target not in MOVES[post["status"]]:
+            raise PostError("invalid_transition", f"a {post['status']} post cannot become {target}"
+                            + ("; approve it first" if target == SCHEDULED else ""),
+                            **{"from": post["status"], "to": target})
+        values["status"] = target
+        if target == APPROVED and post["status"] != SCHEDULED:
+            values["approved_at"] = now
+        if target == PUBLISHED:
+            values["published_at"] = now
+        if target == REJECTED or (target == APPROVED and post["status"] == SCHEDULED):
+            values["scheduled_at"] = None  # off the calendar
+    if target == SCHEDULED and post["status"] != SCHEDULED and "scheduled_at" not in values:
+        planned = post["scheduled_at"] and dt.datetime.fromisoformat(post["scheduled_at"])
+        if not planned:
+            raise PostError("missing_time", "say when to publish it: scheduled_at is needed",
+                            fields={"scheduled_at": "required to schedule"})
+        if planned < now - PAST_GRACE:
+            raise PostError("in_the_past", "its planned time has passed: pick a new one",
+                            fields={"scheduled_at": "in the past"})
+    if target == SCHEDULED and values.get("scheduled_at", True) is None:
+        raise PostError("missing_time", "say when to publish it: scheduled_at is needed",
+                        fields={"scheduled_at": "required to schedule"})
+    return values
+
+
+def _checked_text(platform_name: str, text: str, mastodon_limit: int) -> dict:
+    platform = get_platform(platform_name, mastodon_limit=mastodon_limit)
+    length = platform.count(text)
+    if length > platform.limit:
+        raise PostError("too_long", f"{length} characters by {platform.label}'s counting; "
+                        f"at most {platform.limit}: shorten it", length=length, limit=platform.limit)
+    if not platform.fits(text):  # within the length, but too many bytes, hashtags or links
+        rules = [f"at most {platform.max_hashtags} hashtag(s)"] if platform.max_hashtags else []
+        rules += [f"at most {platform.max_links} link(s)"] if platform.max_links is not None else []
+        raise PostError("breaks_platform_rules", f"{platform.label} refuses this text"
+                        + (f" ({', '.join(rules)})" if rules else ""), length=length,
+                        limit=platform.limit)
+    return {"text": text, "length": length, "limit": platform.limit}
+
+
+def _with_book():
+    return (select(posts, books.c.title.label("book_title"), books.c.link.label("book_link"))
+            .select_from(posts.outerjoin(books, books.c.id == posts.c.book_id)))
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
 def post_view(row) -> dict:
-    return {"id": row["id"], "platform": row["platform"], "text": row["text"],
+    view = {"id": row["id"], "platform": row["platform"], "text": row["text"],
             "length": row["length"], "limit": row["limit"], "writer": row["writer"],
-            "status": row["status"], "seq": row["seq"], "book_id": row["book_id"]}
+            "status": row["status"], "seq": row["seq"], "book_id": row["book_id"],
+            "owner": row["owner"], "batch_id": row["batch_id"],
+            "book_title": row.get("book_title"), "link": row.get("book_link") or "",
+            "created_at": iso(row["created_at"]), "approved_at": iso(row["approved_at"]),
+            "scheduled_at": iso(row["scheduled_at"]), "published_at": iso(row["published_at"]),
+            "updated_at": iso(row["updated_at"])}
+    return view

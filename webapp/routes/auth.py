@@ -144,7 +144,8 @@ async def audit_page():
 
 @bp.get("/api/me")
 async def me():
-    return jsonify(current().view())
+    from webapp.routes.posts import calendar_url
+    return jsonify({**current().view(), "calendar_url": await calendar_url()})
 
 
 @bp.get("/api/tokens")

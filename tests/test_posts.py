@@ -1,0 +1,143 @@
+"""The life of a post over JSON: list, edit, approve, schedule, the calendar, exports, feed."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+import icalendar
+
+
+
+def _author(stack, name: str):
+    email = f"{name}.{stack.name}@example.com"
+    client = stack.client_for(stack.create_user(email, "author"))
+    book = client.post("/api/books", json={"title": f"Book of {name}", "link": "https://ex.com/b",
+                                           "blurb": "A keeper finds a letter.", "genre": "mystery"})
+    assert book.status_code == 201, book.text
+    made = client.post("/api/generate-posts", json={"platforms": ["twitter", "bluesky"],
+                                                    "count_per_platform": 2})
+    assert made.status_code == 200, made.text
+    return email, client, book.json()
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def test_posts_are_drafts_that_authors_edit_approve_and_schedule(stack):
+    email, me, book = _author(stack, "lifecycle")
+    listed = me.get("/api/posts", params={"book_id": book["id"]}).json()
+    assert listed["total"] == 4 and {p["status"] for p in listed["posts"]} == {"draft"}
+    assert {p["owner"] for p in listed["posts"]} == {email}
+    tweet = next(p for p in listed["posts"] if p["platform"] == "twitter")
+    assert me.get("/api/posts", params={"platform": "bluesky"}).json()["total"] == 2
+
+    too_long = me.patch(f"/api/posts/{tweet['id']}", json={"text": "word " * 80})
+    assert too_long.status_code == 400
+    assert too_long.json() | {"message": ""} == {"error": "too_long", "message": "",
+                                                  "length": 399, "limit": 280}
+    # X counts a link as 23 characters whatever its length: 250 + 1 + 23 fits.
+    edited = me.patch(f"/api/posts/{tweet['id']}",
+                      json={"text": "x" * 250 + " https://example.com/" + "a" * 100})
+    assert edited.status_code == 200 and edited.json()["length"] == 274
+
+    early = me.patch(f"/api/posts/{tweet['id']}", json={"status": "scheduled",
+                                                        "scheduled_at": "2099-01-01T09:00:00Z"})
+    assert early.status_code == 409 and early.json()["error"] == "invalid_transition"
+    assert me.patch(f"/api/posts/{tweet['id']}", json={"status": "approved"}).json()["status"] == "approved"
+    past = me.patch(f"/api/posts/{tweet['id']}", json={"scheduled_at": "2001-01-01T09:00:00Z"})
+    assert past.status_code == 400 and past.json()["error"] == "in_the_past"
+    naive = me.patch(f"/api/posts/{tweet['id']}", json={"scheduled_at": "2099-01-01T09:00:00"})
+    assert naive.status_code == 400
+    moved = me.patch(f"/api/posts/{tweet['id']}", json={"scheduled_at": "2099-01-01T09:00:00+02:00"})
+    assert moved.json()["status"] == "scheduled"
+    assert moved.json()["scheduled_at"] == "2099-01-01T07:00:00Z"
+    published = me.patch(f"/api/posts/{tweet['id']}", json={"status": "published"}).json()
+    assert published["status"] == "published" and published["published_at"]
+    frozen = me.patch(f"/api/posts/{tweet['id']}", json={"text": "changed"})
+    assert frozen.status_code == 409 and frozen.json()["error"] == "already_published"
+
+    bad = [me.patch(f"/api/posts/{tweet['id']}", json=body)
+           for body in ({"status": "lost"}, {"colour": "red"}, {}, {"text": None})]
+    assert [r.status_code for r in bad] == [400, 400, 400, 400]
+    assert all(set(r.json()) >= {"error", "message"} for r in bad)
+    assert me.patch("/api/posts/999999", json={"status": "approved"}).status_code == 404
+
+
+def test_approval_task_moves_drafts_only_and_others_are_private(stack):
+    email, me, book = _author(stack, "approver")
+    ids = [p["id"] for p in me.get("/api/posts", params={"book_id": book["id"]}).json()["posts"]]
+    task = me.post("/api/posts/approve", json={"post_ids": ids[:2] + [999999]})
+    assert task.status_code == 202
+    result = stack.wait_status(task.json()["task_id"], "SUCCESS")["result"]
+    assert sorted(result["approved"]) == sorted(ids[:2]) and result["not_found"] == [999999]
+    approved = me.get("/api/posts", params={"status": "approved", "book_id": book["id"]}).json()
+    assert sorted(p["id"] for p in approved["posts"]) == sorted(ids[:2])
+
+    _, other, _ = _author(stack, "nosy")
+    assert other.get(f"/api/posts/{ids[0]}").status_code == 404
+    assert other.patch(f"/api/posts/{ids[0]}", json={"status": "rejected"}).status_code == 404
+    assert other.get("/api/posts", params={"owner": email}).status_code == 403
+    assert ids[0] not in [p["id"] for p in other.get("/api/posts").json()["posts"]]
+
+    # A manager sees everyone's and may edit them; that is audited.
+    assert stack.client.get("/api/posts", params={"owner": email}).json()["total"] == 4
+    assert stack.client.patch(f"/api/posts/{ids[2]}", json={"status": "rejected"}).status_code == 200
+    entries = stack.client.get("/api/audit").json()["entries"]
+    assert any(e["action"] == "post.edit" and e["target"] == f"post:{ids[2]}" for e in entries)
+    viewer = stack.client_for(stack.create_user(f"watcher.{stack.name}@example.com", "viewer"))
+    assert viewer.get("/api/posts", params={"owner": email}).json()["total"] == 4
+    assert viewer.patch(f"/api/posts/{ids[3]}", json={"status": "approved"}).status_code == 403
+
+
+def test_schedule_spreads_posts_and_feeds_calendar_exports_and_ical(stack):
+    email, me, book = _author(stack, "planner")
+    posts = me.get("/api/posts", params={"book_id": book["id"]}).json()["posts"]
+    ids = [p["id"] for p in posts]
+    for post_id in ids[:3]:
+        assert me.patch(f"/api/posts/{post_id}", json={"status": "approved"}).status_code == 200
+    start = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    in_past = me.post("/api/posts/schedule", json={"post_ids": ids, "start": "2001-01-01T00:00:00Z"})
+    assert in_past.status_code == 400 and in_past.json()["error"] == "in_the_past"
+    answer = me.post("/api/posts/schedule", json={"post_ids": ids, "start": _iso(start),
+                                                  "every_hours": 6})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert len(body["scheduled"]) == 3 and [s["id"] for s in body["not_scheduled"]] == [ids[3]]
+    slots = [(p["platform"], p["scheduled_at"]) for p in body["scheduled"]]
+    assert len(set(slots)) == 3  # one platform never twice in one slot
+    times = sorted({dt.datetime.fromisoformat(t) for _, t in slots})
+    assert times[0] == start and all((t - start) % dt.timedelta(hours=6) == dt.timedelta() for t in times)
+
+    cal = me.get("/api/calendar", params={"from": _iso(start - dt.timedelta(days=1)),
+                                          "to": _iso(start + dt.timedelta(days=7))}).json()
+    assert sorted(p["id"] for p in cal["posts"]) == sorted(ids[:3])
+    assert me.get("/api/calendar", params={"from": _iso(start), "to": _iso(start)}).status_code == 400
+    assert me.get("/api/calendar", params={"from": "soon"}).status_code == 400
+
+    exported = me.get("/api/posts/export", params={"format": "csv"})
+    assert exported.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(exported.text)))
+    assert rows[0] == ["platform", "scheduled_at", "text", "link", "book"]
+    assert len(rows) == 4 and rows[1][1].endswith("Z") and rows[1][3] == "https://ex.com/b"
+    assert rows[1][4] == book["title"]
+    assert me.get("/api/posts/export", params={"format": "hootsuite"}).status_code == 400
+    hoot = me.get("/api/posts/export", params={"format": "hootsuite", "platform": "twitter"})
+    lines = list(csv.reader(io.StringIO(hoot.text)))
+    assert lines and all(len(line) == 3 for line in lines)
+    assert dt.datetime.strptime(lines[0][0], "%m/%d/%Y %H:%M")
+    assert {line[1] for line in lines} <= {p["text"] for p in posts}
+
+    url = me.get("/api/me").json()["calendar_url"]
+    feed = stack.client_for(None).get(url)
+    assert feed.status_code == 200 and feed.headers["content-type"].startswith("text/calendar")
+    parsed = icalendar.Calendar.from_ical(feed.content)
+    events = parsed.walk("VEVENT")
+    assert len(events) == 3 and {str(e["uid"]) for e in events} == {f"post-{i}@book-marketing-agent" for i in ids[:3]}
+    assert all(e.decoded("dtstart").tzinfo is not None for e in events)
+    assert b"\r\n" in feed.content and parsed["version"] == "2.0"
+    rotated = me.post("/api/me/calendar-url").json()["calendar_url"]
+    assert rotated != url
+    assert stack.client_for(None).get(url).status_code == 404
+    assert stack.client_for(None).get(rotated).status_code == 200

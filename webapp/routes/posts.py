@@ -1,0 +1,213 @@
+"""The posts API: list and change posts, schedule them, the calendar, exports and the
+secret iCalendar feed."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ValidationError
+from quart import Blueprint, Response, jsonify, request, url_for
+from quart_schema import document_querystring, document_request, document_response
+
+from jobs import calendar_feed, exports
+from jobs.posts import PostError, PostFilters, change_post, get_post, list_posts
+from jobs.scheduling import schedule_posts
+from webapp import runtime
+from webapp.actions import audit_action
+from webapp.auth import any_signed_in_user, current, owner_scope, public
+from webapp.errors import ApiError, describe, load_body
+from webapp.post_schemas import (CalendarAnswer, CalendarQuery, Error, ExportQuery, Post,
+                                 PostChange, PostList, PostQuery, Schedule, ScheduleAnswer)
+
+bp = Blueprint("posts", __name__)
+
+Q = TypeVar("Q", bound=BaseModel)
+CONFLICTS = frozenset({"invalid_transition", "already_published", "conflict"})
+CALENDAR_MAX_DAYS = 100
+EXPORT_LIMIT = 10_000
+
+
+def parse_query(model: type[Q]) -> Q:
+    try:
+        return model.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_query", describe(exc)) from None
+
+
+def owner_filter(requested: str | None) -> str | None:
+    """Whose posts: an author only their own; managers and viewers anyone's (`owner=`)."""
+    scope = owner_scope()
+    if scope is None:
+        return requested or None
+    if requested and requested != scope:
+        raise ApiError(403, "forbidden", "authors see their own posts only: leave owner out")
+    return scope
+
+
+def post_error(exc: PostError) -> ApiError:
+    return ApiError(409 if exc.code in CONFLICTS else 400, exc.code, exc.message, **exc.extra)
+
+
+def _not_found(post_id: int) -> ApiError:
+    return ApiError(404, "post_not_found", f"no post has id {post_id}")
+
+
+@bp.get("/api/posts")
+@document_querystring(PostQuery)
+@document_response(PostList)
+@document_response(Error, 400)
+async def posts_list():
+    query = parse_query(PostQuery)
+    filters = PostFilters(owner=owner_filter(query.owner), status=query.status,
+                          platform=query.platform, book_id=query.book_id)
+    rows, total = await asyncio.to_thread(list_posts, runtime().db, filters,
+                                          offset=(query.page - 1) * query.per_page,
+                                          limit=query.per_page)
+    return jsonify({"posts": rows, "total": total, "page": query.page, "per_page": query.per_page})
+
+
+@bp.get("/api/posts/<int:post_id>")
+@document_response(Post)
+@document_response(Error, 404)
+async def post_get(post_id: int):
+    post = await asyncio.to_thread(get_post, runtime().db, post_id, owner_scope())
+    if post is None:
+        raise _not_found(post_id)
+    return jsonify(post)
+
+
+async def update_post(post_id: int, changes: dict) -> dict:
+    """Change a post (shared by the API and the pages); a manager's change of someone
+    else's post is audited."""
+    rt = runtime()
+    try:
+        before, after = await asyncio.to_thread(change_post, rt.db, post_id, owner_scope(), changes,
+                                                mastodon_limit=rt.settings.mastodon_limit)
+    except LookupError:
+        raise _not_found(post_id) from None
+    except PostError as exc:
+        raise post_error(exc) from None
+    if before["owner"] != current().email and after is not before:
+        await audit_action("post.edit", f"post:{post_id}", {
+            "owner": before["owner"],
+            "changes": {k: [before[k], after[k]] for k in ("text", "status", "scheduled_at")
+                        if before[k] != after[k]}})
+    return after
+
+
+@bp.patch("/api/posts/<int:post_id>")
+@document_request(PostChange)
+@document_response(Post)
+@document_response(Error, 400)
+@document_response(Error, 409)
+async def post_patch(post_id: int):
+    body = await load_body(PostChange)
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    for name in ("text", "status"):
+        if name in changes and changes[name] is None:
+            raise ApiError(400, "invalid_request", f"{name} cannot be null",
+                           fields={name: "cannot be null"})
+    if not changes:
+        raise ApiError(400, "invalid_request", "send any of text, status, scheduled_at")
+    return jsonify(await update_post(post_id, changes))
+
+
+async def schedule(post_ids: list[int], start: dt.datetime, every_hours: float) -> tuple[list, list]:
+    try:
+        done, skipped = await asyncio.to_thread(schedule_posts, runtime().db, owner_scope(),
+                                                post_ids, start, dt.timedelta(hours=every_hours))
+    except PostError as exc:
+        raise post_error(exc) from None
+    others = sorted({p["owner"] for p in done} - {current().email})
+    if others:
+        await audit_action("post.schedule", ",".join(others),
+                           {"post_ids": [p["id"] for p in done]})
+    return done, skipped
+
+
+@bp.post("/api/posts/schedule")
+@document_request(Schedule)
+@document_response(ScheduleAnswer)
+@document_response(Error, 400)
+async def posts_schedule():
+    body = await load_body(Schedule)
+    done, skipped = await schedule(body.post_ids, body.start, body.every_hours)
+    return jsonify({"scheduled": done, "not_scheduled": skipped})
+
+
+async def calendar_posts(start: dt.datetime, end: dt.datetime, owner: str | None) -> list[dict]:
+    """Posts with a place on the calendar between `start` and `end` (rejected ones have none)."""
+    if end <= start or end - start > dt.timedelta(days=CALENDAR_MAX_DAYS):
+        raise ApiError(400, "invalid_range",
+                       f"`to` must come after `from`, at most {CALENDAR_MAX_DAYS} days later")
+    filters = PostFilters(owner=owner, scheduled_from=start, scheduled_to=end)
+    rows, _ = await asyncio.to_thread(list_posts, runtime().db, filters, limit=EXPORT_LIMIT)
+    return rows
+
+
+@bp.get("/api/calendar")
+@document_querystring(CalendarQuery)
+@document_response(CalendarAnswer)
+@document_response(Error, 400)
+async def calendar():
+    query = parse_query(CalendarQuery)
+    rows = await calendar_posts(query.from_, query.to, owner_filter(query.owner))
+    return jsonify({"posts": rows, "count": len(rows)})
+
+
+@bp.get("/api/posts/export")
+@document_querystring(ExportQuery)
+@document_response(Error, 400)
+async def posts_export():
+    query = parse_query(ExportQuery)
+    try:
+        tz = ZoneInfo(query.tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ApiError(400, "invalid_query", f"unknown time zone {query.tz!r}: use a name such "
+                       "as Europe/London") from None
+    if query.format == "hootsuite" and query.platform is None:
+        raise ApiError(400, "platform_required",
+                       "Hootsuite imports one platform per file: add platform=twitter (or another)")
+    filters = PostFilters(owner=owner_filter(query.owner), status=query.status,
+                          platform=query.platform, scheduled_from=dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
+    rows, _ = await asyncio.to_thread(list_posts, runtime().db, filters, limit=EXPORT_LIMIT)
+    if query.format == "hootsuite":
+        body, name = exports.to_hootsuite(rows, tz), f"hootsuite-{query.platform}.csv"
+    else:
+        body, name = exports.to_csv(rows), f"posts-{query.platform or 'all'}.csv"
+    return Response(body, content_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+# -- the secret iCalendar feed --
+
+async def calendar_url(rotate: bool = False) -> str:
+    db, user = runtime().db, current()
+    make = calendar_feed.rotate_token if rotate else calendar_feed.feed_token
+    token = await asyncio.to_thread(make, db, user.id)
+    return url_for("posts.calendar_ics", token=token, _external=True)
+
+
+@bp.post("/api/me/calendar-url")
+@any_signed_in_user
+async def rotate_calendar_url():
+    """A new secret address for the calendar feed; the old one stops working."""
+    url = await calendar_url(rotate=True)
+    await audit_action("calendar.rotate", current().email)
+    return jsonify({"calendar_url": url})
+
+
+@bp.get("/calendar/<token>.ics")
+@public
+async def calendar_ics(token: str):
+    db = runtime().db
+    found = await asyncio.to_thread(calendar_feed.owner_for_token, db, token[:64])
+    if found is None:
+        return Response("no calendar at this address\n", status=404, content_type="text/plain")
+    email, role = found
+    owner = None if role in ("manager", "viewer") else email
+    body = await asyncio.to_thread(calendar_feed.feed, db, owner, name=f"Posts · {email}")
+    return Response(body, content_type="text/calendar; charset=utf-8",
+                    headers={"Cache-Control": "private, max-age=300"})
