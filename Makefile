@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 HOST    ?= 127.0.0.1
 PORT    ?= 5000
 
-.PHONY: run test venv dev-venv system-deps worker bench clean
+.PHONY: run test venv dev-venv system-deps worker bench multihost clean
 
 run: $(VENV)/.runtime
 	$(PY) -m webapp --host $(HOST) --port $(PORT)
@@ -34,6 +34,11 @@ system-deps:
 
 bench: $(VENV)/.dev
 	$(PY) bench/bench_writer.py
+
+# Seven hosts of the test's own making (network namespaces; Linux, root) under faults: 300 tasks.
+# `make test` runs a short version (40 tasks).
+multihost: $(VENV)/.dev system-deps
+	$(PY) -m tests.multihost $(MULTIHOST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,5 @@
+import sys
+
+from tests.multihost.run import main
+
+sys.exit(main())
