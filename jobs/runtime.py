@@ -68,18 +68,22 @@ class Runtime:
                                      task_id=task_id, parent_id=parent_id)
         if record is None:
             return None
-        try:
-            self.enqueue(record["task_id"], task_type)
-        except Exception as exc:
-            self.tracker.transition(record["task_id"], FAILURE, expect=(PENDING,),
-                                    finished_at=utcnow(),
-                                    error={"type": "enqueue", "message": f"the queue refused it: {exc}"})
-            raise QueueUnavailable(str(exc)) from exc
+        self.enqueue_recorded(record)
         if task_type == "content_generation":
             log.info("Content generation queued: %s", record["task_id"])
         else:
             log.info("%s queued: %s", task_type, record["task_id"])
         return record
+
+    def enqueue_recorded(self, record: dict) -> None:
+        """Queue a task just recorded; if the queue refuses it, its record says so."""
+        try:
+            self.enqueue(record["task_id"], record["type"])
+        except Exception as exc:
+            self.tracker.transition(record["task_id"], FAILURE, expect=(PENDING,),
+                                    finished_at=utcnow(),
+                                    error={"type": "enqueue", "message": f"the queue refused it: {exc}"})
+            raise QueueUnavailable(str(exc)) from exc
 
     def enqueue(self, task_id: str, task_type: str) -> None:
         # The message carries only the id; parameters live in the record.

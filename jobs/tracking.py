@@ -114,6 +114,45 @@ class Tracker:
         self._log(row)
         return task_view(row)
 
+    # -- many at once (bulk actions): one statement each, and still one event per change --
+    def transition_many(self, task_ids: list[str], status: str, *, expect: Iterable[str],
+                        **fields: Any) -> list[dict]:
+        """Move every listed task that is in one of `expect` to `status`; the moved records."""
+        if not task_ids:
+            return []
+        now = utcnow()
+        stmt = (update(tasks).where(tasks.c.id.in_(task_ids), tasks.c.status.in_(tuple(expect)))
+                .values(status=status, updated_at=now, **fields).returning(*tasks.c))
+        with self.db.begin() as conn:
+            rows = conn.execute(stmt).mappings().all()
+            if rows:
+                conn.execute(insert(task_history), [
+                    dict(task_id=r["id"], at=now, status=status, attempt=r["attempts"],
+                         worker=r["worker"], detail=_detail(r)) for r in rows])
+        for row in rows:
+            self._publish(row)
+        return [task_view(r) for r in rows]
+
+    def create_many(self, specs: list[dict], max_attempts: int) -> list[dict]:
+        """Record new PENDING tasks, each spec {type, owner, params, parent_id}."""
+        if not specs:
+            return []
+        now = utcnow()
+        rows = [dict(id=new_task_id(), type=s["type"], owner=s["owner"], params=s["params"],
+                     status=PENDING, progress_done=0, progress_total=0, attempts=0,
+                     max_attempts=max_attempts, terminate=False, parent_id=s.get("parent_id"),
+                     enqueued_at=now, updated_at=now) for s in specs]
+        with self.db.begin() as conn:
+            conn.execute(insert(tasks), rows)
+            conn.execute(insert(task_history), [
+                dict(task_id=r["id"], at=now, status=PENDING, attempt=0,
+                     detail=f"retry of {r['parent_id']}" if r["parent_id"] else None) for r in rows])
+        full = [{**r, "result": None, "error": None, "worker": None, "started_at": None,
+                 "finished_at": None} for r in rows]
+        for row in full:
+            self._publish(row)
+        return [task_view(r) for r in full]
+
     def timeline(self, task_id: str) -> list[dict]:
         with self.db.connect() as conn:
             rows = conn.execute(select(task_history).where(task_history.c.task_id == task_id)

@@ -6,6 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints, field_validator
 
+from jobs.models import STATUSES
+from jobs.settings import TASK_TYPES
+
 PlatformName = Literal["twitter", "facebook", "instagram", "linkedin", "threads", "bluesky",
                        "mastodon", "tiktok"]
 UserId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -66,3 +69,19 @@ class TaskQuery(BaseModel):
     q: Annotated[str, StringConstraints(max_length=64)] | None = None
     page: int = Field(1, ge=1, le=100_000)
     per_page: int = Field(50, ge=1, le=200)
+
+
+class BulkFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal[STATUSES] | None = None  # type: ignore[valid-type]
+    type: Literal[TASK_TYPES] | None = None  # type: ignore[valid-type]
+    owner: UserId | None = None
+    q: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
+
+
+class BulkAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["revoke", "retry"]
+    filter: BulkFilter = Field(default_factory=BulkFilter)
+    dry_run: StrictBool = False
+    terminate: StrictBool = False  # revoke: stop running tasks within seconds even if stuck

@@ -37,3 +37,42 @@ def test_schedules_page_shows_local_times_and_runs_a_job_now(page, stack):
     stack.wait_status(task_id, "SUCCESS", timeout=30)
     page.reload()
     expect(weekly).to_contain_text(task_id[:24])
+
+
+@EMBEDDED
+def test_board_revokes_all_matching_after_a_confirmation_stating_the_count(browser, stack, fake_llm):
+    owner = "bulk-board@example.com"
+    ids = [stack.queue(platforms=["twitter"], count_per_platform=1, user_id=owner,
+                       book={"title": f"STALL board {i}"}) for i in range(3)]
+    page = browser.page(stack)
+    page.goto(stack.base_url + f"/?owner={owner}")
+    page.locator("button[data-action=bulk-revoke]").click()
+    confirm = page.locator("#flash .bulk-confirm")
+    expect(confirm).to_have_attribute("data-matched", "3")
+    expect(confirm).to_contain_text("Revoke 3 tasks")
+    for task_id in ids:  # asking changed nothing
+        assert stack.task(task_id)["status"] in ("PENDING", "STARTED")
+    confirm.locator("button[data-action=confirm-bulk]").click()
+    expect(page.locator("#flash")).to_contain_text("3 of 3 matching task(s) revoked")
+    for task_id in ids:
+        expect(page.locator(f"#task-{task_id}")).to_have_attribute("data-status", "REVOKED")
+    fake_llm.release_stalled()
+
+
+@EMBEDDED
+def test_bulk_confirmation_works_without_javascript(browser, stack):
+    owner = "bulk-nojs@example.com"
+    task_id = stack.queue(platforms=["twitter"], count_per_platform=1, user_id=owner,
+                          book={"title": "STALL nojs"})
+    stack.client.post(f"/api/tasks/revoke/{task_id}", json={"terminate": True})
+    stack.wait_status(task_id, "REVOKED")
+    page = browser.page(stack, javascript=False)
+    page.goto(stack.base_url + f"/?owner={owner}&status=REVOKED")
+    page.locator("button[data-action=bulk-retry]").click()
+    expect(page.locator(".bulk-confirm")).to_contain_text("Retry 1 task")
+    page.locator("button[data-action=confirm-bulk]").click()
+    page.wait_for_url(f"{stack.base_url}/?status=REVOKED&owner=bulk-nojs%40example.com")
+    retried = stack.client.get("/api/tasks", params={"owner": owner}).json()["tasks"]
+    assert any(t["parent_id"] == task_id for t in retried)
+    stack.client.post("/api/tasks/bulk", json={"action": "revoke", "filter": {"owner": owner},
+                                               "terminate": True})

@@ -1,16 +1,23 @@
-"""The operator's console: workers (and draining one), the periodic schedules (and running
-one now). JSON under /api, pages beside them; every change is audited."""
+"""The operator's console: acting on every task that matches a filter, workers (and draining
+one), the periodic schedules (and running one now). JSON under /api, pages and forms beside
+them; every change is audited."""
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlencode
 
 from quart import Blueprint, jsonify, redirect, render_template, request
 
-from jobs import schedules, workers
+from pydantic import ValidationError
+from quart_schema import document_request
+
+from jobs import bulk, schedules, workers
+from jobs.runtime import QueueUnavailable
 from webapp import runtime
 from webapp.actions import audit_action, now_iso, submit
 from webapp.auth import current, manager_only, owner_scope
-from webapp.errors import ApiError
+from webapp.errors import ApiError, describe, load_body
+from webapp.schemas import BulkAction
 
 bp = Blueprint("console", __name__)
 
@@ -22,6 +29,70 @@ def _htmx() -> bool:
 async def _flash(message: str, *, kind: str = "success", link: str | None = None) -> str:
     return await render_template("_flash.html", message=message, kind=kind, link=link,
                                  link_text="follow it" if link else None)
+
+
+# -- bulk actions --
+
+async def bulk_action(body: BulkAction) -> dict:
+    """Count (dry run) or act on every task matching the filter; an author's own tasks only."""
+    f = body.filter
+    scope = owner_scope()
+    task_filter = bulk.TaskFilter(status=f.status, type=f.type, owner=scope or f.owner, q=f.q)
+    rt = runtime()
+    if body.dry_run:
+        matched, done = await asyncio.to_thread(bulk.count, rt.db, body.action, task_filter), 0
+    else:
+        try:
+            if body.action == "revoke":
+                matched, done = await asyncio.to_thread(bulk.revoke, rt, task_filter, body.terminate)
+            else:
+                matched, done = await asyncio.to_thread(bulk.retry, rt, task_filter)
+        except QueueUnavailable as exc:
+            raise ApiError(503, "queue_unavailable",
+                           f"the task queue is unreachable ({exc}); retry shortly") from None
+        await audit_action(f"tasks.bulk_{body.action}", None, {
+            "filter": {k: v for k, v in vars(task_filter).items() if v},
+            "matched": matched, "done": done, "terminate": body.terminate})
+    return {"action": body.action, "dry_run": body.dry_run, "matched": matched, "done": done,
+            "filter": {k: v for k, v in vars(task_filter).items() if v}, "timestamp": now_iso()}
+
+
+@bp.post("/api/tasks/bulk")
+@document_request(BulkAction)
+async def api_bulk():
+    return jsonify(await bulk_action(await load_body(BulkAction)))
+
+
+BULK_WORDS = {"revoke": ("Revoke", "revoked", "Waiting tasks will not run; running ones stop at "
+                                              "their next step."),
+              "retry": ("Retry", "queued again", "Each failed or revoked task is queued again as a "
+                                                 "new task linked to it (once).")}
+
+
+@bp.post("/tasks/bulk")
+async def bulk_form():
+    """The board's "revoke/retry all matching": first a confirmation stating the count, then
+    the action. With htmx both answers go to the flash area; without, they are pages."""
+    form = await request.form
+    raw_filter = {k: form.get(k, "").strip() for k in ("status", "type", "owner", "q")}
+    try:
+        body = BulkAction.model_validate({
+            "action": form.get("action", ""), "terminate": form.get("terminate") == "1",
+            "filter": {k: v for k, v in raw_filter.items() if v},
+            "dry_run": form.get("confirmed") != "yes"})
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_request", describe(exc)) from None
+    result = await bulk_action(body)
+    verb, done_word, detail = BULK_WORDS[body.action]
+    if body.dry_run:
+        template = "_bulk_confirm.html" if _htmx() else "bulk_confirm.html"
+        return await render_template(template, result=result, verb=verb, detail=detail,
+                                     fields={**raw_filter, "action": body.action,
+                                             "terminate": "1" if body.terminate else ""})
+    message = f"{result['done']} of {result['matched']} matching task(s) {done_word}."
+    if not _htmx():  # back to the board, filtered as it was
+        return redirect("/?" + urlencode({k: v for k, v in raw_filter.items() if v}), 303)
+    return await _flash(message)
 
 
 # -- workers --

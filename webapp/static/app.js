@@ -238,6 +238,7 @@
   document.addEventListener("click", async (event) => {
     const dismiss = event.target.closest("[data-dismiss]");
     if (dismiss) {
+      event.preventDefault();  // a "Cancel" link is for pages without JavaScript
       dismiss.closest(".flash")?.remove();
       return;
     }
