@@ -45,6 +45,7 @@ _HASHTAG = regex.compile(r"(?<![\w#&/\\])#([\p{L}\p{M}\p{N}_]*[\p{L}\p{M}][\p{L}
 LINKEDIN_RESERVED = frozenset("\\|{}@[]()<>#*_~")
 # A plain #Tag is a HashtagElement in the little format, so hashtags keep their '#'.
 _LINKEDIN_HASHTAG = regex.compile(r"(?<![\w#\\])#[\p{L}\p{M}\p{N}]*[\p{L}\p{M}][\p{L}\p{M}\p{N}]*")
+_REMOTE_MENTION = regex.compile(r"(?<![\w@])(@[\w.]+)@[\w.-]+\w")
 
 
 def _load_twitter_text() -> types.ModuleType:
@@ -85,9 +86,22 @@ def extract_urls(text: str, *, without_protocol: bool = True) -> list[tuple[int,
 # Writers measure the same candidate text several times (length, hashtags, links).
 @lru_cache(maxsize=4096)
 def _urls(text: str, without_protocol: bool) -> tuple[tuple[int, int, str], ...]:
+    # A URL never spans a space or a line break, so each word is searched on its own (and
+    # remembered: posts of a book share most of their words, the link above all).
     if "." not in text:
         return ()
-    found = _twitter_text.extract_urls_with_indices(text, without_protocol)
+    found: list[tuple[int, int, str]] = []
+    offset = 0
+    for word in text.replace("\n", " ").split(" "):
+        if "." in word:
+            found += [(offset + start, offset + end, url) for start, end, url in _word_urls(word, without_protocol)]
+        offset += len(word) + 1
+    return tuple(found)
+
+
+@lru_cache(maxsize=16384)
+def _word_urls(word: str, without_protocol: bool) -> tuple[tuple[int, int, str], ...]:
+    found = _twitter_text.extract_urls_with_indices(word, without_protocol)
     return tuple((u["indices"][0], u["indices"][1], u["url"]) for u in found)
 
 
@@ -107,23 +121,59 @@ def extract_hashtags(text: str) -> list[str]:
     return [m.group(1) for m in _HASHTAG.finditer(_without_urls(text))]
 
 
-def count_graphemes(text: str) -> int:
+# Counting word by word (each word remembered) gives the whole text's count when no grapheme
+# cluster spans a space or line break: a combining mark, joiner or skin tone right after one,
+# or a prepended mark right before one, would join across it.
+_GLUED = regex.compile(r"[ \n][\p{GCB=Extend}\p{GCB=ZWJ}\p{GCB=SpacingMark}]|\p{GCB=Prepend}[ \n]")
+_WORD_CACHE = 65536
+
+
+def _wordwise(text: str, per_word: Callable[[str], int], whole: Callable[[str], int]) -> int:
+    """``whole(text)``, computed as the sum over words plus one per space or line break."""
+    if "\r" in text or (not text.isascii() and _GLUED.search(text)):
+        return whole(text)
+    words = text.replace("\n", " ").split(" ")
+    return len(words) - 1 + sum(map(per_word, words))
+
+
+def _graphemes(text: str) -> int:
     return len(_GRAPHEME.findall(text))
 
 
-@lru_cache(maxsize=4096)
-def count_twitter(text: str) -> int:
-    """Weighted length by the twitter-text v3 rules (URL = 23, emoji and CJK = 2)."""
+_word_graphemes = lru_cache(maxsize=_WORD_CACHE)(_graphemes)
+
+
+def count_graphemes(text: str) -> int:
+    if text.isascii():
+        return len(text) - text.count("\r\n")
+    return _wordwise(text, _word_graphemes, _graphemes)
+
+
+def _twitter(text: str) -> int:
     if not text:
         return 0
+    if text.isascii() and "." not in text:
+        # Every ASCII character weighs 1 (a CRLF counts as one line break); no URL without a '.'.
+        return len(text) - text.count("\r\n")
     # Without any emoji code point the costly emoji scan cannot change the count, so skip it.
     maybe_emoji = not text.isascii() and _MAYBE_EMOJI.search(text) is not None
     options = _TWITTER_OPTIONS if maybe_emoji else _TWITTER_PLAIN_OPTIONS
     return int(_twitter_text.parse_tweet(text, options).weightedLength)
 
 
-def count_threads(text: str) -> int:
-    """Characters, except that an emoji costs its UTF-8 byte length."""
+_word_twitter = lru_cache(maxsize=_WORD_CACHE)(_twitter)
+
+
+def count_twitter(text: str) -> int:
+    """Weighted length by the twitter-text v3 rules (URL = 23, emoji and CJK = 2)."""
+    # Spaces and line breaks weigh 1 and no URL or emoji spans one, so words add up.
+    if "\r" in text:
+        return _twitter(text)
+    words = text.replace("\n", " ").split(" ")
+    return len(words) - 1 + sum(map(_word_twitter, words))
+
+
+def _threads(text: str) -> int:
     total = 0
     for grapheme in _GRAPHEME.findall(text):
         if _EMOJI_GRAPHEME.search(grapheme):
@@ -133,8 +183,17 @@ def count_threads(text: str) -> int:
     return total
 
 
-def count_mastodon(text: str) -> int:
-    """Grapheme clusters, with each http(s) URL counted as 23 and remote mentions as their local part."""
+_word_threads = lru_cache(maxsize=_WORD_CACHE)(_threads)
+
+
+def count_threads(text: str) -> int:
+    """Characters, except that an emoji costs its UTF-8 byte length."""
+    if text.isascii():
+        return len(text)
+    return _wordwise(text, _word_threads, _threads)
+
+
+def _mastodon(text: str) -> int:
     pieces: list[str] = []
     last = 0
     for start, end, _ in extract_urls(text, without_protocol=False):
@@ -142,17 +201,33 @@ def count_mastodon(text: str) -> int:
         pieces.append("x" * URL_PLACEHOLDER_LENGTH)
         last = end
     pieces.append(text[last:])
-    flattened = regex.sub(r"(?<![\w@])(@[\w.]+)@[\w.-]+\w", r"\1", "".join(pieces))
+    flattened = _REMOTE_MENTION.sub(r"\1", "".join(pieces))
     return count_graphemes(flattened)
+
+
+_word_mastodon = lru_cache(maxsize=_WORD_CACHE)(_mastodon)
+
+
+def count_mastodon(text: str) -> int:
+    """Grapheme clusters, with each http(s) URL counted as 23 and remote mentions as their local part."""
+    return _wordwise(text, _word_mastodon, _mastodon)
 
 
 def count_codepoints(text: str) -> int:
     return len(text)
 
 
+def _linkedin(text: str) -> int:
+    return len(escape_linkedin(text))
+
+
+_word_linkedin = lru_cache(maxsize=_WORD_CACHE)(_linkedin)
+
+
 def count_linkedin(text: str) -> int:
     """Length of the escaped commentary, since that is what the Posts API receives and limits."""
-    return len(escape_linkedin(text))
+    # Escaping is decided within a word (a URL or a hashtag never spans a space).
+    return _wordwise(text, _word_linkedin, _linkedin)
 
 
 def escape_linkedin(text: str) -> str:

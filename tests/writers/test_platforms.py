@@ -121,3 +121,35 @@ def test_linkedin_limit_counts_escapes() -> None:
     linkedin: Platform = PLATFORMS["linkedin"]
     assert linkedin.fits("a" * 3000)
     assert not linkedin.fits("(" * 1501)  # 3002 once escaped
+
+
+# Counters add up word by word (each word remembered) for speed; these texts hold what could
+# break that: URLs, mentions, emoji sequences, CJK, combining marks and joiners after a space.
+WORDWISE_TEXTS = [
+    "Meet The Last Dragon of Winter by Ann Lee.\nFind it here: https://books.example.com/last-dragon\n#Fantasy #Dragons",
+    "Read it: https://shop.example.com/b/9781234509876?utm_source=social&utm_medium=organic&x=(1) now.",
+    "e.g. example.com, t.co/abc and www.example.org/path?q=1#frag. Also @ann@example.social says hi.",
+    f"Family {FAMILY} time 👍🏽 ok 🇯🇵 flags 1️⃣ keycap © ® ™ end.",
+    "海边小镇的咖啡馆里，她遇见了一个不说话的画家。 🌊☕ https://books.example.cn/dengta",
+    "Combining after a space: a \u0301b and a joiner \u200d and a skin tone \U0001F3FD here.",
+    "Windows line\r\nbreaks and tabs\tand  doubled  spaces \n\n trailing ",
+    "#Tag #Another #日本語 (parenthesis) [bracket] {brace} *star* _under_ ~tilde~ | pipe \\ back",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", WORDWISE_TEXTS)
+def test_counters_add_up_word_by_word(text: str) -> None:
+    import regex
+    from twitter_text import parse_tweet
+
+    from jobs import platforms
+
+    graphemes = regex.findall(r"\X", text)
+    assert platforms.count_twitter(text) == parse_tweet(text).weightedLength
+    assert platforms.count_graphemes(text) == len(graphemes)
+    assert platforms.count_threads(text) == platforms._threads(text)
+    assert platforms.count_mastodon(text) == platforms._mastodon(text)
+    assert platforms.count_linkedin(text) == len(escape_linkedin(text))
+    urls = platforms._twitter_text.extract_urls_with_indices(text)
+    assert platforms.extract_urls(text) == [(u["indices"][0], u["indices"][1], u["url"]) for u in urls]
