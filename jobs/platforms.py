@@ -283,11 +283,16 @@ class Platform:
         """Length of ``text`` by this platform's own counting rules."""
         return _COUNTERS.get(self.name, count_codepoints)(text)
 
+    @property
+    def byte_cap(self) -> int | None:
+        """UTF-8 bytes a post may hold, where the platform caps them besides its length."""
+        return _BYTE_CAPS.get(self.name)
+
     def fits(self, text: str) -> bool:
         """True when ``text`` passes every posting rule: length, byte cap, hashtag cap, link cap."""
         if self.count(text) > self.limit:
             return False
-        byte_cap = _BYTE_CAPS.get(self.name)
+        byte_cap = self.byte_cap
         if byte_cap is not None and len(text.encode("utf-8")) > byte_cap:
             return False
         if self.max_hashtags is not None and len(extract_hashtags(text)) > self.max_hashtags:

@@ -11,14 +11,16 @@ links and words are never cut.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import regex
 
-from jobs.platforms import Platform, extract_hashtags
+from jobs.platforms import Platform, extract_hashtags, extract_urls
 from jobs.writers.hashtags import unique_tags
-from jobs.writers.readability import MIN_READING_EASE, flesch_reading_ease
+from jobs.writers.readability import MIN_READING_EASE, flesch_reading_ease, prose_stats, reading_ease_of
 from jobs.writers.text import tidy
 
 
@@ -38,15 +40,22 @@ class Draft:
     protected: tuple[str, ...] = ()  # spans tidying must leave alone: title, link
     note: str = ""
 
-    def render(self, paragraph_break: str = "\n\n") -> str:
+    def blocks(self) -> list[list[str]]:
+        """Tidied pieces by paragraph, the hashtag line last: what ``render`` joins."""
         paragraphs: dict[int, list[str]] = {}
         for segment in self.segments:
-            if segment.text.strip():
-                paragraphs.setdefault(segment.paragraph, []).append(segment.text.strip())
-        blocks = [_join_sentences(paragraphs[key]) for key in sorted(paragraphs)]
+            piece = _tidy_piece(segment.text, self.protected)
+            if piece:
+                paragraphs.setdefault(segment.paragraph, []).append(piece)
+        blocks = [paragraphs[key] for key in sorted(paragraphs)]
         if self.hashtags:
-            blocks.append(" ".join(f"#{tag}" for tag in self.hashtags))
-        return tidy(paragraph_break.join(blocks), self.protected)
+            blocks.append([hashtag_line(self.hashtags)])
+        return blocks
+
+    def render(self, paragraph_break: str = "\n\n") -> str:
+        # Pieces are tidied one by one (and remembered); joining tidy, stripped pieces with one
+        # space or line break leaves nothing for tidying to do.
+        return paragraph_break.join(_join_sentences(block) for block in self.blocks())
 
     def optional(self) -> list[Segment]:
         return [s for s in self.segments if not s.required]
@@ -54,14 +63,20 @@ class Draft:
     def without(self, segment: Segment) -> Draft:
         """The draft less ``segment`` and the optional segments right after it that lean on it."""
         kept = list(self.segments)
-        index = kept.index(segment)
-        del kept[index]
-        while index < len(kept) and kept[index].leans and not kept[index].required:
-            del kept[index]
-        return dataclasses.replace(self, segments=tuple(kept))
+        _remove(kept, kept.index(segment))
+        return Draft(tuple(kept), self.hashtags, self.protected, self.note)
 
     def with_hashtags(self, tags: Sequence[str]) -> Draft:
-        return dataclasses.replace(self, hashtags=tuple(tags))
+        return Draft(self.segments, tuple(tags), self.protected, self.note)
+
+
+@lru_cache(maxsize=65536)
+def _tidy_piece(text: str, protected: tuple[str, ...]) -> str:
+    return tidy(text.strip(), protected)
+
+
+def hashtag_line(tags: Sequence[str]) -> str:
+    return " ".join(f"#{tag}" for tag in tags)
 
 
 _CJK_END = regex.compile(r"[。！？」』）]$")
@@ -87,9 +102,97 @@ def paragraph_break(platform: Platform) -> str:
     return "\n" if platform.limit <= 300 else "\n\n"
 
 
-def fit(draft: Draft, platform: Platform, alternatives: Sequence[Draft] = ()) -> Fitted | None:
+class Gauge:
+    """A platform's measures of pieces of text, each piece measured once.
+
+    A draft's measures are the sums over its pieces plus one per space or line break
+    between them. That is an upper bound of the rendered text's (joining CJK sentences
+    without a space only shortens it), so the loops that drop pieces decide on sums and
+    the rendered result is checked once by the platform's own rules.
+    """
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.breaker = paragraph_break(platform)
+        self._pieces: dict[str, tuple[int, int, int, int]] = {}
+
+    def piece(self, text: str) -> tuple[int, int, int, int]:
+        """(length, UTF-8 bytes, hashtags, links) of one piece."""
+        found = self._pieces.get(text)
+        if found is None:
+            if len(self._pieces) > 50_000:
+                self._pieces.clear()
+            found = (self.platform.count(text), len(text.encode()), len(extract_hashtags(text)),
+                     len(extract_urls(text)))
+            self._pieces[text] = found
+        return found
+
+    def shrink(self, draft: Draft, limit: int | None = None, *, tags_first: bool = True) -> Draft | None:
+        """``shrink`` decided on sums (and within ``limit``; hashtags kept when not ``tags_first``)."""
+        platform = self.platform
+        cap = platform.limit if limit is None else min(limit, platform.limit)
+        byte_cap = platform.byte_cap
+        measures: dict[int, tuple[int, int, int, int]] = {}
+        for segment in draft.segments:
+            text = _tidy_piece(segment.text, draft.protected)
+            if text:
+                measures[id(segment)] = self.piece(text)
+        breaker = len(self.breaker)
+
+        def fits(segments: Sequence[Segment], tags: Sequence[str]) -> bool:
+            length = size = tag_count = links = pieces = 0
+            paragraphs: set[int] = set()
+            for segment in segments:
+                found = measures.get(id(segment))
+                if found is not None:
+                    length += found[0]
+                    size += found[1]
+                    tag_count += found[2]
+                    links += found[3]
+                    pieces += 1
+                    paragraphs.add(segment.paragraph)
+            blocks = len(paragraphs)
+            if tags:
+                a, b, c, _ = self.piece(hashtag_line(tags))
+                length += a
+                size += b
+                tag_count += c
+                blocks += 1
+            gaps = pieces - len(paragraphs) + breaker * max(0, blocks - 1)
+            return (
+                length + gaps <= cap
+                and (byte_cap is None or size + gaps <= byte_cap)
+                and (platform.max_hashtags is None or tag_count <= platform.max_hashtags)
+                and (platform.max_links is None or links <= platform.max_links)
+            )
+
+        return shrink(draft, fits, tags_first)
+
+    def reading_ease(self, draft: Draft) -> float:
+        words = syllable_total = sentences = 0
+        for block in draft.blocks():
+            for piece in block:
+                w, s, n, _ = prose_stats(piece)
+                words += w
+                syllable_total += s
+                sentences += n
+        return reading_ease_of(words, syllable_total, sentences)
+
+    @staticmethod
+    def reading_ease_adds_up(draft: Draft) -> bool:
+        """True when the sums give the rendered text's reading ease: every piece followed by another
+        in its paragraph ends its last sentence (a line break ends one anyway)."""
+        return all(prose_stats(piece)[3] for block in draft.blocks() for piece in block[:-1])
+
+
+@lru_cache(maxsize=64)
+def gauge_for(platform: Platform) -> Gauge:
+    return Gauge(platform)
+
+
+def fit(draft: Draft, platform: Platform, alternatives: Iterable[Draft] = ()) -> Fitted | None:
     """The first of ``draft`` and ``alternatives`` that can be made to fit, or None."""
-    for candidate in (draft, *alternatives):
+    for candidate in itertools.chain((draft,), alternatives):
         fitted = _fit_one(candidate, platform)
         if fitted is not None:
             return fitted
@@ -97,20 +200,49 @@ def fit(draft: Draft, platform: Platform, alternatives: Sequence[Draft] = ()) ->
 
 
 def _fit_one(draft: Draft, platform: Platform) -> Fitted | None:
-    draft = within_hashtag_cap(draft, platform.max_hashtags)
-    breaker = paragraph_break(platform)
-    text = draft.render(breaker)
-    while not platform.fits(text) and draft.hashtags:
-        draft = draft.with_hashtags(draft.hashtags[:-1])
-        text = draft.render(breaker)
-    while not platform.fits(text):
-        optional = draft.optional()
+    gauge = gauge_for(platform)
+    shrunk = gauge.shrink(within_hashtag_cap(draft, platform.max_hashtags))
+    if shrunk is None:
+        return None
+    text = shrunk.render(gauge.breaker)
+    if platform.fits(text):
+        return Fitted(text, shrunk)
+
+    # The sums missed something the whole text shows: go on by the platform's own rules.
+    def exact(segments: Sequence[Segment], tags: Sequence[str]) -> bool:
+        return platform.fits(Draft(tuple(segments), tuple(tags), shrunk.protected).render(gauge.breaker))
+
+    shrunk = shrink(shrunk, exact)
+    return None if shrunk is None else Fitted(shrunk.render(gauge.breaker), shrunk)
+
+
+def shrink(draft: Draft, fits: Callable[[Sequence[Segment], Sequence[str]], bool], tags_first: bool = True
+           ) -> Draft | None:
+    """Drop trailing hashtags (when ``tags_first``), then optional segments by drop order, until
+    ``fits(segments, hashtags)``. None when it never fits; without ``tags_first``, the draft
+    with every optional segment dropped."""
+    segments = list(draft.segments)
+    tags = list(draft.hashtags)
+    while tags_first and tags and not fits(segments, tags):
+        tags.pop()
+    while not fits(segments, tags):
+        optional = [i for i, s in enumerate(segments) if not s.required]
         if not optional:
-            return None
-        # max() keeps the first of equals, so reverse to drop the later of two equal segments.
-        draft = draft.without(max(reversed(optional), key=lambda s: s.drop_order))
-        text = draft.render(breaker)
-    return Fitted(text, draft)
+            if tags_first:
+                return None
+            break
+        # Of equal drop orders the later segment goes first.
+        _remove(segments, max(reversed(optional), key=lambda i: segments[i].drop_order))
+    if len(segments) == len(draft.segments) and len(tags) == len(draft.hashtags):
+        return draft
+    return Draft(tuple(segments), tuple(tags), draft.protected, draft.note)
+
+
+def _remove(segments: list[Segment], index: int) -> None:
+    """Remove a segment and the optional ones right after it that lean on it."""
+    del segments[index]
+    while index < len(segments) and segments[index].leans and not segments[index].required:
+        del segments[index]
 
 
 def within_hashtag_cap(draft: Draft, cap: int | None) -> Draft:
@@ -151,11 +283,21 @@ def _dehash_from_end(text: str, surplus: int) -> tuple[str, int]:
 
 def make_readable(fitted: Fitted, platform: Platform) -> Fitted | None:
     """Drop the optional pieces that hurt readability most until the post reads easily; None if it never does."""
-    breaker = paragraph_break(platform)
-    current = fitted
-    while flesch_reading_ease(current.text) < MIN_READING_EASE:
-        options = [Fitted(d.render(breaker), d) for d in (current.draft.without(s) for s in current.draft.optional())]
+    gauge = gauge_for(platform)
+    draft = _most_readable(fitted.draft, gauge.reading_ease)
+    if draft is None:
+        return None
+    text = draft.render(gauge.breaker)
+    if gauge.reading_ease_adds_up(draft) or flesch_reading_ease(text) >= MIN_READING_EASE:
+        return Fitted(text, draft)
+    draft = _most_readable(draft, lambda d: flesch_reading_ease(d.render(gauge.breaker)))
+    return None if draft is None else Fitted(draft.render(gauge.breaker), draft)
+
+
+def _most_readable(draft: Draft, ease: Callable[[Draft], float]) -> Draft | None:
+    while ease(draft) < MIN_READING_EASE:
+        options = [draft.without(s) for s in draft.optional()]
         if not options:
             return None
-        current = max(options, key=lambda f: flesch_reading_ease(f.text))
-    return current
+        draft = max(options, key=ease)
+    return draft

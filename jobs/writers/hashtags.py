@@ -1,8 +1,14 @@
-"""Hashtag pools: curated genre tags, tags from the book's own phrases, platform communities."""
+"""Hashtag pools: curated genre tags, the book's keywords and title, reader communities.
+
+Tags come only from what the author chose to say about the book (genre, keywords,
+title) and from tags readers already follow; never from blurb words, which make
+tags nobody searches for (#AnaInherits).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 from jobs.writers.text import camel_tag
 
@@ -89,8 +95,15 @@ def unique_tags(tags: Iterable[str | None]) -> list[str]:
     return out
 
 
-def tag_pool(genre: str, phrases: Iterable[str], platform: str) -> list[str]:
-    """Genre tags, then tags from the book's phrases, then community and generic tags."""
-    return unique_tags(
-        [*genre_tags(genre), *(camel_tag(p) for p in phrases), *PLATFORM_TAGS.get(platform, ()), *GENERIC_TAGS]
-    )
+@lru_cache(maxsize=1024)
+def tag_pool(genre: str, keywords: tuple[str, ...], title: str, platform: str) -> tuple[str, ...]:
+    """Genre tags, then the keywords' and the title's tags, then community and generic tags."""
+    return tuple(unique_tags([
+        *genre_tags(genre), *(camel_tag(k) for k in keywords), camel_tag(title),
+        *reader_tags(platform),
+    ]))
+
+
+def reader_tags(platform: str) -> tuple[str, ...]:
+    """Tags reader communities follow, whatever the book: the network's own and the generic ones."""
+    return (*PLATFORM_TAGS.get(platform, ()), *GENERIC_TAGS)

@@ -17,10 +17,20 @@ beside the title (a 600-character URL on Bluesky or Threads, which count every
 character of it), the link is left out, the call to action says "link in
 profile", and the post's note says why.
 
-Variety: plans cycle through angles in a seeded order; a candidate whose
-rapidfuzz ratio to any earlier post of the batch (``avoid`` included) is above
-90 is thinned of the pieces it shares, or skipped. When the book's own tone
-runs out of fresh wording, the neighbouring tone is borrowed.
+Sentences: a blurb sentence that leans on the one before it ("As she decodes
+them, ...") only appears right after that one; hooks quote only sentences and
+questions that stand alone.
+
+Variety: plans cycle through angles in a seeded order, hooks and calls to action
+varying first; a candidate whose rapidfuzz ratio to any earlier post of the batch
+(``avoid`` included) is above 90 is thinned of the pieces it shares, or skipped;
+a text already tried is skipped at once. Openings (the first words) already used
+by a share of the batch wait until the fresh ones run out. When the book's own
+tone runs out of fresh wording, the neighbouring tone is borrowed.
+
+Speed: everything derived from the book is worked out once (profile, hooks,
+sentences, tags, compact drafts), and lengths are summed from remembered
+measures of each piece (``fitting.Gauge``) rather than recounted per candidate.
 """
 
 from __future__ import annotations
@@ -30,16 +40,21 @@ import hashlib
 import itertools
 import random
 import string
+from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import regex
 
 from jobs.platforms import Platform
 from jobs.writers import templates as wording
-from jobs.writers.fitting import Draft, Fitted, Segment, fit, make_readable, paragraph_break
+from jobs.writers.fitting import Draft, Fitted, Segment, fit, gauge_for, make_readable, paragraph_break
 from jobs.writers.hashtags import PREFERRED_COUNT, tag_pool
 from jobs.writers.models import Book, Post
+from jobs.writers.phrasing import leans_on_previous
 from jobs.writers.profile import TIMELY_ANGLES, BookProfile, build_profile
-from jobs.writers.quality import NEAR_DUPLICATE_RATIO, is_near_duplicate, max_similarity, readable_enough
+from jobs.writers.quality import NEAR_DUPLICATE_RATIO, is_near_duplicate, max_similarity, near_copies, readable_enough
 
 NAME = "offline"
 # Posts a little under a long platform's hard limit read better and leave
@@ -54,7 +69,17 @@ SOFT_LENGTH: dict[str, int] = {
 }
 SHORT_LINK_LENGTH = 23  # what a link shortener or X's t.co would make of any URL
 _MAX_WINDOWS = 4  # distinct blurb starting points tried per angle
+# Blurb sentences in one post at most: excerpts from different starting points, rather than
+# the whole blurb every time, are what make the long posts of a batch differ.
+_MAX_BODY_SENTENCES = 3
 _FORMATTER = string.Formatter()
+# A post's opening: its first three words. One opening may start at most one post in
+# OPENING_SHARE of the batch (one in four) before the fresh ones are used up.
+_OPENING_WORDS = regex.compile(r"[\p{L}\p{N}]+")
+OPENING_SHARE = 4
+# A hook whose plans twice made no new post (a repeat, a near-copy) is passed over: on a tight
+# platform the hook is most of the post, and the rest (call to action, tags) rarely saves it.
+_HOOK_MISSES = 2
 
 # Paragraph order inside a post.
 _HOOK, _BODY, _EXTRA, _CTA = 0, 1, 2, 3
@@ -79,6 +104,51 @@ class Plan:
 class LinkMode:
     kind: str  # "link" | "bio" | "profile" | "none"
     note: str = ""
+
+
+@dataclass(frozen=True)
+class Kit:
+    """What every post of a book on one platform shares."""
+
+    platform: Platform
+    link_mode: LinkMode
+    soft_limit: int  # comfortable length, the link measured as a short link
+    tags: tuple[str, ...]  # the pool: genre tag first
+    tag_count: int
+
+
+@dataclass
+class _Batch:
+    """The posts made so far in a batch, the texts already tried, and how posts opened."""
+
+    produced: list[str]
+    tried: set[str] = field(default_factory=set)
+    openings: Counter[str] = field(default_factory=Counter)
+    drafts: set[tuple] = field(default_factory=set)  # trimmed drafts already fitted
+    misses: Counter[str] = field(default_factory=Counter)  # plans of a hook that made no new post
+
+    def __post_init__(self) -> None:
+        self.first_own = len(self.produced)  # the ``avoid`` texts come first
+        self.tried.update(self.produced)
+        self.openings.update(opening(t) for t in self.produced)
+
+    def own(self) -> list[str]:
+        return self.produced[self.first_own :]
+
+    def earlier(self) -> list[str]:
+        return self.produced[: self.first_own]
+
+    def crowded(self, text: str) -> bool:
+        return self.openings[opening(text)] > len(self.produced) // OPENING_SHARE
+
+    def add(self, text: str) -> None:
+        self.produced.append(text)
+        self.tried.add(text)
+        self.openings[opening(text)] += 1
+
+
+def opening(text: str) -> str:
+    return " ".join(_OPENING_WORDS.findall(text[:80].casefold())[:3])
 
 
 class OfflineWriter:
@@ -109,26 +179,44 @@ class OfflineWriter:
                 yield self._post(platform, Fitted(book.title, Draft(())), "spotlight", note, extra=reason)
             return
         rng = random.Random(_stable_seed(seed, book, platform, today))
-        link_mode = _link_mode(profile, platform)
-        produced = list(avoid)
+        kit = _kit(profile, platform)
+        batch = _Batch(list(avoid))
         made = 0
-        tones = (book.tone, wording.NEIGHBOUR_TONE[book.tone])
-        for tone in tones:
-            for plan in _plans(profile, tone, rng):
-                fitted = self._realise(profile, platform, plan, link_mode)
-                if fitted is not None and is_near_duplicate(fitted.text, produced):
-                    fitted = _distinguish(fitted, platform, produced, profile.english)
-                if fitted is None:
-                    continue
-                produced.append(fitted.text)
-                made += 1
-                yield self._post(platform, fitted, plan.angle, note)
-                if made == count:
-                    return
+        crowded: list[tuple[Plan, Fitted]] = []
+        for plan in _plans(profile, rng):
+            if "{line}" in plan.template and not profile.sentences:
+                continue
+            hook = _hook(profile, plan.template, plan.start, plan.theme_shift)
+            if batch.misses[hook] >= _HOOK_MISSES:
+                continue
+            fitted = _realise(profile, kit, plan, batch)
+            if fitted is None or fitted.text in batch.tried:
+                batch.misses[hook] += 1
+                continue
+            if batch.crowded(fitted.text):
+                crowded.append((plan, fitted))
+                batch.tried.add(fitted.text)
+                continue
+            fitted = _vet(fitted, kit, batch, profile.english)
+            if fitted is None:
+                batch.misses[hook] += 1
+                continue
+            yield self._post(platform, fitted, plan.angle, note)
+            made += 1
+            if made == count:
+                return
+        for plan, fitted in crowded:
+            vetted = _vet(fitted, kit, batch, profile.english, retried=True)
+            if vetted is None:
+                continue
+            yield self._post(platform, vetted, plan.angle, note)
+            made += 1
+            if made == count:
+                return
         # Every wording is used up (tiny profile, large count): the least similar compact post still helps.
         for _ in range(count - made):
-            fitted = _last_resort(profile, platform, link_mode, produced, rng)
-            produced.append(fitted.text)
+            fitted = _last_resort(profile, kit, batch.produced, rng)
+            batch.add(fitted.text)
             yield self._post(platform, fitted, "spotlight", note, extra="few distinct wordings left")
 
     def _post(self, platform: Platform, fitted: Fitted, angle: str, note: str, extra: str = "") -> Post:
@@ -143,19 +231,45 @@ class OfflineWriter:
             note="; ".join(dict.fromkeys(notes)),
         )
 
-    def _realise(self, profile: BookProfile, platform: Platform, plan: Plan, link_mode: LinkMode) -> Fitted | None:
-        draft = _compose(profile, platform, plan, link_mode)
-        if draft is None:
-            return None
-        # Trim to a comfortable length with the hashtags still on; fit() then enforces the hard rules.
-        soft = min(SOFT_LENGTH.get(platform.name, platform.limit), platform.limit)
-        draft = _trim_to(draft, platform, soft, profile.book.link if link_mode.kind == "link" else "")
-        fitted = fit(draft, platform, _alternatives(profile, plan.tone, link_mode, draft.hashtags))
-        if fitted is None:
-            return None
-        if profile.english:
-            return make_readable(fitted, platform)
+
+def _realise(profile: BookProfile, kit: Kit, plan: Plan, batch: _Batch) -> Fitted | None:
+    """The plan's post, or None when it cannot be written or would repeat a draft already tried."""
+    draft = _compose(profile, kit, plan)
+    # Trim to a comfortable length with the hashtags still on; fit() then enforces the hard rules.
+    draft = _trim_to(draft, kit)
+    # On a tight platform many plans trim down to the same draft: fitting it again would
+    # only make a text already tried.
+    key = (draft.segments, draft.hashtags, plan.tone)
+    if key in batch.drafts:
+        return None
+    batch.drafts.add(key)
+    fitted = fit(draft, kit.platform, _alternatives(profile, kit, plan.tone, draft.hashtags))
+    if fitted is None:
+        return None
+    if profile.english:
+        return make_readable(fitted, kit.platform)
+    return fitted
+
+
+def _vet(fitted: Fitted, kit: Kit, batch: _Batch, english: bool, retried: bool = False) -> Fitted | None:
+    """The post, or a thinned one, when it is no near-copy of the batch's; it is then added to the batch."""
+    # A candidate is most often close to a post of its own platform: look there first.
+    rivals = near_copies(fitted.text, batch.own()) or near_copies(fitted.text, batch.earlier())
+    if not rivals:
+        batch.add(fitted.text)
         return fitted
+    # Thin it against the posts it is close to; that can bring it close to others, so once more.
+    for _ in range(2):
+        thinned = _distinguish(fitted, kit.platform, rivals, english)
+        if thinned is None or (thinned.text in batch.tried and not retried):
+            return None
+        batch.tried.add(thinned.text)
+        more = near_copies(thinned.text, batch.produced)
+        if not more:
+            batch.add(thinned.text)
+            return thinned
+        fitted, rivals = thinned, list(dict.fromkeys([*rivals, *more]))
+    return None
 
 
 def _stable_seed(seed: int, book: Book, platform: Platform, today: dt.date) -> int:
@@ -169,7 +283,8 @@ def _usable(template: str, slots: dict[str, str]) -> bool:
     return all(slots.get(name) for name in fields)
 
 
-def _hook_templates(profile: BookProfile, angle: str, tone: str) -> list[str]:
+@lru_cache(maxsize=1024)
+def _hook_templates(profile: BookProfile, angle: str, tone: str) -> tuple[str, ...]:
     slots = profile.slots(line="x")
     found = []
     for template in wording.HOOKS[angle][tone]:
@@ -177,11 +292,31 @@ def _hook_templates(profile: BookProfile, angle: str, tone: str) -> list[str]:
             template = template.replace(" by {author}", "")
         if _usable(template, slots):
             found.append(template)
-    return found
+    return tuple(found)
 
 
-def _plans(profile: BookProfile, tone: str, rng: random.Random) -> Iterator[Plan]:
-    """Plans in a seeded order, cycling through angles so consecutive posts differ in kind."""
+def _plans(profile: BookProfile, rng: random.Random) -> Iterator[Plan]:
+    """Plans in a seeded order: the book's tone and its neighbour first, then the other two.
+
+    Each tone's plans come in rounds. A round holds every hook and call to action of the
+    tone once (with seeded blurb windows, tags and themes), cycling through the angles so
+    consecutive posts differ in kind; later rounds vary windows, tags and themes. On a
+    tight platform those are trimmed away, so the next tone's first round comes before them.
+    """
+    own = profile.book.tone
+    neighbour = wording.NEIGHBOUR_TONE[own]
+    for tones in ((own, neighbour), tuple(t for t in wording.COMPACT_HOOKS if t not in (own, neighbour))):
+        rounds = [_tone_rounds(profile, tone, rng) for tone in tones]
+        while rounds:
+            for tone_rounds in list(rounds):
+                plans = next(tone_rounds, None)
+                if plans is None:
+                    rounds.remove(tone_rounds)
+                else:
+                    yield from plans
+
+
+def _tone_rounds(profile: BookProfile, tone: str, rng: random.Random) -> Iterator[list[Plan]]:
     angles = profile.angles()
     rng.shuffle(angles)
     timely = [a for a in angles if a in TIMELY_ANGLES]
@@ -189,22 +324,37 @@ def _plans(profile: BookProfile, tone: str, rng: random.Random) -> Iterator[Plan
         angles.remove(timely[0])
         angles.insert(rng.randrange(0, 2), timely[0])
     windows = profile.openers[:_MAX_WINDOWS] or (0,)
-    queues: list[list[Plan]] = []
+    others = list(itertools.product(windows, range(3), range(2)))
+    per_angle: list[tuple[str, list[tuple[str, int]], list[tuple[int, int, int]]]] = []
     for angle in angles:
-        plans = [
-            Plan(angle, tone, template, start, cta, tag_shift, theme_shift)
-            for template in _hook_templates(profile, angle, tone)
-            for start, cta, tag_shift, theme_shift in itertools.product(windows, range(3), range(3), range(2))
+        combos = [(template, cta) for template in _hook_templates(profile, angle, tone) for cta in range(3)]
+        if combos:
+            rng.shuffle(combos)
+            shuffled = others[:]
+            rng.shuffle(shuffled)
+            per_angle.append((angle, combos, shuffled))
+    for round_ in range(len(others)):
+        queues = [
+            [Plan(angle, tone, template, *mix[(i + round_) % len(mix)][:1], cta, *mix[(i + round_) % len(mix)][1:])
+             for i, (template, cta) in enumerate(combos)]
+            for angle, combos, mix in per_angle
         ]
-        rng.shuffle(plans)
-        if plans:
-            queues.append(plans)
-    for round_ in itertools.count():
-        live = [q for q in queues if round_ < len(q)]
-        if not live:
-            return
-        for queue in live:
-            yield queue[round_]
+        # One plan per angle in turn.
+        yield [plan for group in itertools.zip_longest(*queues) for plan in group if plan is not None]
+
+
+@lru_cache(maxsize=256)
+def _kit(profile: BookProfile, platform: Platform) -> Kit:
+    mode = _link_mode(profile, platform)
+    soft = min(SOFT_LENGTH.get(platform.name, platform.limit), platform.limit)
+    if mode.kind == "link":
+        # A very long URL should not crowd out the words, which are what make posts of a batch differ.
+        soft += max(0, gauge_for(platform).piece(profile.book.link)[0] - SHORT_LINK_LENGTH)
+    wanted = PREFERRED_COUNT.get(platform.name, 2)
+    if platform.max_hashtags is not None:
+        wanted = min(wanted, platform.max_hashtags)
+    book = profile.book
+    return Kit(platform, mode, soft, tag_pool(book.genre, profile.keywords, book.title, platform.name), wanted)
 
 
 def _link_mode(profile: BookProfile, platform: Platform) -> LinkMode:
@@ -214,17 +364,13 @@ def _link_mode(profile: BookProfile, platform: Platform) -> LinkMode:
     if not platform.links_clickable:
         return LinkMode("bio")
     probe = _compact_draft(profile, profile.book.tone, _cta_text("link", profile.book.tone, 1, link), ())
-    if _fits_without_tags(probe, platform):
+    if platform.fits(probe.render(paragraph_break(platform))):
         return LinkMode("link")
     return LinkMode(
         "profile",
         f"link left out: it alone is too long for {platform.label} "
         f"({platform.count(link)} of {platform.limit}); the post points to the link in profile",
     )
-
-
-def _fits_without_tags(draft: Draft, platform: Platform) -> bool:
-    return platform.fits(draft.render(paragraph_break(platform)))
 
 
 def _cta_text(kind: str, tone: str, index: int, link: str) -> str:
@@ -238,72 +384,92 @@ def _cta_text(kind: str, tone: str, index: int, link: str) -> str:
     return options[index % len(options)].format(link=link)
 
 
-def _compose(profile: BookProfile, platform: Platform, plan: Plan, link_mode: LinkMode) -> Draft | None:
+def _compose(profile: BookProfile, kit: Kit, plan: Plan) -> Draft:
     book = profile.book
-    sentences = profile.sentences
-    teaser_line = ""
-    if "{line}" in plan.template:
-        if not sentences:
-            return None
-        teaser_line = sentences[plan.start % len(sentences)]
-    slots = profile.slots(line=teaser_line, theme_shift=plan.theme_shift)
-    template = plan.template if book.author else plan.template.replace(" by {author}", "")
-    hook = template.format(**slots)
-    segments = [Segment(hook, _HOOK, required=True)]
-    # A question hook built from a blurb question must not repeat it in the body.
-    skip = {teaser_line, slots.get("question", "") if "{question}" in template else ""}
-    openers = {sentences[i] for i in profile.openers}
-    body = [s for s in sentences[plan.start :] if s not in skip]
-    segments += [
-        Segment(s, _BODY, drop_order=_DROP_FIRST_SENTENCE + i, leans=i > 0 and s not in openers)
-        for i, s in enumerate(body)
-    ]
-    segments += _extra_lines(profile, plan, slots)
-    segments.append(Segment(_cta_text(link_mode.kind, plan.tone, plan.cta, book.link), _CTA, required=True))
+    segments = (
+        Segment(_hook(profile, plan.template, plan.start, plan.theme_shift), _HOOK, required=True),
+        *_body(profile, plan.template, plan.start),
+        *_extra_lines(profile, plan.angle, plan.tone, plan.template, plan.cta, plan.theme_shift),
+        Segment(_cta_text(kit.link_mode.kind, plan.tone, plan.cta, book.link), _CTA, required=True),
+    )
     return Draft(
-        segments=tuple(segments),
-        hashtags=tuple(_hashtags(profile, platform, plan)),
+        segments=segments,
+        hashtags=_hashtags(kit, plan.tag_shift),
         protected=_protected(book),
-        note=link_mode.note if link_mode.kind == "profile" else "",
+        note=kit.link_mode.note if kit.link_mode.kind == "profile" else "",
     )
 
 
-def _extra_lines(profile: BookProfile, plan: Plan, slots: dict[str, str]) -> list[Segment]:
+@lru_cache(maxsize=8192)
+def _hook(profile: BookProfile, template: str, start: int, theme_shift: int) -> str:
+    line = profile.sentences[start % len(profile.sentences)] if "{line}" in template else ""
+    return template.format(**profile.slots(line=line, theme_shift=theme_shift))
+
+
+@lru_cache(maxsize=4096)
+def _body(profile: BookProfile, template: str, start: int) -> tuple[Segment, ...]:
+    """Blurb sentences from ``start`` on, less those the hook quotes; a sentence that leans
+    on the one before it only where that one comes right before it."""
+    sentences = profile.sentences
+    quoted: set[int] = set()
+    if "{line}" in template:
+        quoted.add(start % len(sentences))
+    if "{question}" in template:
+        quoted.add(sentences.index(profile.questions[0]))
+    # After a hook that ends with the quoted sentence, the next one reads on from it.
+    follows_hook = template.endswith("{line}")
+    segments: list[Segment] = []
+    previous_kept = False
+    for i in range(start, len(sentences)):
+        if len(segments) == _MAX_BODY_SENTENCES:
+            break
+        if i in quoted:
+            previous_kept = follows_hook and not segments
+            continue
+        leans = leans_on_previous(sentences[i]) if i > 0 else False
+        if leans and not previous_kept:
+            continue
+        segments.append(Segment(sentences[i], _BODY, drop_order=_DROP_FIRST_SENTENCE + len(segments), leans=leans))
+        previous_kept = True
+    return tuple(segments)
+
+
+@lru_cache(maxsize=4096)
+def _extra_lines(profile: BookProfile, angle: str, tone: str, template: str, cta: int, theme_shift: int
+                 ) -> tuple[Segment, ...]:
     """Context lines that neither repeat the hook's angle nor restate what it already says."""
+    slots = profile.slots(theme_shift=theme_shift)
     lines: list[Segment] = []
     wanted: list[str] = []
     blurb = profile.book.blurb.casefold()
-    fresh_themes = any(t.casefold() not in blurb for t in slots.get("themes", "").replace(" and ", ", ").split(", "))
-    if plan.angle not in ("readers_who", "behind_the_scenes") and "{themes}" not in plan.template and fresh_themes:
+    fresh_themes = any(t.casefold() not in blurb for t in profile.themes)
+    if angle not in ("readers_who", "behind_the_scenes") and "hemes}" not in template and fresh_themes:
         wanted.append("themes")
-    if plan.angle != "readers_who":
+    if angle != "readers_who":
         wanted.append("audience")
-    if plan.angle != "comparables":
+    if angle != "comparables":
         wanted.append("comps")
     for offset, kind in enumerate(wanted):
-        options = [t for t in wording.EXTRA_LINES[kind][plan.tone] if _usable(t, slots)]
+        options = [t for t in wording.EXTRA_LINES[kind][tone] if _usable(t, slots)]
         if options:
-            text = options[(plan.cta + plan.theme_shift) % len(options)].format(**slots)
+            text = options[(cta + theme_shift) % len(options)].format(**slots)
             lines.append(Segment(text, _EXTRA, drop_order=_DROP_EXTRA_LINE + offset))
     launch_kind = {"future": "launch_future", "today": "launch_today", "past": "launch_past"}.get(profile.phase)
-    if launch_kind and plan.angle not in ("launch_countdown", "release_day", "review_request"):
-        options = [t for t in wording.EXTRA_LINES[launch_kind][plan.tone] if _usable(t, slots)]
+    if launch_kind and angle not in ("launch_countdown", "release_day", "review_request"):
+        options = [t for t in wording.EXTRA_LINES[launch_kind][tone] if _usable(t, slots)]
         if options and (profile.phase != "past" or (profile.days_to_launch or 0) >= -90):
             lines.append(Segment(options[0].format(**slots), _EXTRA, drop_order=_DROP_LAUNCH_LINE))
-    return lines
+    return tuple(lines)
 
 
-def _hashtags(profile: BookProfile, platform: Platform, plan: Plan) -> list[str]:
-    pool = tag_pool(profile.book.genre, profile.phrases, platform.name)
-    wanted = PREFERRED_COUNT.get(platform.name, 2)
-    if platform.max_hashtags is not None:
-        wanted = min(wanted, platform.max_hashtags)
-    if not pool or wanted <= 0:
-        return []
+def _hashtags(kit: Kit, tag_shift: int) -> tuple[str, ...]:
+    pool = kit.tags
+    if not pool or kit.tag_count <= 0:
+        return ()
     # The first (genre) tag stays; the rest rotate so posts of a batch differ.
     rest = pool[1:]
-    shift = plan.tag_shift % len(rest) if rest else 0
-    return [pool[0], *(rest[shift:] + rest[:shift])][:wanted]
+    shift = tag_shift % len(rest) if rest else 0
+    return (pool[0], *(rest[shift:] + rest[:shift]))[: kit.tag_count]
 
 
 def _protected(book: Book) -> tuple[str, ...]:
@@ -324,9 +490,11 @@ def _compact_draft(profile: BookProfile, tone: str, cta: str, tags: Sequence[str
     )
 
 
-def _alternatives(profile: BookProfile, tone: str, link_mode: LinkMode, tags: Sequence[str]) -> list[Draft]:
+@lru_cache(maxsize=4096)
+def _alternatives(profile: BookProfile, kit: Kit, tone: str, tags: tuple[str, ...]) -> tuple[Draft, ...]:
     """Shorter drafts for when the planned one cannot fit: compact hook, then the link moved to the profile."""
     book = profile.book
+    link_mode = kit.link_mode
     drafts = [
         _compact_draft(profile, tone, _cta_text(link_mode.kind, tone, i, book.link), tags, link_mode.note)
         for i in range(3)
@@ -338,27 +506,12 @@ def _alternatives(profile: BookProfile, tone: str, link_mode: LinkMode, tags: Se
         Draft(segments=(Segment(book.title, _HOOK, required=True),), protected=_protected(book),
               note="only the title fits this platform")
     )
-    return drafts
+    return tuple(drafts)
 
 
-def _trim_to(draft: Draft, platform: Platform, soft_limit: int, link: str) -> Draft:
-    """Drop optional pieces until the post is within a comfortable length (tags kept).
-
-    The link is measured as a short link would be: a very long URL should not
-    crowd out the words, which are what make posts of a batch differ.
-    """
-    breaker = paragraph_break(platform)
-
-    def comfortable(text: str) -> bool:
-        measured = text.replace(link, "x" * SHORT_LINK_LENGTH) if link else text
-        return platform.count(measured) <= soft_limit and platform.fits(text)
-
-    while not comfortable(draft.render(breaker)):
-        optional = draft.optional()
-        if not optional:
-            break
-        draft = draft.without(max(reversed(optional), key=lambda s: s.drop_order))
-    return draft
+def _trim_to(draft: Draft, kit: Kit) -> Draft:
+    """Drop optional pieces until the post is within a comfortable length (tags kept)."""
+    return gauge_for(kit.platform).shrink(draft, kit.soft_limit, tags_first=False) or draft
 
 
 def _distinguish(fitted: Fitted, platform: Platform, produced: list[str], english: bool) -> Fitted | None:
@@ -382,14 +535,12 @@ def _distinguish(fitted: Fitted, platform: Platform, produced: list[str], englis
     return current
 
 
-def _last_resort(
-    profile: BookProfile, platform: Platform, link_mode: LinkMode, produced: list[str], rng: random.Random
-) -> Fitted:
+def _last_resort(profile: BookProfile, kit: Kit, produced: list[str], rng: random.Random) -> Fitted:
     candidates: list[Fitted] = []
     for tone in wording.COMPACT_HOOKS:
         for i in range(3):
-            draft = _compact_draft(profile, tone, _cta_text(link_mode.kind, tone, i, profile.book.link), ())
-            fitted = fit(draft, platform, _alternatives(profile, tone, link_mode, ()))
+            draft = _compact_draft(profile, tone, _cta_text(kit.link_mode.kind, tone, i, profile.book.link), ())
+            fitted = fit(draft, kit.platform, _alternatives(profile, kit, tone, ()))
             if fitted is not None:
                 candidates.append(fitted)
     if not candidates:

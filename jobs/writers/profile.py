@@ -8,8 +8,8 @@ from functools import lru_cache
 
 import regex
 
-from jobs.writers.keyphrases import key_phrases
 from jobs.writers.models import Book
+from jobs.writers.phrasing import as_list_item, is_adjective, leans_on_previous
 from jobs.writers.readability import looks_english
 from jobs.writers.text import (
     ensure_terminal,
@@ -26,11 +26,6 @@ _OFFER = regex.compile(
     r"\b(deal|sale|discount|offer|free|price|promo|bargain|countdown deal)\b|\d+\s?%\s?off|[$£€]\s?\d|\d+\s?[cp]\b",
     regex.IGNORECASE,
 )
-# Sentences opening with these lean on the one before, so no post starts its blurb part there.
-_LEANING_OPENERS = frozenset(
-    """and but or so then yet still now nor also too instead meanwhile there
-    he she they it his her their its him them this these that those""".split()
-)
 COUNTDOWN_DAYS = 60  # beyond this a launch is announced by date, not by a day count
 REVIEW_WINDOW_DAYS = 3 * 365  # asking for reviews years after launch reads oddly
 # Angles that only make sense at one moment; they lead a batch when they apply.
@@ -43,9 +38,9 @@ class BookProfile:
     english: bool
     sentences: tuple[str, ...]
     openers: tuple[int, ...]  # indices of sentences that read well without the one before
-    questions: tuple[str, ...]
-    themes: tuple[str, ...]
-    phrases: tuple[str, ...]
+    questions: tuple[str, ...]  # blurb questions that stand alone
+    themes: tuple[str, ...]  # keywords shaped to be listed ("islands", "family secrets")
+    keywords: tuple[str, ...]  # the book's keywords as given, less an offer
     offer: str
     phase: str  # "unknown" | "future" | "today" | "past"
     days_to_launch: int | None
@@ -85,42 +80,31 @@ class BookProfile:
 def build_profile(book: Book, today: dt.date) -> BookProfile:
     english = looks_english(book.blurb or book.title)
     sentences = tuple(ensure_terminal(s) for s in split_sentences(book.blurb))
-    questions = tuple(s for s in sentences if s.endswith("?"))
-    phrases = key_phrases(book.blurb) if english and book.blurb else ()
+    openers = tuple(i for i, s in enumerate(sentences) if i == 0 or not leans_on_previous(s))
+    questions = tuple(sentences[i] for i in openers if sentences[i].endswith("?"))
     offer = next((k for k in book.keywords if _OFFER.search(k)), "")
     keywords = tuple(k for k in book.keywords if k != offer)
-    themes = _themes(keywords, phrases, book.blurb)
+    moods = tuple(k.lower() for k in keywords if is_adjective(k))
+    # Only Latin-script keywords go into English sentences; all of them can still be tags.
+    themes = tuple(
+        as_list_item(_as_common_noun(k, book.blurb))
+        for k in keywords
+        if not is_adjective(k) and regex.search(r"[A-Za-z]", k)
+    )
     phase, days = _phase(book.launch_date, today)
     return BookProfile(
         book=book,
         english=english,
         sentences=sentences,
-        openers=_openers(sentences),
+        openers=openers,
         questions=questions,
         themes=themes,
-        phrases=tuple(keywords) + tuple(p for p in phrases if p.casefold() not in {k.casefold() for k in keywords}),
+        keywords=keywords,
         offer=offer,
         phase=phase,
         days_to_launch=days,
-        base_slots=tuple(_base_slots(book, today, questions, offer, phase, days).items()),
+        base_slots=tuple(_base_slots(book, today, questions, offer, phase, days, moods).items()),
     )
-
-
-def _openers(sentences: tuple[str, ...]) -> tuple[int, ...]:
-    found = [0] if sentences else []
-    for index, sentence in enumerate(sentences[1:], start=1):
-        first = regex.sub(r"[^\p{L}\p{N}]", "", sentence.split(" ", 1)[0]).lower()
-        if first not in _LEANING_OPENERS:
-            found.append(index)
-    return tuple(found)
-
-
-def _themes(keywords: tuple[str, ...], phrases: tuple[str, ...], blurb: str) -> tuple[str, ...]:
-    themes = [_as_common_noun(k, blurb) for k in keywords]
-    if len(themes) < 3:
-        lowered = {t.casefold() for t in themes}
-        themes += [_as_common_noun(p, blurb) for p in phrases if p.casefold() not in lowered][: 3 - len(themes)]
-    return tuple(themes)
 
 
 def _as_common_noun(phrase: str, blurb: str) -> str:
@@ -146,10 +130,13 @@ def _genre_phrase(genre: str) -> str:
 
 
 def _base_slots(
-    book: Book, today: dt.date, questions: tuple[str, ...], offer: str, phase: str, days: int | None
+    book: Book, today: dt.date, questions: tuple[str, ...], offer: str, phase: str, days: int | None,
+    moods: tuple[str, ...],
 ) -> dict[str, str]:
     # Genre words go into English sentences only when they are written in Latin script.
     genre = _genre_phrase(book.genre) if regex.search(r"[A-Za-z]", book.genre) else ""
+    if genre and moods and moods[0] not in genre.split():
+        genre = f"{moods[0]} {genre}"  # an adjective keyword describes the book: "a dark horror read"
     values = {
         "title": book.title,
         "author": book.author,

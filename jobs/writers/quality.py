@@ -47,6 +47,14 @@ def max_similarity(text: str, others: Sequence[str]) -> float:
     return float(best[1]) if best else 0.0
 
 
+def near_copies(text: str, others: Sequence[str]) -> list[str]:
+    """The texts of ``others`` that ``text`` is a near-duplicate of."""
+    if not others:
+        return []
+    return [match for match, _score, _index in process.extract(
+        text, others, scorer=fuzz.ratio, score_cutoff=NEAR_DUPLICATE_RATIO + 1e-9, limit=None)]
+
+
 def is_near_duplicate(text: str, others: Sequence[str]) -> bool:
     if not others:
         return False

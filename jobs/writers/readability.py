@@ -47,13 +47,26 @@ def prose_of(text: str) -> str:
 
 def flesch_reading_ease(text: str) -> float:
     """206.835 - 1.015 * words/sentence - 84.6 * syllables/word; 100.0 for text without words."""
+    return reading_ease_of(*prose_stats(text)[:3])
+
+
+@lru_cache(maxsize=65536)
+def prose_stats(text: str) -> tuple[int, int, int, bool]:
+    """(words, syllables, sentences, whether the last sentence is ended) of a piece of text.
+
+    Pieces whose last sentence is ended add up: the sums are the joined text's.
+    """
     prose = prose_of(text)
-    sentences = [s for s in _SENTENCE_BREAK.split(prose) if _WORD.search(s)]
+    parts = _SENTENCE_BREAK.split(prose)
     words = _WORD.findall(prose)
+    ended = not _WORD.search(parts[-1])
+    return len(words), sum(syllables(w) for w in words), sum(1 for s in parts if _WORD.search(s)), ended
+
+
+def reading_ease_of(words: int, syllable_total: int, sentences: int) -> float:
     if not words:
         return 100.0
-    syllable_total = sum(syllables(w) for w in words)
-    return 206.835 - 1.015 * (len(words) / max(1, len(sentences))) - 84.6 * (syllable_total / len(words))
+    return 206.835 - 1.015 * (words / max(1, sentences)) - 84.6 * (syllable_total / words)
 
 
 def looks_english(text: str) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from jobs.writers.keyphrases import key_phrases
 from jobs.writers.readability import flesch_reading_ease, looks_english, syllables
 from jobs.writers.text import camel_tag, split_sentences, tidy, with_article
 
@@ -56,11 +55,3 @@ def test_language_guess() -> None:
     assert looks_english("When the last dragon falls silent, Mira must climb into the mountains.")
     assert not looks_english("星が降る夜にだけ開く図書館がある。")
 
-
-def test_key_phrases_are_noun_phrase_like() -> None:
-    blurb = ("Detective Ana Ruiz has one week to find a missing violinist before the Lisbon festival opens. "
-             "Every clue points back to her own family.")
-    phrases = key_phrases(blurb)
-    assert "missing violinist" in phrases and "Lisbon" in phrases
-    assert "festival opens" not in phrases
-    assert key_phrases("") == ()
