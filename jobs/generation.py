@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 import zlib
 from collections.abc import Callable, Iterator
 
 from sqlalchemy import Engine
 
 from jobs.platforms import get_platform
-from jobs.posts import store_post
+from jobs.posts import store_posts
 from jobs.settings import Settings
 from jobs.writers import Book, Writer, make_writer
+
+# Seconds between two progress steps of a batch (each stores the posts made since the last).
+PROGRESS_STEP = 0.2
 
 def batch_seed(batch_id: str) -> int:
     return zlib.crc32(batch_id.encode())
@@ -34,17 +38,35 @@ def book_from_params(params: dict) -> Book:
 
 
 def generate_batch(settings: Settings, db: Engine, *, batch_id: str, owner: str, params: dict,
-                   on_post: Callable[[int], None] | None = None) -> list[dict]:
-    """Write a batch's posts, storing each as it is made (a re-run rewrites, never adds)."""
+                   on_post: Callable[[int], None] | None = None, step: float = PROGRESS_STEP
+                   ) -> list[dict]:
+    """Write a batch's posts, storing them as they are made (a re-run rewrites, never adds).
+
+    Posts are stored, and ``on_post`` told how many are done, once per progress step: every
+    ``step`` seconds and at the end. A slow writer (a model over the network) reports
+    each post; a fast one writes a few hundred between two statements.
+    """
     writer = make_writer(**settings.writer_options())
     made: list[dict] = []
+    stored = 0
     posts = generate(writer, book_from_params(params), params["platforms"],
                      params["count_per_platform"], seed=params.get("seed", batch_seed(batch_id)),
                      today=dt.date.today(), mastodon_limit=settings.mastodon_limit)
-    for seq, post in enumerate(posts):
-        store_post(db, batch_id=batch_id, seq=seq, owner=owner, post=post,
-                   book_id=params.get("book_id"))
-        made.append(post)
+
+    def flush() -> None:
+        nonlocal stored
+        store_posts(db, batch_id=batch_id, first_seq=stored, owner=owner, batch=made[stored:],
+                    book_id=params.get("book_id"))
+        stored = len(made)
         if on_post is not None:
-            on_post(len(made))
+            on_post(stored)
+
+    last = time.monotonic()
+    for post in posts:
+        made.append(post)
+        if time.monotonic() - last >= step:
+            flush()
+            last = time.monotonic()
+    if stored < len(made):
+        flush()
     return made

@@ -45,19 +45,29 @@ class PostError(ValueError):
 
 def store_post(db: Engine, *, batch_id: str, seq: int, owner: str, post: dict,
                book_id: int | None = None) -> None:
-    values = dict(batch_id=batch_id, seq=seq, owner=owner, book_id=book_id, platform=post["platform"],
-                  text=post["text"], length=post["length"], limit=post["limit"],
-                  writer=post["writer"], status=DRAFT, created_at=utcnow(),
-                  scheduled_at=post.get("scheduled_at"))
+    store_posts(db, batch_id=batch_id, first_seq=seq, owner=owner, batch=[post], book_id=book_id)
+
+
+def store_posts(db: Engine, *, batch_id: str, first_seq: int, owner: str, batch: list[dict],
+                book_id: int | None = None) -> None:
+    """Store consecutive posts of a batch (seq `first_seq` on) in one statement and transaction."""
+    if not batch:
+        return
+    now = utcnow()
+    rows = [dict(batch_id=batch_id, seq=first_seq + i, owner=owner, book_id=book_id,
+                 platform=post["platform"], text=post["text"], length=post["length"],
+                 limit=post["limit"], writer=post["writer"], status=DRAFT, created_at=now,
+                 scheduled_at=post.get("scheduled_at"))
+            for i, post in enumerate(batch)]
     dialect = postgresql if db.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(posts).values(**values)
+    stmt = dialect.insert(posts)
     stmt = stmt.on_conflict_do_update(
         index_elements=["batch_id", "seq"],
         set_={k: stmt.excluded[k] for k in ("platform", "text", "length", "limit", "writer",
                                             "scheduled_at")},
     )
     with db.begin() as conn:
-        conn.execute(stmt)
+        conn.execute(stmt, rows)
 
 
 def batch_posts(db: Engine, batch_id: str, owner: str | None = None) -> list[dict]:

@@ -76,7 +76,9 @@ def test_active_tasks_lists_a_running_task(stack):
     stack.wait_status(task_id, "SUCCESS", timeout=30)
 
 
-def test_progress_is_streamed_post_by_post(stack):
+def test_progress_is_streamed_as_posts_are_stored(stack):
+    # Posts are stored, and progress reported, in steps (every PROGRESS_STEP seconds and at the
+    # end; see tests/writers/test_generation.py): a fast writer may report 4 of 4 at once.
     reader = stack.events()
     wait_until(lambda: reader.comments or reader.events, 10, "the stream to open")
     task_id = stack.queue(platforms=["twitter", "facebook"], count_per_platform=2)
@@ -88,8 +90,7 @@ def test_progress_is_streamed_post_by_post(stack):
     statuses = [t["status"] for _, t in seen]
     assert statuses[0] == "PENDING" and statuses[-1] == "SUCCESS"
     progress = [t["progress"]["done"] for _, t in seen if t["status"] == "STARTED"]
-    assert progress == sorted(progress) and progress[-1] == 4
-    assert set(range(5)) <= set(progress) | {0}
+    assert progress == sorted(progress) and progress[0] == 0 and progress[-1] == 4
 
 
 def test_unknown_task_is_404(stack):
