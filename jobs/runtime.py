@@ -14,6 +14,7 @@ from jobs.db import make_engine
 from jobs.events import EventBus, MemoryEventBus, RedisEventBus
 from jobs.execution import Executor
 from jobs.models import FAILURE, FINAL_STATUSES, PENDING, REVOKED, STARTED, WAITING_STATUSES, utcnow
+from jobs.pause import PauseCache
 from jobs.queue import QueueChoice, choose_backend, make_huey
 from jobs.settings import TASK_TYPES, Settings
 from jobs.tasks import BODIES
@@ -136,6 +137,7 @@ def build_runtime(settings: Settings, *, worker_kind: str = "thread",
     huey = make_huey(settings, choice.mode)
     runtime = Runtime(settings, choice, db, bus, tracker, huey, None, client)  # type: ignore[arg-type]
     runtime.executor = Executor(settings, tracker, BODIES, runtime.enqueue, worker_kind)
+    runtime.executor.paused = PauseCache(db, settings.pause_check_interval)
     _register_tasks(runtime)
     return runtime
 

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     worker_lost_after: float = Field(10.0, gt=0)
     task_max_attempts: int = Field(3, ge=1, le=20)
     shutdown_grace: float = Field(10.0, ge=0)
+    # How often a worker re-reads whether the queue is paused (0: before every claim).
+    pause_check_interval: float = Field(1.0, ge=0, le=60)
 
     llm_provider: Literal["offline", "openai", "anthropic"] = "offline"
     llm_base_url: str | None = None

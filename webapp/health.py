@@ -7,7 +7,7 @@ import time
 
 from sqlalchemy import text
 
-from jobs import autonomous, queries
+from jobs import autonomous, pause, queries
 from jobs.runtime import Runtime
 from jobs.settings import TASK_TYPES
 
@@ -65,6 +65,7 @@ def _collect(rt: Runtime) -> dict:
         "workers": workers,
         "overdue": _overdue(rt, workers),
         "autonomous": autonomous.status(rt.db),
+        "paused": pause.read(rt.db),
     }
 
 
@@ -106,6 +107,8 @@ async def health_report(rt: Runtime) -> dict:
             "workers_alive": len(alive),
             "workers": workers,
             "overdue_tasks": data.get("overdue") or [],
+            # {task type or "*" (all): {"since", "by"}}: tasks of these types wait.
+            "paused": data.get("paused") or {},
         },
         "autonomous_status": data.get("autonomous") or {"error": "database unreachable"},
     }

@@ -85,3 +85,8 @@ class BulkAction(BaseModel):
     filter: BulkFilter = Field(default_factory=BulkFilter)
     dry_run: StrictBool = False
     terminate: StrictBool = False  # revoke: stop running tasks within seconds even if stuck
+
+
+class QueueTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal[TASK_TYPES] | None = None  # type: ignore[valid-type]  # None: every type

@@ -76,3 +76,27 @@ def test_bulk_confirmation_works_without_javascript(browser, stack):
     assert any(t["parent_id"] == task_id for t in retried)
     stack.client.post("/api/tasks/bulk", json={"action": "revoke", "filter": {"owner": owner},
                                                "terminate": True})
+
+
+@EMBEDDED
+def test_board_pauses_and_resumes_the_queue(browser, stack):
+    page = browser.page(stack)
+    page.goto(stack.base_url + "/")
+    panel = page.locator("#pause-panel")
+    try:
+        panel.locator("button[data-action=pause-all]").click()
+        expect(panel.locator("[data-queue-state]")).to_have_attribute("data-queue-state", "paused")
+        expect(page.locator("#health-panel .paused-banner")).to_contain_text("every task type since")
+        panel.locator("button[data-action=resume-all]").click()
+        expect(page.locator("#flash")).to_contain_text("Resumed every task type")
+        expect(panel.locator("[data-queue-state]")).to_have_attribute("data-queue-state", "running")
+        expect(page.locator("#health-panel .paused-banner")).to_have_count(0)
+
+        panel.locator("select[name=type]").select_option("weekly_report")
+        panel.locator("button[data-action=pause-type]").click()
+        expect(panel).to_contain_text("Paused: Weekly report")
+        panel.locator("select[name=type]").select_option("weekly_report")
+        panel.locator("button[data-action=resume-type]").click()
+        expect(panel.locator("[data-queue-state]")).to_have_attribute("data-queue-state", "running")
+    finally:
+        stack.client.post("/api/queue/resume", json={})

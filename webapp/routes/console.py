@@ -1,5 +1,5 @@
-"""The operator's console: acting on every task that matches a filter, workers (and draining
-one), the periodic schedules (and running one now). JSON under /api, pages and forms beside
+"""The operator's console: acting on every task that matches a filter, pausing the queue,
+workers (and draining one), the periodic schedules (and running one now). JSON under /api, pages and forms beside
 them; every change is audited."""
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from quart import Blueprint, jsonify, redirect, render_template, request
 from pydantic import ValidationError
 from quart_schema import document_request
 
-from jobs import bulk, schedules, workers
+from jobs import bulk, pause, schedules, workers
 from jobs.runtime import QueueUnavailable
 from webapp import runtime
 from webapp.actions import audit_action, now_iso, submit
 from webapp.auth import current, manager_only, owner_scope
 from webapp.errors import ApiError, describe, load_body
-from webapp.schemas import BulkAction
+from webapp.schemas import BulkAction, QueueTarget
 
 bp = Blueprint("console", __name__)
 
@@ -93,6 +93,76 @@ async def bulk_form():
     if not _htmx():  # back to the board, filtered as it was
         return redirect("/?" + urlencode({k: v for k, v in raw_filter.items() if v}), 303)
     return await _flash(message)
+
+
+# -- pause and resume --
+
+async def set_paused(paused: bool, task_type: str | None) -> dict:
+    """Pause or resume one type (None: all); audited when it changed something. Resuming
+    queues the waiting tasks again."""
+    rt = runtime()
+    if paused:
+        pauses, changed = await asyncio.to_thread(pause.pause, rt.db, task_type, current().email)
+        requeued = 0
+    else:
+        pauses, changed = await asyncio.to_thread(pause.resume, rt.db, task_type)
+        requeued = await asyncio.to_thread(pause.requeue_waiting, rt, pauses) if changed else 0
+    if changed:
+        await audit_action("queue.pause" if paused else "queue.resume", task_type or "all types",
+                           {"requeued": requeued} if not paused else None)
+    return {"paused": pauses, "changed": changed, "requeued": requeued, "timestamp": now_iso()}
+
+
+@bp.get("/api/queue")
+async def api_queue():
+    return jsonify({"paused": await asyncio.to_thread(pause.read, runtime().db),
+                    "timestamp": now_iso()})
+
+
+@bp.post("/api/queue/pause")
+@manager_only
+@document_request(QueueTarget)
+async def api_pause():
+    body = await load_body(QueueTarget, optional=True)
+    return jsonify(await set_paused(True, body.type))
+
+
+@bp.post("/api/queue/resume")
+@manager_only
+@document_request(QueueTarget)
+async def api_resume():
+    body = await load_body(QueueTarget, optional=True)
+    return jsonify(await set_paused(False, body.type))
+
+
+async def _pause_form(paused: bool):
+    form = await request.form
+    try:
+        target = QueueTarget.model_validate({"type": form.get("type") or None})
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_request", describe(exc)) from None
+    result = await set_paused(paused, target.type)
+    if not _htmx():
+        return redirect("/", 303)
+    what = target.type or "every task type"
+    if paused:
+        message = f"Paused {what}: queued tasks wait, running ones finish."
+    else:
+        message = f"Resumed {what}; {result['requeued']} waiting task(s) queued again."
+    panel = await render_template("_pause_panel.html", paused=result["paused"], oob=True)
+    return await _flash(message) + panel
+
+
+@bp.post("/queue/pause")
+@manager_only
+async def pause_form():
+    return await _pause_form(True)
+
+
+@bp.post("/queue/resume")
+@manager_only
+async def resume_form():
+    return await _pause_form(False)
 
 
 # -- workers --
