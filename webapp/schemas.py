@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints, field_validator
 
 from jobs.models import STATUSES
+from jobs.platforms import PLATFORMS
 from jobs.settings import TASK_TYPES
 
-PlatformName = Literal["twitter", "facebook", "instagram", "linkedin", "threads", "bluesky",
-                       "mastodon", "tiktok"]
+PlatformName = Literal[tuple(PLATFORMS)]  # the platforms the writers know, in their order
 UserId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ShortText = Annotated[str, StringConstraints(max_length=300)]
 
