@@ -8,6 +8,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateColumn
 
+from jobs import task_stats
 from jobs.models import metadata
 
 log = logging.getLogger("jobs.db")
@@ -31,6 +32,7 @@ def make_engine(url: str) -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     _create_tables(engine)
+    task_stats.count_existing_once(engine)
     return engine
 
 

@@ -60,12 +60,14 @@ tasks = Table(
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
-    # The board's history and filters are queries over these.
-    Index("ix_tasks_status_enqueued", "status", "enqueued_at"),
-    Index("ix_tasks_type_enqueued", "type", "enqueued_at"),
-    Index("ix_tasks_owner_enqueued", "owner", "enqueued_at"),
-    Index("ix_tasks_enqueued", "enqueued_at"),
-    Index("ix_tasks_finished", "finished_at"),  # stats per minute, percentiles, failures
+    # Lists are newest first and read one status at a time (jobs/queries.py), so each of
+    # these serves a page by a range seek on (enqueued_at, id) under its equality prefix,
+    # whatever the size of the history; the status one also counts the unfinished tasks.
+    Index("ix_tasks_status_keyset", "status", "enqueued_at", "id"),
+    Index("ix_tasks_type_keyset", "type", "status", "enqueued_at", "id"),
+    Index("ix_tasks_owner_keyset", "owner", "status", "enqueued_at", "id"),
+    Index("ix_tasks_enqueued", "enqueued_at"),  # the weekly report's period
+    Index("ix_tasks_finished", "finished_at"),  # retention
     Index("ix_tasks_parent", "parent_id"),      # "retried as ..."
 )
 
@@ -194,4 +196,21 @@ state = Table(
     Column("key", String(100), primary_key=True),
     Column("value", JSON, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Finished tasks counted as they finish (jobs/task_stats.py): per period, type and final
+# status, the number of tasks (metric "n", bucket -1) and histograms of run and wait time
+# (metrics "run" and "wait", one row per log-spaced bucket). Stats over any window read
+# these instead of the tasks, and they outlive the tasks that retention prunes. Recent
+# periods are minutes; older ones are folded into hours, then days.
+task_stats = Table(
+    "task_stats", metadata,
+    Column("metric", String(4), primary_key=True),
+    Column("period_start", UTCDateTime, primary_key=True),
+    Column("period", Integer, primary_key=True),  # seconds: 60, 3600 or 86400
+    Column("type", String(40), primary_key=True),
+    Column("status", String(10), primary_key=True),
+    Column("bucket", Integer, primary_key=True),
+    Column("n", Integer, nullable=False),
+    Index("ix_task_stats_period", "period", "period_start"),  # folding minutes into hours
 )

@@ -2,47 +2,124 @@
 from __future__ import annotations
 
 import datetime as dt
-import statistics
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-from sqlalchemy import Engine, desc, func, select
+from sqlalchemy import Engine, bindparam, desc, func, literal, select, tuple_, union_all
 
-from jobs.models import FAILURE, STARTED, WAITING_STATUSES, tasks, utcnow, workers
+from jobs import task_stats
+from jobs.models import (FAILURE, STARTED, STATUSES, WAITING_STATUSES, UTCDateTime, tasks, utcnow,
+                         workers)
 from jobs.tracking import task_view
 
 ACTIVE_STATUSES = (*WAITING_STATUSES, STARTED)
 
 
-def list_tasks(db: Engine, *, status: str | None = None, statuses: tuple[str, ...] | None = None,
-               task_type: str | None = None, owner: str | None = None,
-               id_prefix: str | None = None, page: int = 1,
-               per_page: int = 50) -> tuple[list[dict], int]:
-    """A page of tasks, newest first, and how many match. `statuses`: any of these."""
+# Lists leave out `result` (posts, reports): a list shows records, a task's page its result.
+LIST_COLUMNS = tuple(c for c in tasks.c if c.name != "result")
+COUNT_LIMIT = 10_000  # lists count their matches up to this, then say "more"
+
+
+@dataclass
+class TaskPage:
+    tasks: list[dict]
+    total: int                # matches, counted up to COUNT_LIMIT
+    total_exact: bool         # False: there are more than `total`
+    older: str | None = None  # cursor for the next page (`before=`), None on the last
+    newer: str | None = None  # cursor for the page before (`after=`), None on the first
+
+
+def encode_cursor(task: Mapping) -> str:
+    """A position in the newest-first order: `<enqueued_at in µs>-<task id>`."""
+    enqueued = dt.datetime.fromisoformat(task["enqueued_at"].replace("Z", "+00:00"))
+    return f"{round(enqueued.timestamp() * 1_000_000)}-{task['task_id']}"
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    """ValueError when `cursor` is not one `encode_cursor` makes."""
+    micros, sep, task_id = cursor.partition("-")
+    if not sep or not task_id or len(task_id) > 64 or not micros.isdigit():
+        raise ValueError(f"not a list position: {cursor[:80]!r}")
+    return dt.datetime.fromtimestamp(int(micros) / 1_000_000, dt.UTC), task_id
+
+
+def _prefix_range(prefix: str):
+    """Ids starting with `prefix`, as a range the primary key serves (hex ids are lower case)."""
+    if all(ch in string.hexdigits for ch in prefix):
+        prefix = prefix.lower()
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return (tasks.c.id >= prefix, tasks.c.id < upper)
+
+
+def task_page(db: Engine, *, statuses: tuple[str, ...] | None = None, task_type: str | None = None,
+              owner: str | None = None, id_prefix: str | None = None, page: int = 1,
+              per_page: int = 50, before: str | None = None, after: str | None = None) -> TaskPage:
+    """One page of tasks, newest first. `before`/`after`: cursors of the page's neighbours
+    (keyset: the cost of a page does not grow with its depth); without them, `page` counts
+    from the newest.
+
+    Each status is read on its own, in index order, and the pieces merged: a range seek on
+    an index of (…, status, enqueued_at, id) per status instead of sorting every match.
+    """
     conditions = []
-    if status:
-        conditions.append(tasks.c.status == status)
-    if statuses is not None:
-        conditions.append(tasks.c.status.in_(statuses))
     if task_type:
         conditions.append(tasks.c.type == task_type)
     if owner:
         conditions.append(tasks.c.owner == owner)
     if id_prefix:
-        escaped = id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(tasks.c.id.like(f"{escaped}%", escape="\\"))
+        conditions.extend(_prefix_range(id_prefix))
+    statuses = tuple(statuses) if statuses is not None else STATUSES
+    if not statuses:
+        return TaskPage([], 0, True)
+    newest_first = after is None
+    cursor, offset = [], 0
+    if before is not None or after is not None:
+        enqueued, task_id = decode_cursor(before if newest_first else after)
+        key = tuple_(tasks.c.enqueued_at, tasks.c.id)
+        position = tuple_(bindparam("ce", enqueued, type_=UTCDateTime), bindparam("ci", task_id))
+        cursor.append(key < position if newest_first else key > position)
+    else:
+        offset = (page - 1) * per_page
+
+    def ordered(columns):
+        if newest_first:
+            return desc(columns.enqueued_at), desc(columns.id)
+        return columns.enqueued_at, columns.id
+
+    wanted = offset + per_page + 1  # one more tells whether another page follows
+    pieces = [select(*LIST_COLUMNS).where(tasks.c.status == s, *conditions, *cursor)
+              .order_by(*ordered(tasks.c)).limit(wanted) for s in statuses]
+    if len(pieces) == 1:
+        query = pieces[0].offset(offset)
+    else:
+        merged = union_all(*(select(p.subquery()) for p in pieces)).subquery()
+        query = select(merged).order_by(*ordered(merged.c)).limit(wanted).offset(offset)
+    matching = (select(literal(1)).select_from(tasks)
+                .where(tasks.c.status.in_(statuses), *conditions).limit(COUNT_LIMIT + 1))
     with db.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(tasks).where(*conditions)).scalar_one()
-        if total <= (page - 1) * per_page:
-            return [], total
-        rows = conn.execute(
-            select(tasks).where(*conditions)
-            .order_by(desc(tasks.c.enqueued_at), desc(tasks.c.id))
-            .limit(per_page).offset((page - 1) * per_page)
-        ).mappings().all()
-    return [task_view(r, with_result=False) for r in rows], total
+        rows = conn.execute(query).mappings().all()
+        total = conn.execute(select(func.count()).select_from(matching.subquery())).scalar_one()
+    more = len(rows) > per_page
+    views = [task_view(r, with_result=False) for r in rows[:per_page]]
+    if not newest_first:
+        views.reverse()
+    first = encode_cursor(views[0]) if views else None
+    last = encode_cursor(views[-1]) if views else None
+    return TaskPage(
+        views, min(total, COUNT_LIMIT), total <= COUNT_LIMIT,
+        older=last if (more or not newest_first) else None,
+        newer=first if (more if not newest_first else (before is not None or page > 1)) else None)
+
+
+def list_tasks(db: Engine, *, status: str | None = None, **filters) -> tuple[list[dict], int]:
+    """A page of tasks, newest first, and how many match (up to COUNT_LIMIT)."""
+    result = task_page(db, statuses=(status,) if status else filters.pop("statuses", None), **filters)
+    return result.tasks, result.total
 
 
 def active_tasks(db: Engine, owner: str | None = None) -> list[dict]:
-    query = select(tasks).where(tasks.c.status.in_(ACTIVE_STATUSES))
+    query = select(*LIST_COLUMNS).where(tasks.c.status.in_(ACTIVE_STATUSES))
     if owner is not None:
         query = query.where(tasks.c.owner == owner)
     with db.connect() as conn:
@@ -50,14 +127,20 @@ def active_tasks(db: Engine, owner: str | None = None) -> list[dict]:
     return [task_view(r, with_result=False) for r in rows]
 
 
+def _unfinished(conn) -> dict[tuple[str, str], int]:
+    """{(type, status): n} of the tasks not finished yet (few: the status index counts them)."""
+    return {(t, s): n for t, s, n in conn.execute(
+        select(tasks.c.type, tasks.c.status, func.count())
+        .where(tasks.c.status.in_(ACTIVE_STATUSES)).group_by(tasks.c.type, tasks.c.status))}
+
+
 def counts(db: Engine) -> dict[str, dict[str, int]]:
-    """{type: {status: n}} over every recorded task."""
+    """{type: {status: n}} over every task ever recorded (finished ones from the stored
+    aggregates, so pruned tasks still count)."""
     with db.connect() as conn:
-        rows = conn.execute(select(tasks.c.type, tasks.c.status, func.count())
-                            .group_by(tasks.c.type, tasks.c.status)).all()
-    result: dict[str, dict[str, int]] = {}
-    for task_type, status, n in rows:
-        result.setdefault(task_type, {})[status] = n
+        result = task_stats.all_time_counts(conn)
+        for (task_type, status), n in _unfinished(conn).items():
+            result.setdefault(task_type, {})[status] = n
     return result
 
 
@@ -78,44 +161,21 @@ def worker_list(db: Engine, lost_after: float) -> list[dict]:
 
 def queue_summary(db: Engine) -> dict:
     now = utcnow()
-    hour_ago = now - dt.timedelta(hours=1)
     with db.connect() as conn:
-        by_status = dict(conn.execute(
-            select(tasks.c.status, func.count()).where(tasks.c.status.in_(ACTIVE_STATUSES))
-            .group_by(tasks.c.status)).all())
+        unfinished = _unfinished(conn)
         oldest = conn.execute(select(func.min(tasks.c.enqueued_at))
                               .where(tasks.c.status.in_(WAITING_STATUSES))).scalar_one()
-        failures = conn.execute(select(func.count()).select_from(tasks).where(
-            tasks.c.status == FAILURE, tasks.c.finished_at >= hour_ago)).scalar_one()
-        total = conn.execute(select(func.count()).select_from(tasks)).scalar_one()
+        failures = task_stats.finished_since(conn, now - dt.timedelta(hours=1), FAILURE)
+        finished = task_stats.all_time_counts(conn)
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=dt.UTC)
+    by_status: dict[str, int] = {}
+    for (_, status), n in unfinished.items():
+        by_status[status] = by_status.get(status, 0) + n
     return {
         "running": by_status.get(STARTED, 0),
         "waiting": sum(by_status.get(s, 0) for s in WAITING_STATUSES),
         "oldest_waiting_seconds": round((now - oldest).total_seconds(), 1) if oldest else None,
         "failures_last_hour": failures,
-        "total_tracked": total,
+        "total_tracked": sum(by_status.values()) + sum(sum(c.values()) for c in finished.values()),
     }
-
-
-def duration_percentiles(db: Engine, *, since: dt.timedelta = dt.timedelta(hours=1)) -> dict:
-    """Per type: p50/p95/p99 of run time over tasks finished within `since`."""
-    with db.connect() as conn:
-        rows = conn.execute(
-            select(tasks.c.type, tasks.c.started_at, tasks.c.finished_at)
-            .where(tasks.c.finished_at >= utcnow() - since, tasks.c.started_at.is_not(None))
-            .order_by(desc(tasks.c.finished_at)).limit(20_000)).all()
-    per_type: dict[str, list[float]] = {}
-    for task_type, started, finished in rows:
-        per_type.setdefault(task_type, []).append(max((finished - started).total_seconds(), 0.0))
-    return {t: _percentiles(v) for t, v in per_type.items()}
-
-
-def _percentiles(values: list[float]) -> dict:
-    if len(values) == 1:
-        only = round(values[0], 4)
-        return {"count": 1, "p50": only, "p95": only, "p99": only}
-    cuts = statistics.quantiles(values, n=100, method="inclusive")
-    return {"count": len(values), "p50": round(cuts[49], 4), "p95": round(cuts[94], 4),
-            "p99": round(cuts[98], 4)}

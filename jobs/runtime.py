@@ -6,10 +6,11 @@ import threading
 from dataclasses import dataclass, field
 
 import redis
+from huey import crontab
 from huey.api import Huey, TaskWrapper
 from sqlalchemy import Engine
 
-from jobs import schedules
+from jobs import schedules, task_stats
 from jobs.db import make_engine
 from jobs.events import EventBus, MemoryEventBus, RedisEventBus
 from jobs.execution import Executor
@@ -153,3 +154,9 @@ def _register_tasks(runtime: Runtime) -> None:
     huey.on_startup("executor")(executor.start_in_worker)
 
     schedules.register(huey, runtime.submit, runtime.db)
+
+    # Stats read every level of the aggregates alike; folding keeps the rows a window reads
+    # few. Untracked: it is quick, idempotent and serialised (see task_stats.fold).
+    @huey.periodic_task(crontab(minute="*/10"), name="fold_task_stats")
+    def fold_task_stats() -> None:
+        task_stats.fold(runtime.db)

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, desc, select
 
 from jobs import autonomous
 from jobs.models import tasks, utcnow
+from jobs.settings import load_settings
 
 HORIZON = dt.timedelta(days=32)  # how far ahead a next run is looked for
 
@@ -56,6 +57,15 @@ def _weekly(at: dt.datetime) -> tuple[str, dict]:
     return f"weekly_report-{year}-W{week:02d}", {"week": f"{year}-W{week:02d}"}
 
 
+def _retention(at: dt.datetime) -> tuple[str, dict]:
+    day = at.date().isoformat()
+    return f"retention-{day}", {"scheduled": day}
+
+
+def _retention_off(_db: Engine) -> str | None:
+    return None if load_settings().task_retention_days > 0 else "TASK_RETENTION_DAYS is 0"
+
+
 def _autonomous_off(db: Engine) -> str | None:
     return None if autonomous.status(db)["enabled"] else "autonomous operations are off"
 
@@ -66,6 +76,9 @@ SCHEDULES: list[Schedule] = [
              "every day at 08:00 UTC", {"minute": "0", "hour": "8"}, _daily, _autonomous_off),
     Schedule("weekly_report", "weekly_report", "The week's report on tasks and posts",
              "Mondays at 07:00 UTC", {"minute": "0", "hour": "7", "day_of_week": "1"}, _weekly),
+    Schedule("retention", "retention",
+             "Prunes finished tasks older than TASK_RETENTION_DAYS, in batches (stats and posts stay)",
+             "every day at 03:30 UTC", {"minute": "30", "hour": "3"}, _retention, _retention_off),
 ]
 
 

@@ -13,6 +13,7 @@ TASK_TYPES = (
     "daily_operations",
     "post_approval",
     "status_check",
+    "retention",
 )
 
 
@@ -39,6 +40,11 @@ class Settings(BaseSettings):
     timeout_daily_operations: float = Field(300, gt=0)
     timeout_post_approval: float = Field(30, gt=0)
     timeout_status_check: float = Field(15, gt=0)
+    timeout_retention: float = Field(3600, gt=0)  # batches commit as they go: a cut run resumes
+
+    # Finished tasks older than this many days are pruned daily (0: keep everything). The
+    # weekly report reads the task records of its week, hence at least 8.
+    task_retention_days: int = Field(90, ge=0)
 
     # Liveness: workers write a heartbeat this often; one silent for `worker_lost_after`
     # is declared dead and its tasks are re-queued or failed.
@@ -76,6 +82,13 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("task_retention_days")
+    @classmethod
+    def _keeps_a_week(cls, value: int) -> int:
+        if 0 < value < 8:
+            raise ValueError("must be 0 (keep everything) or at least 8 (the weekly report reads a week)")
+        return value
 
     @model_validator(mode="after")
     def _liveness_window(self) -> "Settings":

@@ -5,7 +5,7 @@ import datetime as dt
 
 from sqlalchemy import desc, func, select
 
-from jobs import reports
+from jobs import queries, reports, retention, task_stats
 from jobs.execution import Body, TaskContext
 from jobs.generation import batch_seed, book_from_params, generate, generate_batch
 from jobs.models import tasks, workers, utcnow
@@ -65,13 +65,23 @@ def post_approval(ctx: TaskContext) -> dict:
 def status_check(ctx: TaskContext) -> dict:
     # One step: STARTED then SUCCESS says all there is; progress reports would only cost.
     cutoff = utcnow() - dt.timedelta(seconds=ctx.settings.worker_lost_after)
+    by_status: dict[str, int] = {}
+    for per_status in queries.counts(ctx.db).values():  # stored aggregates: no table scan
+        for status, n in per_status.items():
+            by_status[status] = by_status.get(status, 0) + n
     with ctx.db.connect() as conn:
-        by_status = dict(conn.execute(select(tasks.c.status, func.count())
-                                      .group_by(tasks.c.status)).all())
         alive = conn.execute(select(func.count()).select_from(workers)
                              .where(workers.c.last_seen >= cutoff,
                                     workers.c.stopped_at.is_(None))).scalar_one()
     return {"tasks_by_status": by_status, "workers_alive": alive, "checked_at": utcnow().isoformat()}
+
+
+def retention_run(ctx: TaskContext) -> dict:
+    """Fold the stats' old minutes first (cheap, and what pruned tasks leave behind), then
+    prune the history in batches, reporting progress after each."""
+    folded = task_stats.fold(ctx.db)
+    return {**retention.prune(ctx.db, ctx.settings.task_retention_days, progress=ctx.progress),
+            "stats_rows_folded": folded}
 
 
 BODIES: dict[str, Body] = {
@@ -80,4 +90,5 @@ BODIES: dict[str, Body] = {
     "daily_operations": daily_operations,
     "post_approval": post_approval,
     "status_check": status_check,
+    "retention": retention_run,
 }

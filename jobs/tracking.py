@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from jobs import task_stats
 from jobs.events import EventBus
-from jobs.models import FAILURE, PENDING, SUCCESS, task_history, tasks, utcnow
+from jobs.models import FAILURE, FINAL_STATUSES, PENDING, SUCCESS, task_history, tasks, utcnow
 
 log = logging.getLogger("jobs.tracking")
 
@@ -110,6 +111,8 @@ class Tracker:
                 conn.execute(insert(task_history).values(
                     task_id=task_id, at=now, status=status, attempt=row["attempts"],
                     worker=row["worker"], detail=_detail(row)))
+                if status in FINAL_STATUSES:
+                    task_stats.record(conn, row)
         self._publish(row)
         self._log(row)
         return task_view(row)

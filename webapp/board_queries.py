@@ -2,20 +2,20 @@
 through `asyncio.to_thread`).
 
 The board splits tasks into what is current (waiting or running) and what is history
-(finished): two pages of `jobs.queries.list_tasks`, in the API's newest-first order.
+(finished): two pages of `jobs.queries.task_page`, in the API's newest-first order. History
+pages link to each other by cursor (`before=`/`after=`), so an old page costs what the
+first does; `page` is what the reader sees.
 """
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import statistics
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, desc, func, select
+from sqlalchemy import Engine
 
-from jobs.models import FAILURE, FINAL_STATUSES, STATUSES, SUCCESS, tasks, utcnow
 from jobs import queries
-from jobs.queries import ACTIVE_STATUSES
+from jobs.models import FINAL_STATUSES, STATUSES
+from jobs.queries import ACTIVE_STATUSES, TaskPage
 from jobs.settings import TASK_TYPES
 
 ACTIVE_LIMIT = 200  # current tasks shown at once; the rest are counted
@@ -30,6 +30,8 @@ class BoardFilters:
     q: str = ""
     page: int = 1
     per_page: int = 25
+    before: str = ""  # cursors of the neighbouring history pages (one at most)
+    after: str = ""
 
     @classmethod
     def from_args(cls, args) -> "BoardFilters":
@@ -42,6 +44,8 @@ class BoardFilters:
             q=(args.get("q") or "").strip()[:64],
             page=_bounded_int(args.get("page"), 1, 1, 100_000),
             per_page=_bounded_int(args.get("per_page"), 25, 5, 200),
+            before=_cursor(args.get("before")),
+            after="" if args.get("before") else _cursor(args.get("after")),
         )
 
     def query_string(self, **changes) -> str:
@@ -49,7 +53,8 @@ class BoardFilters:
         from urllib.parse import urlencode
         values = {"status": self.status, "type": self.type, "owner": self.owner, "q": self.q,
                   "page": self.page if self.page != 1 else "",
-                  "per_page": self.per_page if self.per_page != 25 else ""}
+                  "per_page": self.per_page if self.per_page != 25 else "",
+                  "before": self.before, "after": self.after}
         values.update(changes)
         return urlencode({k: v for k, v in values.items() if v not in ("", None)})
 
@@ -68,11 +73,24 @@ class Board:
     active_total: int = 0
     history: list[dict] = field(default_factory=list)
     history_total: int = 0
+    history_exact: bool = True  # False: more than `history_total` (counting stops there)
+    older: str | None = None    # cursor of the next history page
+    newer: str | None = None
     filters: BoardFilters = field(default_factory=BoardFilters)
 
     @property
-    def pages(self) -> int:
-        return max(1, -(-self.history_total // self.filters.per_page))
+    def pages(self) -> int | None:
+        """How many history pages there are, None when not counted to the end."""
+        return max(1, -(-self.history_total // self.filters.per_page)) if self.history_exact else None
+
+
+def _cursor(raw) -> str:
+    """A well-formed cursor, or "" (an edited URL shows the first page rather than an error)."""
+    try:
+        queries.decode_cursor(raw or "")
+    except ValueError:
+        return ""
+    return raw
 
 
 def _bounded_int(raw, default: int, low: int, high: int) -> int:
@@ -82,84 +100,16 @@ def _bounded_int(raw, default: int, low: int, high: int) -> int:
         return default
 
 
-def _section(db: Engine, f: BoardFilters, statuses: tuple[str, ...], page: int,
-             per_page: int) -> tuple[list[dict], int]:
+def _section(db: Engine, f: BoardFilters, statuses: tuple[str, ...], **paging) -> TaskPage:
     wanted = tuple(s for s in statuses if not f.status or s == f.status)
-    if not wanted:
-        return [], 0
-    return queries.list_tasks(db, statuses=wanted, task_type=f.type or None,
-                              owner=f.owner or None, id_prefix=f.q or None,
-                              page=page, per_page=per_page)
+    return queries.task_page(db, statuses=wanted, task_type=f.type or None, owner=f.owner or None,
+                             id_prefix=f.q or None, **paging)
 
 
 def board(db: Engine, f: BoardFilters) -> Board:
-    result = Board(filters=f)
-    result.active, result.active_total = _section(db, f, ACTIVE_STATUSES, 1, ACTIVE_LIMIT)
-    result.history, result.history_total = _section(db, f, tuple(FINAL_STATUSES), f.page,
-                                                    f.per_page)
-    return result
-
-
-# -- stats --
-
-def _minute_bucket(db: Engine, column):
-    if db.dialect.name == "postgresql":
-        return func.to_char(func.date_trunc("minute", column), "YYYY-MM-DD HH24:MI")
-    return func.strftime("%Y-%m-%d %H:%M", column)  # SQLite keeps "YYYY-MM-DD HH:MM:SS.ffffff"
-
-
-def finished_per_minute(db: Engine, *, minutes: int = 60) -> dict:
-    """Tasks that ended as SUCCESS or FAILURE in each of the last `minutes` minutes."""
-    now = utcnow().replace(second=0, microsecond=0)
-    start = now - dt.timedelta(minutes=minutes - 1)
-    bucket = _minute_bucket(db, tasks.c.finished_at)
-    with db.connect() as conn:
-        rows = conn.execute(
-            select(bucket, tasks.c.status, func.count())
-            .where(tasks.c.finished_at >= start, tasks.c.status.in_((SUCCESS, FAILURE)))
-            .group_by(bucket, tasks.c.status)).all()
-    counts = {(minute, status): n for minute, status, n in rows}
-    times, completed, failed = [], [], []
-    for i in range(minutes):
-        minute = start + dt.timedelta(minutes=i)
-        key = minute.strftime("%Y-%m-%d %H:%M")
-        times.append(int(minute.timestamp()))
-        completed.append(counts.get((key, SUCCESS), 0))
-        failed.append(counts.get((key, FAILURE), 0))
-    return {"times": times, "completed": completed, "failed": failed}
-
-
-def run_times_per_minute(db: Engine, *, minutes: int = 60, limit: int = 20_000) -> dict:
-    """Per task type and minute of finishing: p50 and p95 run time in seconds (None: no run)."""
-    now = utcnow().replace(second=0, microsecond=0)
-    start = now - dt.timedelta(minutes=minutes - 1)
-    with db.connect() as conn:
-        rows = conn.execute(
-            select(tasks.c.type, tasks.c.started_at, tasks.c.finished_at)
-            .where(tasks.c.finished_at >= start, tasks.c.started_at.is_not(None))
-            .order_by(desc(tasks.c.finished_at)).limit(limit)).all()
-    samples: dict[str, dict[int, list[float]]] = {}
-    for task_type, started, finished in rows:
-        index = int((finished.replace(second=0, microsecond=0) - start).total_seconds() // 60)
-        if 0 <= index < minutes:
-            samples.setdefault(task_type, {}).setdefault(index, []).append(
-                max((finished - started).total_seconds(), 0.0))
-    times = [int((start + dt.timedelta(minutes=i)).timestamp()) for i in range(minutes)]
-    per_type = {}
-    for task_type, by_minute in sorted(samples.items()):
-        p50, p95 = [], []
-        for i in range(minutes):
-            values = by_minute.get(i)
-            p50.append(_quantile(values, 0.50) if values else None)
-            p95.append(_quantile(values, 0.95) if values else None)
-        per_type[task_type] = {"p50": p50, "p95": p95}
-    return {"times": times, "types": per_type}
-
-
-def _quantile(values: list[float], q: float) -> float:
-    if len(values) == 1:
-        return round(values[0], 3)
-    cuts = statistics.quantiles(values, n=100, method="inclusive")
-    return round(cuts[int(q * 100) - 1], 3)
-
-
+    active = _section(db, f, ACTIVE_STATUSES, per_page=ACTIVE_LIMIT)
+    history = _section(db, f, tuple(FINAL_STATUSES), page=f.page, per_page=f.per_page,
+                       before=f.before or None, after=f.after or None)
+    return Board(active=active.tasks, active_total=active.total, history=history.tasks,
+                 history_total=history.total, history_exact=history.total_exact,
+                 older=history.older, newer=history.newer, filters=f)

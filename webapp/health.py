@@ -5,11 +5,13 @@ import asyncio
 import datetime as dt
 import time
 
+from quart import request
 from sqlalchemy import text
 
-from jobs import autonomous, pause, queries
+from jobs import autonomous, pause, queries, task_stats
 from jobs.runtime import Runtime
 from jobs.settings import TASK_TYPES
+from webapp.errors import ApiError
 
 
 def _probe(fn) -> dict:
@@ -121,14 +123,16 @@ def _collect_safely(rt: Runtime) -> dict:
     return _collect(rt)
 
 
-async def queue_stats(rt: Runtime) -> dict:
+async def queue_stats(rt: Runtime, window: str = "1h") -> dict:
+    """The seed's queue statistics, and the finished tasks' stats over `window`
+    (one of task_stats.WINDOWS) from the stored aggregates."""
     def collect() -> dict:
         return {"summary": queries.queue_summary(rt.db), "counts": queries.counts(rt.db),
-                "durations": queries.duration_percentiles(rt.db),
+                "window": task_stats.window_stats(rt.db, window),
                 "workers": queries.worker_list(rt.db, rt.settings.worker_lost_after),
                 "pending": rt.pending_count()}
     data = await asyncio.to_thread(collect)
-    summary, workers = data["summary"], data["workers"]
+    summary, workers, stats = data["summary"], data["workers"], data["window"]
     embedded = rt.mode == "embedded"
     return {
         "backend": rt.mode,
@@ -145,8 +149,19 @@ async def queue_stats(rt: Runtime) -> dict:
         },
         "queue": {"messages_waiting": data["pending"], **summary},
         "tasks": data["counts"],
-        "durations": data["durations"],
+        "durations": stats["run_time"],
+        **{key: stats[key] for key in ("window", "start", "end", "step_seconds", "throughput",
+                                       "failures_by_type", "run_time", "wait_time", "series")},
     }
+
+
+def stats_window() -> str:
+    """The request's `window` (default 1h); an unknown one is a 400."""
+    window = request.args.get("window", "1h")
+    if window not in task_stats.WINDOWS:
+        raise ApiError(400, "invalid_window",
+                       f"window must be one of {', '.join(task_stats.WINDOWS)}, not {window[:20]!r}")
+    return window
 
 
 def without_task_ids(report: dict) -> dict:

@@ -69,6 +69,9 @@ class TaskQuery(BaseModel):
     q: Annotated[str, StringConstraints(max_length=64)] | None = None
     page: int = Field(1, ge=1, le=100_000)
     per_page: int = Field(50, ge=1, le=200)
+    # Keyset paging: the `older`/`newer` cursor of the previous answer (at most one).
+    before: Annotated[str, StringConstraints(max_length=100)] | None = None
+    after: Annotated[str, StringConstraints(max_length=100)] | None = None
 
 
 class BulkFilter(BaseModel):

@@ -34,6 +34,7 @@ TYPE_LABELS = {
     "daily_operations": "Daily operations",
     "post_approval": "Post approval",
     "status_check": "Status check",
+    "retention": "Retention",
 }
 
 

@@ -13,7 +13,7 @@ from webapp.actions import (get_task, now_iso, request_generation, retry, revoke
                              set_autonomous, submit)
 from webapp.auth import acting_owner, current, manager_only, owner_scope
 from webapp.errors import ApiError, load_body
-from webapp.health import health_report, queue_stats, without_task_ids
+from webapp.health import health_report, queue_stats, stats_window, without_task_ids
 from webapp.schemas import ApprovePosts, GeneratePosts, Owner, Revoke, TaskQuery
 
 bp = Blueprint("api", __name__)
@@ -61,10 +61,22 @@ async def list_tasks():
         query = TaskQuery.model_validate(request.args.to_dict())
     except ValueError as exc:
         raise ApiError(400, "invalid_query", str(exc).splitlines()[0]) from None
-    rows, total = await asyncio.to_thread(
-        queries.list_tasks, runtime().db, status=query.status, task_type=query.type,
-        owner=owner_scope() or query.owner, id_prefix=query.q, page=query.page, per_page=query.per_page)
-    return jsonify({"tasks": rows, "total": total, "page": query.page, "per_page": query.per_page})
+    if query.before and query.after:
+        raise ApiError(400, "invalid_query", "give one of before and after, not both")
+    for cursor in (query.before, query.after):
+        if cursor:
+            try:
+                queries.decode_cursor(cursor)
+            except ValueError as exc:
+                raise ApiError(400, "invalid_query", f"{exc}: use the older/newer value of a "
+                               "previous answer") from None
+    result = await asyncio.to_thread(
+        queries.task_page, runtime().db, statuses=(query.status,) if query.status else None,
+        task_type=query.type, owner=owner_scope() or query.owner, id_prefix=query.q,
+        page=query.page, per_page=query.per_page, before=query.before, after=query.after)
+    return jsonify({"tasks": result.tasks, "total": result.total, "total_exact": result.total_exact,
+                    "page": query.page, "per_page": query.per_page,
+                    "older": result.older, "newer": result.newer})
 
 
 @bp.post("/api/tasks/revoke/<task_id>")
@@ -163,7 +175,7 @@ async def health():
 
 @bp.get("/api/tasks/stats")
 async def stats():
-    stats = await queue_stats(runtime())
+    stats = await queue_stats(runtime(), stats_window())
     return jsonify(stats if owner_scope() is None else without_task_ids(stats))
 
 

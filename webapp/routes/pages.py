@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from quart import Blueprint, redirect, render_template, request
 
-from jobs import autonomous, books, queries
+from jobs import autonomous, books, queries, task_stats
 from jobs.posts import batch_posts
 from webapp import board_queries, runtime, view_helpers
 from webapp.actions import request_generation, retry, revoke, run_daily, set_autonomous
@@ -20,7 +20,7 @@ from webapp.board_feed import task_detail
 from webapp.board_queries import BoardFilters
 from webapp.errors import ApiError
 from webapp.forms import FORM_ERROR, GenerateForm, field_errors_from, parse_generate
-from webapp.health import health_report
+from webapp.health import health_report, stats_window
 
 log = logging.getLogger("webapp.pages")
 
@@ -199,14 +199,16 @@ async def health():
 @bp.get("/stats")
 async def stats():
     db = runtime().db
+    try:
+        window = stats_window()
+    except ApiError as exc:
+        return await _error_page(exc)
 
     def collect() -> dict:
-        return {"per_minute": board_queries.finished_per_minute(db),
-                "run_times": board_queries.run_times_per_minute(db),
-                "percentiles": queries.duration_percentiles(db),
-                "counts": queries.counts(db)}
+        return {"stats": task_stats.window_stats(db, window), "counts": queries.counts(db)}
 
-    return await render_template("stats.html", **await asyncio.to_thread(collect))
+    return await render_template("stats.html", windows=task_stats.WINDOWS,
+                                 **await asyncio.to_thread(collect))
 
 
 # -- generate posts --

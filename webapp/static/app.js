@@ -276,7 +276,7 @@
           {label: "Failed", stroke: "#c62828", width: 2, dash: [6, 4], points: {show: false},
            paths: uPlot.paths.stepped({align: 1})},
         ],
-        axes: [{}, {label: "tasks per minute", size: 50}],
+        axes: [{}, {label: stats.per_minute.unit || "tasks per minute", size: 50}],
       }, [data.times, data.completed, data.failed], finished)]);
     }
 

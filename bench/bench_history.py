@@ -1,0 +1,218 @@
+"""History at scale: each page and endpoint timed over HTTP with 2,000 tasks and with N.
+
+    .venv/bin/python bench/bench_history.py [--tasks N] [--small 2000] [--db sqlite,postgresql]
+                                            [--requests 40]
+
+`--tasks` defaults to BENCH_HISTORY_TASKS or 200,000 (`BENCH_HISTORY_TASKS=1000000 make bench`
+for the full size). For each database and each size, the history is filled directly with bulk
+INSERTs (set-up, not what is measured): finished tasks spread over the last 30 days, a few
+waiting ones. Then a web server is started on it (embedded mode, one process), every endpoint
+is warmed and requested `--requests` times in turn, and the server is stopped. Prints p95 per
+endpoint at both sizes, their ratio, and the web process's memory; the goal is p95 ≤ 100 ms
+and ≤ 1.5 × the 2,000-task figure.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support import PostgresServer, Proc, free_port, wait_until  # noqa: E402
+
+PYTHON = sys.executable
+TYPES = [("content_generation", 60), ("status_check", 30), ("post_approval", 8),
+         ("daily_operations", 1), ("weekly_report", 1)]
+FINAL = [("SUCCESS", 90), ("FAILURE", 7), ("REVOKED", 3)]
+SPAN = dt.timedelta(days=30)
+CHUNK = 20_000
+
+
+def _endpoints(sample_id: str) -> list[tuple[str, str]]:
+    return [
+        ("board page", "/"),
+        ("board page, status filter", "/?status=FAILURE"),
+        ("board page 5 (older)", "/?page=5"),
+        ("/api/tasks", "/api/tasks"),
+        ("/api/tasks?q=<id prefix>", f"/api/tasks?q={sample_id[:6]}"),
+        ("/api/tasks?type=…&status=…", "/api/tasks?type=post_approval&status=FAILURE"),
+        ("/api/tasks/active", "/api/tasks/active"),
+        ("/api/task-status/<id>", f"/api/task-status/{sample_id}"),
+        ("task page", f"/tasks/{sample_id}"),
+        ("/api/tasks/stats", "/api/tasks/stats"),
+        ("/api/tasks/stats?window=30d", "/api/tasks/stats?window=30d"),
+        ("stats page", "/stats"),
+        ("stats page, 30 days", "/stats?window=30d"),
+        ("/metrics", "/metrics"),
+        ("/api/health", "/api/health"),
+        ("health page", "/health"),
+    ]
+
+
+def _rows(n: int, now: dt.datetime, rng: random.Random):
+    """`n` finished tasks, oldest first, evenly over SPAN before `now`."""
+    types, type_w = zip(*TYPES)
+    finals, final_w = zip(*FINAL)
+    owners = [f"author{i}@example.com" for i in range(200)]
+    step = SPAN / n
+    start = now - SPAN
+    for i in range(n):
+        task_type = rng.choices(types, type_w)[0]
+        status = rng.choices(finals, final_w)[0]
+        enqueued = start + step * i
+        started = enqueued + dt.timedelta(seconds=rng.lognormvariate(-2, 1.2))
+        finished = started + dt.timedelta(seconds=rng.lognormvariate(0 if task_type == "content_generation" else -3, 0.8))
+        result = ({"posts": [{"platform": "mastodon", "text": "x" * 280, "length": 280}] * 2, "count": 2}
+                  if status == "SUCCESS" else None)
+        error = ({"type": rng.choice(["timeout", "lost", "ValueError"]), "message": "bench"}
+                 if status == "FAILURE" else None)
+        yield {
+            "id": rng.randbytes(12).hex(), "type": task_type, "owner": rng.choice(owners),
+            "params": {"platforms": ["mastodon", "bluesky"], "count_per_platform": 1,
+                       "book": {"title": "The Lighthouse Keeper's Daughter"}},
+            "status": status, "progress_done": 1, "progress_total": 1, "result": result,
+            "error": error, "attempts": 1, "max_attempts": 3, "worker": "bench-host:1",
+            "terminate": False, "parent_id": None, "enqueued_at": enqueued,
+            "started_at": None if status == "REVOKED" else started,
+            "finished_at": finished, "updated_at": finished,
+        }
+
+
+def fill(url: str, n: int) -> str:
+    """Bulk-insert `n` finished and 20 waiting tasks; returns a finished task's id."""
+    from sqlalchemy import insert
+
+    from jobs.db import make_engine
+    from jobs.models import tasks
+
+    engine = make_engine(url)
+    now = dt.datetime.now(dt.UTC)
+    rng = random.Random(n)
+    sample = None
+    batch = []
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        for row in _rows(n, now - dt.timedelta(minutes=5), rng):
+            batch.append(row)
+            if len(batch) == CHUNK:
+                conn.execute(insert(tasks), batch)
+                sample = sample or batch[len(batch) // 2]["id"]
+                batch = []
+        waiting = [{**row, "status": "PENDING", "started_at": None, "finished_at": None,
+                    "result": None, "error": None, "attempts": 0,
+                    "enqueued_at": now - dt.timedelta(seconds=20 - i), "updated_at": now}
+                   for i, row in enumerate(_rows(20, now, rng))]
+        conn.execute(insert(tasks), batch + waiting)
+        sample = sample or batch[len(batch) // 2]["id"]
+    try:  # the stored aggregates, where this version keeps them
+        from jobs import task_stats
+        task_stats.count_tasks(engine)
+    except ImportError:
+        pass
+    engine.dispose()
+    print(f"  filled {n:,} tasks in {time.perf_counter() - started:.1f} s", flush=True)
+    return sample
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure(url: str, n: int, requests: int, work: Path) -> tuple[dict[str, float], float]:
+    sample = fill(url, n)
+    data_dir = work / f"data-{n}"
+    env = {**os.environ, "DATA_DIR": str(data_dir), "DATABASE_URL": url, "LOG_LEVEL": "WARNING",
+           "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    env.pop("REDIS_URL", None)
+    made = subprocess.run([PYTHON, "-m", "webapp", "create-user", "--email", "bench@example.com",
+                           "--role", "manager", "--password", "bench password 1", "--token"],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=120, check=True)
+    token = made.stdout.strip().splitlines()[-1]
+    port = free_port()
+    web = Proc(f"web-{n}", [PYTHON, "-m", "webapp", "--port", str(port)], env, work)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60,
+                          headers={"Authorization": f"Bearer {token}"})
+    try:
+        wait_until(lambda: _answers(client), 60, "the web server to answer")
+        endpoints = _endpoints(sample)
+        for _, path in endpoints:  # warm: caches, query plans, lazy imports
+            for _ in range(3):
+                response = client.get(path)
+                assert response.status_code == 200, (path, response.status_code, response.text[:300])
+        times: dict[str, list[float]] = {name: [] for name, _ in endpoints}
+        for _ in range(requests):  # interleaved, so a burst of noise hits every endpoint alike
+            for name, path in endpoints:
+                began = time.perf_counter()
+                response = client.get(path)
+                times[name].append((time.perf_counter() - began) * 1000)
+                assert response.status_code == 200, (path, response.status_code)
+        rss = _rss_mb(web.pid)
+    finally:
+        client.close()
+        web.stop()
+    return {name: _p95(values) for name, values in times.items()}, rss
+
+
+def _answers(client: httpx.Client) -> bool:
+    try:
+        return client.get("/healthz").status_code in (200, 503)
+    except httpx.HTTPError:
+        return False
+
+
+def _p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20, method="inclusive")[18]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=int(os.environ.get("BENCH_HISTORY_TASKS", 200_000)))
+    parser.add_argument("--small", type=int, default=2_000)
+    parser.add_argument("--db", default="sqlite,postgresql")
+    parser.add_argument("--requests", type=int, default=40, help="timed requests per endpoint")
+    args = parser.parse_args()
+    failed = False
+    for backend in args.db.split(","):
+        print(f"\n== {backend}: {args.small:,} vs {args.tasks:,} tasks ==", flush=True)
+        with tempfile.TemporaryDirectory(prefix="bench-history-") as tmp:
+            work = Path(tmp)
+            server = PostgresServer() if backend == "postgresql" else None
+            try:
+                results = []
+                for n in (args.small, args.tasks):
+                    url = (server.database(f"history{n}") if server
+                           else f"sqlite:///{work / f'history-{n}.db'}")
+                    results.append(measure(url, n, args.requests, work))
+            finally:
+                if server:
+                    server.stop()
+        (small, small_rss), (large, large_rss) = results
+        print(f"{'endpoint':32} {'p95 ' + format(args.small, ','):>12} {'p95 ' + format(args.tasks, ','):>14}"
+              f" {'ratio':>7}  goal")
+        for name in small:
+            ratio = large[name] / small[name]
+            ok = large[name] <= 100 and ratio <= 1.5
+            failed |= not ok
+            print(f"{name:32} {small[name]:9.1f} ms {large[name]:11.1f} ms {ratio:7.2f}  {'ok' if ok else 'MISSED'}")
+        print(f"{'web process memory (RSS)':32} {small_rss:9.0f} MB {large_rss:11.0f} MB "
+              f"{large_rss / small_rss:7.2f}", flush=True)
+    print("\nall endpoints within p95 ≤ 100 ms and ≤ 1.5 × the small figure" if not failed
+          else "\nsome endpoints missed the goal (marked MISSED)")
+
+
+if __name__ == "__main__":
+    main()
