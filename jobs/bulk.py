@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import aliased
 
+from jobs import queries
 from jobs.models import FAILURE, PENDING, REVOKED, STARTED, WAITING_STATUSES, tasks, utcnow
 from jobs.runtime import QueueUnavailable
 
@@ -40,8 +41,7 @@ class TaskFilter:
         if self.owner:
             where.append(tasks.c.owner == self.owner)
         if self.q:
-            escaped = self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            where.append(tasks.c.id.like(f"{escaped}%", escape="\\"))
+            where.extend(queries.id_prefix_range(self.q))
         if action == "retry":
             # A task already retried is not queued again by a second "retry all".
             child = aliased(tasks)

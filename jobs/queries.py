@@ -44,7 +44,7 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
     return dt.datetime.fromtimestamp(int(micros) / 1_000_000, dt.UTC), task_id
 
 
-def _prefix_range(prefix: str):
+def id_prefix_range(prefix: str) -> tuple:
     """Ids starting with `prefix`, as a range the primary key serves (hex ids are lower case)."""
     if all(ch in string.hexdigits for ch in prefix):
         prefix = prefix.lower()
@@ -68,7 +68,7 @@ def task_page(db: Engine, *, statuses: tuple[str, ...] | None = None, task_type:
     if owner:
         conditions.append(tasks.c.owner == owner)
     if id_prefix:
-        conditions.extend(_prefix_range(id_prefix))
+        conditions.extend(id_prefix_range(id_prefix))
     statuses = tuple(statuses) if statuses is not None else STATUSES
     if not statuses:
         return TaskPage([], 0, True)
@@ -110,12 +110,6 @@ def task_page(db: Engine, *, statuses: tuple[str, ...] | None = None, task_type:
         views, min(total, COUNT_LIMIT), total <= COUNT_LIMIT,
         older=last if (more or not newest_first) else None,
         newer=first if (more if not newest_first else (before is not None or page > 1)) else None)
-
-
-def list_tasks(db: Engine, *, status: str | None = None, **filters) -> tuple[list[dict], int]:
-    """A page of tasks, newest first, and how many match (up to COUNT_LIMIT)."""
-    result = task_page(db, statuses=(status,) if status else filters.pop("statuses", None), **filters)
-    return result.tasks, result.total
 
 
 def active_tasks(db: Engine, owner: str | None = None) -> list[dict]:
