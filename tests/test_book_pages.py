@@ -40,7 +40,10 @@ def test_author_adds_edits_and_deletes_a_book(stack):
     assert someone_else.post(f"/books/{book_id}/delete").status_code == 404
     assert f"/books/{book_id}" not in someone_else.get("/books").text
 
-    assert me.post(f"/books/{book_id}/delete").status_code == 303
+    asked = me.post(f"/books/{book_id}/delete")  # one click only asks
+    assert asked.status_code == 200 and "Yes, delete the book" in asked.text
+    assert me.get(f"/books/{book_id}").status_code == 200
+    assert me.post(f"/books/{book_id}/delete", data={"confirmed": "yes"}).status_code == 303
     assert me.get(f"/books/{book_id}").status_code == 404
 
 

@@ -43,7 +43,8 @@ def create_app(settings: Settings | None = None) -> Quart:
     init_security(app)
     app.extensions["limiter"] = RateLimiter(rt.redis_client)
 
-    from webapp.routes import api, auth, board, books, console, events, library, pages, posts
+    from webapp.routes import (api, auth, authoring, board, books, console, events, library, pages,
+                               posts)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(books.bp)
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.register_blueprint(library.bp)
     app.register_blueprint(console.bp)
     app.register_blueprint(posts.bp)
+    app.register_blueprint(authoring.bp)
 
     consumer: EmbeddedConsumer | None = None
     reaper = Reaper(rt)

@@ -18,7 +18,7 @@ from jobs.queries import ACTIVE_STATUSES
 from jobs.settings import TASK_TYPES
 from webapp.schemas import PlatformName
 
-ASSET_VERSION = "2"  # bump when app.css or app.js change, so browsers fetch them again
+ASSET_VERSION = "3"  # bump when app.css or app.js change, so browsers fetch them again
 
 STATUS_HELP = {
     "PENDING": "waiting for a worker",

@@ -28,7 +28,7 @@ def test_large_batch_from_the_generate_page_runs_live_on_the_board(stack, browse
     queued = generate.locator("#generate-result .queued")
     expect(queued).to_be_visible()
     task_id = queued.get_attribute("data-task")
-    expect(queued.locator("a.board-link")).to_have_attribute("href", f"/#task-{task_id}")
+    expect(queued.locator("a.board-link")).to_have_attribute("href", f"/tasks#task-{task_id}")
 
     # On the board, opened before the task existed: it appears, runs with progress, finishes.
     expect(row(board, task_id)).to_be_visible()

@@ -220,7 +220,7 @@ def test_forms_work_without_javascript(stack, browser):
 def test_an_author_sees_only_their_own_tasks(stack, browser):
     stack.create_user("ada@example.com", "author")
     page = browser.page(stack, email="ada@example.com")
-    board = open_live(page, stack.base_url + "/")
+    board = open_live(page, stack.base_url + "/tasks")  # her home is her books
     board.evaluate("""() => { window.__sse = [];
         document.addEventListener('htmx:sse:before:message',
                                   (e) => window.__sse.push(e.detail.message.data)); }""")

@@ -32,7 +32,7 @@ class NewToken(BaseModel):
 def _safe_next(target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith("//"):
         return target
-    return url_for("pages.board")
+    return url_for("pages.home")
 
 
 async def _audit(action: str, target: str | None, detail: dict | None = None) -> None:
@@ -96,7 +96,7 @@ async def setup_post():
     await asyncio.to_thread(audit.record, db, user.email, "user.create", user.email,
                             {"role": "manager", "via": "first-run setup"})
     sign_in(user)
-    return redirect(url_for("pages.board"))
+    return redirect(url_for("pages.home"))
 
 
 @bp.get("/healthz")

@@ -143,7 +143,8 @@ async def board_stream():
         skipper.shown()
         return await feed.board_event(item)
 
-    return await _stream(render, with_health=True)
+    # `health=0`: a page showing rows only (an author's running work on their home).
+    return await _stream(render, with_health=request.args.get("health") != "0")
 
 
 @bp.get("/tasks/<task_id>/stream")

@@ -86,6 +86,15 @@ async def book_update(book_id: int):
 
 @bp.post("/books/<int:book_id>/delete")
 async def book_delete(book_id: int):
-    if not await asyncio.to_thread(books.delete_book, runtime().db, book_id, owner_scope()):
+    db = runtime().db
+    if (await request.form).get("confirmed") != "yes":  # one click must not lose a book
+        book = await asyncio.to_thread(books.get_book, db, book_id, owner_scope())
+        if book is None:
+            abort(404)
+        return await render_template(
+            "confirm.html", action=f"/books/{book_id}/delete", question=f"Delete “{book['title']}”?",
+            detail="The book's profile is removed; its posts stay, no longer linked to it.",
+            button="Yes, delete the book", fields={}, cancel=f"/books/{book_id}")
+    if not await asyncio.to_thread(books.delete_book, db, book_id, owner_scope()):
         abort(404)
     return redirect("/books", 303)

@@ -67,6 +67,15 @@ async def _error_page(exc: ApiError):
 # -- the board --
 
 @bp.get("/")
+async def home():
+    """Authors start from their books; managers and viewers from the task board."""
+    if current().role == "author":
+        from webapp.routes.authoring import author_home
+        return await author_home()
+    return await board()
+
+
+@bp.get("/tasks")
 async def board():
     rt = runtime()
     scope = owner_scope()  # authors see their own tasks only
@@ -230,13 +239,25 @@ async def generate():
     form.values["user_id"] = current().email
     form.values["book_id"] = request.args.get("book_id", "")[:12]  # "Generate posts" on a book
     return await render_template("generate.html", form=form, posts=posts,
-                                 queued=task_id[:64] or None, books=await _saved_books())
+                                 books=await _saved_books(), **await _live_task(task_id[:64]))
+
+
+async def _live_task(task_id: str, position: str | None = None) -> dict:
+    """A queued generation as the task page shows it, to follow on the task's stream."""
+    if not task_id:
+        return {"queued": None}
+    position = await _log_position() if position is None else position
+    detail = await asyncio.to_thread(task_detail, runtime(), task_id)
+    if detail is None or not can_see(detail["task"]["owner"]):
+        return {"queued": None}
+    return {"queued": task_id, "live": detail, "position": position}
 
 
 @bp.post("/generate")
 async def generate_post():
     form = parse_generate(await request.form)
     posts, queued, batch, status = None, None, None, 200
+    position = await _log_position()  # before queueing: the stream replays what follows
     if form.ok:
         try:
             outcome = await request_generation(form.body)
@@ -257,5 +278,5 @@ async def generate_post():
             return redirect(f"/generate?task={queued}", 303)
         return redirect(f"/generate?batch={batch}" if batch else "/generate", 303)
     template = "_generate_panel.html" if _htmx() else "generate.html"
-    return await render_template(template, form=form, posts=posts, queued=queued,
-                                 books=await _saved_books()), status
+    return await render_template(template, form=form, posts=posts, books=await _saved_books(),
+                                 **await _live_task(queued or "", position)), status

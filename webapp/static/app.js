@@ -159,21 +159,43 @@
     }
   }
 
+  // Local times: one formatter for every <time data-local="datetime|date|time"> and the
+  // board's clocks, in the browser's time zone. The server learns the zone from the `tz`
+  // cookie, to render the same text before this runs and to lay out the calendar's days.
+  const LOCAL_FORMATS = {
+    datetime: {weekday: "short", day: "numeric", month: "short", year: "numeric",
+               hour: "2-digit", minute: "2-digit", timeZoneName: "short"},
+    date: {weekday: "short", day: "numeric", month: "short"},
+    time: {hour: "2-digit", minute: "2-digit"},
+  };
+  const formatters = {};
+  function formatLocal(at, style) {
+    const options = LOCAL_FORMATS[style] ? style : "datetime";
+    formatters[options] ??= new Intl.DateTimeFormat(undefined, LOCAL_FORMATS[options]);
+    return formatters[options].format(new Date(at));
+  }
+
   function localClocks(root) {
-    for (const element of root.querySelectorAll("time[data-clock]")) {
+    for (const element of root.querySelectorAll("time[data-clock], time[data-local]")) {
       const at = Date.parse(element.getAttribute("datetime"));
-      if (!Number.isNaN(at)) {
-        element.textContent = new Date(at).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
-      }
+      if (Number.isNaN(at)) continue;
+      const text = formatLocal(at, element.hasAttribute("data-clock") ? "time" : element.dataset.local);
+      if (element.textContent !== text) element.textContent = text;
     }
-    // A moment in the viewer's own time zone, with its day (next runs of schedules).
-    for (const element of root.querySelectorAll("time[data-local]")) {
-      const at = Date.parse(element.getAttribute("datetime"));
-      if (!Number.isNaN(at)) {
-        element.textContent = new Date(at).toLocaleString([], {
-          weekday: "short", year: "numeric", month: "short", day: "numeric",
-          hour: "2-digit", minute: "2-digit", timeZoneName: "short"});
-      }
+  }
+
+  function rememberTimeZone() {
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (!zone) return;
+    const current = document.cookie.split("; ").find((c) => c.startsWith("tz="));
+    if (current && decodeURIComponent(current.slice(3)) === zone) return;
+    document.cookie = `tz=${encodeURIComponent(zone)}; path=/; max-age=31536000; SameSite=Lax`;
+    // A page laid out by days (the calendar) is drawn again in the right zone.
+    // Once: with cookies refused it would reload forever.
+    if (document.querySelector("[data-tz-sensitive]") && document.cookie.includes("tz=")
+        && !sessionStorage.getItem("tz-reloaded")) {
+      sessionStorage.setItem("tz-reloaded", "1");
+      location.reload();
     }
   }
 
@@ -307,6 +329,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", () => {
+    rememberTimeZone();
     refreshTimes(document);
     localClocks(document);
     drawStats();
