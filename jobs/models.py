@@ -142,6 +142,7 @@ posts = Table(
     Column("scheduled_at", UTCDateTime),
     Column("published_at", UTCDateTime),
     Column("updated_at", UTCDateTime),
+    Column("label", String(60)),  # what a planned post is for ("Cover reveal", ...)
     # A re-run of a task rewrites its posts instead of adding duplicates.
     UniqueConstraint("batch_id", "seq", name="uq_posts_batch_seq"),
     Index("ix_posts_owner_created", "owner", "created_at"),

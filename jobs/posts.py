@@ -57,14 +57,14 @@ def store_posts(db: Engine, *, batch_id: str, first_seq: int, owner: str, batch:
     rows = [dict(batch_id=batch_id, seq=first_seq + i, owner=owner, book_id=book_id,
                  platform=post["platform"], text=post["text"], length=post["length"],
                  limit=post["limit"], writer=post["writer"], status=DRAFT, created_at=now,
-                 scheduled_at=post.get("scheduled_at"))
+                 scheduled_at=post.get("scheduled_at"), label=post.get("label"))
             for i, post in enumerate(batch)]
     dialect = postgresql if db.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(posts)
     stmt = stmt.on_conflict_do_update(
         index_elements=["batch_id", "seq"],
         set_={k: stmt.excluded[k] for k in ("platform", "text", "length", "limit", "writer",
-                                            "scheduled_at")},
+                                            "scheduled_at", "label")},
     )
     with db.begin() as conn:
         conn.execute(stmt, rows)
@@ -242,7 +242,7 @@ def post_view(row) -> dict:
     view = {"id": row["id"], "platform": row["platform"], "text": row["text"],
             "length": row["length"], "limit": row["limit"], "writer": row["writer"],
             "status": row["status"], "seq": row["seq"], "book_id": row["book_id"],
-            "owner": row["owner"], "batch_id": row["batch_id"],
+            "owner": row["owner"], "batch_id": row["batch_id"], "label": row["label"],
             "book_title": row.get("book_title"), "link": row.get("book_link") or "",
             "created_at": iso(row["created_at"]), "approved_at": iso(row["approved_at"]),
             "scheduled_at": iso(row["scheduled_at"]), "published_at": iso(row["published_at"]),

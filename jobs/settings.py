@@ -14,6 +14,7 @@ TASK_TYPES = (
     "post_approval",
     "status_check",
     "retention",
+    "launch_campaign",
 )
 
 
@@ -41,6 +42,7 @@ class Settings(BaseSettings):
     timeout_post_approval: float = Field(30, gt=0)
     timeout_status_check: float = Field(15, gt=0)
     timeout_retention: float = Field(3600, gt=0)  # batches commit as they go: a cut run resumes
+    timeout_launch_campaign: float = Field(300, gt=0)
 
     # Finished tasks older than this many days are pruned daily (0: keep everything). The
     # weekly report reads the task records of its week, hence at least 8.

@@ -6,6 +6,7 @@ import datetime as dt
 from sqlalchemy import desc, func, select
 
 from jobs import queries, reports, retention, task_stats
+from jobs.campaign import write_campaign
 from jobs.execution import Body, TaskContext
 from jobs.generation import batch_seed, book_from_params, generate, generate_batch
 from jobs.models import tasks, workers, utcnow
@@ -62,6 +63,11 @@ def post_approval(ctx: TaskContext) -> dict:
     return {"approved": approved, "not_found": missing}
 
 
+def launch_campaign(ctx: TaskContext) -> dict:
+    return write_campaign(ctx.settings, ctx.db, batch_id=ctx.task_id, owner=ctx.owner,
+                          params=ctx.params, now=utcnow(), on_post=ctx.progress)
+
+
 def status_check(ctx: TaskContext) -> dict:
     # One step: STARTED then SUCCESS says all there is; progress reports would only cost.
     cutoff = utcnow() - dt.timedelta(seconds=ctx.settings.worker_lost_after)
@@ -91,4 +97,5 @@ BODIES: dict[str, Body] = {
     "post_approval": post_approval,
     "status_check": status_check,
     "retention": retention_run,
+    "launch_campaign": launch_campaign,
 }

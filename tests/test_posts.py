@@ -141,3 +141,39 @@ def test_schedule_spreads_posts_and_feeds_calendar_exports_and_ical(stack):
     assert rotated != url
     assert stack.client_for(None).get(url).status_code == 404
     assert stack.client_for(None).get(rotated).status_code == 200
+
+
+def test_launch_campaign_plans_dated_drafts_around_the_launch(stack):
+    email, me, _ = _author(stack, "launcher")
+    launch = (dt.datetime.now(dt.UTC) + dt.timedelta(days=60)).date()
+    book = me.post("/api/books", json={"title": "Glass Harbour", "genre": "mystery",
+                                       "link": "https://ex.com/g",
+                                       "launch_date": launch.isoformat()}).json()
+    queued = me.post(f"/api/books/{book['id']}/campaign", json={"platforms": ["twitter", "bluesky"]})
+    assert queued.status_code == 202, queued.text
+    task = stack.wait_status(queued.json()["task_id"], "SUCCESS", timeout=60)
+    assert task["type"] == "launch_campaign" and task["progress"] == {"done": 18, "total": 18}
+    planned = me.get("/api/calendar", params={"from": _iso(dt.datetime.now(dt.UTC)),
+                                              "to": _iso(dt.datetime.now(dt.UTC) + dt.timedelta(days=95))})
+    mine = [p for p in planned.json()["posts"] if p["book_id"] == book["id"]]
+    assert len(mine) == 18 and {p["status"] for p in mine} == {"draft"}
+    launch_day = [p for p in mine if p["label"] == "Launch day"]
+    assert {p["scheduled_at"] for p in launch_day} == {f"{launch.isoformat()}T10:00:00Z"}
+    assert [p["label"] for p in mine][:2] == ["Cover reveal", "Cover reveal"]
+    assert all(p["length"] <= p["limit"] for p in mine)
+    # A planned draft, once approved, is scheduled at its planned time.
+    first = mine[0]
+    assert me.patch(f"/api/posts/{first['id']}", json={"status": "approved"}).status_code == 200
+    scheduled = me.patch(f"/api/posts/{first['id']}", json={"status": "scheduled"}).json()
+    assert scheduled["status"] == "scheduled" and scheduled["scheduled_at"] == first["scheduled_at"]
+
+    no_date = me.post("/api/books", json={"title": "Undated"}).json()
+    refused = me.post(f"/api/books/{no_date['id']}/campaign", json={"platforms": ["twitter"]})
+    assert refused.status_code == 400 and refused.json()["error"] == "no_launch_date"
+    passed = me.post(f"/api/books/{no_date['id']}/campaign",
+                     json={"platforms": ["twitter"], "launch_date": "2001-01-01"})
+    assert passed.status_code == 400 and passed.json()["error"] == "launch_passed"
+    _, other, _ = _author(stack, "interloper")
+    assert other.post(f"/api/books/{book['id']}/campaign",
+                      json={"platforms": ["twitter"]}).status_code == 404
+    assert me.post(f"/api/books/{book['id']}/campaign", json={"platforms": []}).status_code == 400

@@ -29,7 +29,7 @@ log = logging.getLogger("webapp.board")
 HEALTH_INTERVAL = 3.0     # seconds between health panel renderings
 BACKLOG_WINDOW = 30.0     # a backlog that grew over this long, with old tasks waiting, is flagged
 BACKLOG_MIN_AGE = 30.0    # seconds the oldest waiting task must have waited
-POSTED_TYPES = ("content_generation", "daily_operations")  # task types that write posts
+POSTED_TYPES = ("content_generation", "daily_operations", "launch_campaign")  # task types that write posts
 
 
 class RenderCache:

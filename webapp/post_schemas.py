@@ -38,6 +38,7 @@ class Post(BaseModel):
     book_title: str | None
     link: str
     created_at: str
+    label: str | None
     scheduled_at: str | None
     published_at: str | None
 
@@ -100,6 +101,7 @@ class Campaign(BaseModel):
     model_config = ConfigDict(extra="forbid")
     platforms: list[PlatformName] = Field(min_length=1, max_length=8)
     launch_date: dt.date | None = None  # default: the book's
+    tz: Annotated[str, StringConstraints(max_length=64)] = "UTC"  # posts go out at 10:00 here
 
 
 class Queued(BaseModel):

@@ -35,6 +35,7 @@ TYPE_LABELS = {
     "post_approval": "Post approval",
     "status_check": "Status check",
     "retention": "Retention",
+    "launch_campaign": "Launch campaign",
 }
 
 
@@ -101,6 +102,9 @@ def task_summary(task: dict) -> str:
         return "scheduled run" if params.get("scheduled") else "run on request"
     if kind == "weekly_report":
         return f"week {params['week']}" if params.get("week") else "on request"
+    if kind == "launch_campaign":
+        title = (params.get("book") or {}).get("title") or "a book"
+        return f"“{title}” launching {params.get('launch_date')} on {', '.join(params.get('platforms') or [])}"
     if kind == "post_approval":
         return f"{len(params.get('post_ids') or [])} post(s)"
     return ""

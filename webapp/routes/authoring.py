@@ -10,6 +10,7 @@ import calendar as month_calendar
 import datetime as dt
 from urllib.parse import urlencode, urlsplit
 
+from pydantic import ValidationError
 from quart import Blueprint, redirect, render_template, request
 
 from jobs import books, queries
@@ -20,7 +21,8 @@ from webapp import local_time, runtime
 from webapp.auth import current, owner_scope
 from webapp.errors import ApiError
 from webapp.local_time import from_input, viewer_tz
-from webapp.routes.posts import calendar_posts, schedule, update_post
+from webapp.post_schemas import Campaign
+from webapp.routes.posts import calendar_posts, queue_campaign, schedule, update_post
 
 bp = Blueprint("authoring", __name__)
 
@@ -145,6 +147,30 @@ async def post_schedule():
         return await _refused(exc, back)
     first = start.astimezone(viewer_tz()).date().isoformat()
     return redirect(f"/calendar?{urlencode({'date': first, 'scheduled': len(done)})}", 303)
+
+
+@bp.post("/books/<int:book_id>/campaign")
+async def book_campaign(book_id: int):
+    form = await request.form
+    back = f"/books/{book_id}"
+    try:
+        body = Campaign.model_validate({"platforms": form.getlist("platforms"),
+                                        "launch_date": form.get("launch_date") or None,
+                                        "tz": viewer_tz().key})
+    except ValidationError as exc:
+        return await _refused(ApiError(400, "invalid_request", _campaign_problem(exc)), back)
+    try:
+        record = await queue_campaign(book_id, body)
+    except ApiError as exc:
+        return await _refused(exc, back)
+    return redirect(f"/tasks/{record['task_id']}", 303)
+
+
+def _campaign_problem(exc: ValidationError) -> str:
+    fields = {str(e["loc"][0]) for e in exc.errors()}
+    if "platforms" in fields:
+        return "Choose at least one platform for the campaign."
+    return "Enter the launch date as a date (year, month, day)."
 
 
 # -- the calendar --

@@ -11,15 +11,17 @@ from pydantic import BaseModel, ValidationError
 from quart import Blueprint, Response, jsonify, request, url_for
 from quart_schema import document_querystring, document_request, document_response
 
-from jobs import calendar_feed, exports
+from jobs import books, calendar_feed, exports
+from jobs.campaign import plan
 from jobs.posts import PostError, PostFilters, change_post, get_post, list_posts
 from jobs.scheduling import schedule_posts
 from webapp import runtime
-from webapp.actions import audit_action
+from webapp.actions import audit_action, now_iso, submit
 from webapp.auth import any_signed_in_user, current, owner_scope, public
 from webapp.errors import ApiError, describe, load_body
-from webapp.post_schemas import (CalendarAnswer, CalendarQuery, Error, ExportQuery, Post,
-                                 PostChange, PostList, PostQuery, Schedule, ScheduleAnswer)
+from webapp.post_schemas import (CalendarAnswer, CalendarQuery, Campaign, Error, ExportQuery,
+                                 Post, PostChange, PostList, PostQuery, Queued, Schedule,
+                                 ScheduleAnswer)
 
 bp = Blueprint("posts", __name__)
 
@@ -179,6 +181,42 @@ async def posts_export():
         body, name = exports.to_csv(rows), f"posts-{query.platform or 'all'}.csv"
     return Response(body, content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+# -- launch campaigns --
+
+async def queue_campaign(book_id: int, body: Campaign) -> dict:
+    """Queue the planning of a book's launch campaign; the task record."""
+    book = await asyncio.to_thread(books.get_book, runtime().db, book_id, owner_scope())
+    if book is None:
+        raise ApiError(404, "book_not_found", f"no book has id {book_id}")
+    launch = body.launch_date or (book["launch_date"] and dt.date.fromisoformat(book["launch_date"]))
+    if not launch:
+        raise ApiError(400, "no_launch_date", "the book has no launch date: set one on the book "
+                       "or send launch_date", fields={"launch_date": "required"})
+    try:
+        ZoneInfo(body.tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ApiError(400, "invalid_request", f"unknown time zone {body.tz!r}",
+                       fields={"tz": "unknown time zone"}) from None
+    now = dt.datetime.now(ZoneInfo(body.tz))
+    if not plan(launch, ZoneInfo(body.tz), now):
+        raise ApiError(400, "launch_passed", f"every moment of a campaign for {launch} has passed: "
+                       "pick a later launch date", fields={"launch_date": "too early"})
+    params = {"book_id": book_id, "book": {f: book[f] for f in books.FIELDS},
+              "launch_date": launch.isoformat(), "platforms": body.platforms, "tz": body.tz}
+    return await submit("launch_campaign", book["owner"], params)
+
+
+@bp.post("/api/books/<int:book_id>/campaign")
+@document_request(Campaign)
+@document_response(Queued, 202)
+@document_response(Error, 400)
+@document_response(Error, 404)
+async def campaign(book_id: int):
+    record = await queue_campaign(book_id, await load_body(Campaign))
+    return jsonify({"status": "launch_campaign_queued", "task_id": record["task_id"],
+                    "timestamp": now_iso()}), 202
 
 
 # -- the secret iCalendar feed --
