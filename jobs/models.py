@@ -215,3 +215,18 @@ task_stats = Table(
     Column("n", Integer, nullable=False),
     Index("ix_task_stats_period", "period", "period_start"),  # folding minutes into hours
 )
+
+# Alerts raised for operators (the health page lists them) and how their delivery went.
+alerts = Table(
+    "alerts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("message", String(1000), nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("state", String(20), nullable=False),  # pending, sent, failed, not_sent (no URL)
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("sent_at", UTCDateTime),
+    Column("last_error", String(500)),
+)

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     worker_lost_after: float = Field(10.0, gt=0)
     task_max_attempts: int = Field(3, ge=1, le=20)
     shutdown_grace: float = Field(10.0, ge=0)
+    # Alerts: posted (Slack-compatible JSON) to this URL; checked every interval.
+    alert_webhook_url: str | None = None
+    alert_backlog_seconds: float = Field(300, gt=0)
+    alert_check_interval: float = Field(5.0, gt=0)
     # How often a worker re-reads whether the queue is paused (0: before every claim).
     pause_check_interval: float = Field(1.0, ge=0, le=60)
 
@@ -68,7 +72,7 @@ class Settings(BaseSettings):
     sse_keepalive: float = Field(15.0, gt=0)
 
     @field_validator("redis_url", "database_url", "llm_base_url", "llm_model", "llm_api_key",
-                     "secret_key", mode="before")
+                     "secret_key", "alert_webhook_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -78,6 +82,13 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _http_only(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
         return value
 
     @field_validator("log_level", mode="before")

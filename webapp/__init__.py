@@ -7,6 +7,7 @@ import logging
 from quart import Quart, current_app
 from quart_schema import QuartSchema
 
+from jobs.alerts import Alerter
 from jobs.embedded import EmbeddedConsumer
 from jobs.reaper import Reaper
 from jobs.runtime import Runtime, build_runtime
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Quart:
 
     consumer: EmbeddedConsumer | None = None
     reaper = Reaper(rt)
+    alerter = Alerter(rt)
     background: list[asyncio.Task] = []
 
     @app.before_serving
@@ -72,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Quart:
             rt.executor.stopping = consumer.stop_flag.is_set
             await asyncio.to_thread(consumer.start)
         reaper.start()
+        alerter.start()
         log.info("serving with the %s queue (%s)", rt.mode, rt.choice.reason)
 
     @app.after_serving
@@ -79,6 +82,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         rt.bus.stop_streams()
         for task in background:
             task.cancel()
+        await asyncio.to_thread(alerter.stop)
         await asyncio.to_thread(_stop_workers, rt, consumer, reaper)
         await rt.bus.close()
         await asyncio.to_thread(rt.close)

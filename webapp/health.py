@@ -8,7 +8,7 @@ import time
 from quart import request
 from sqlalchemy import text
 
-from jobs import autonomous, pause, queries, task_stats
+from jobs import alerts, autonomous, pause, queries, task_stats
 from jobs.runtime import Runtime
 from jobs.settings import TASK_TYPES
 from webapp.errors import ApiError
@@ -43,21 +43,6 @@ def _queue_probe(rt: Runtime) -> dict:
     return {"backend": rt.mode, "reason": rt.choice.reason, "messages_waiting": pending, **result}
 
 
-def _overdue(rt: Runtime, workers: list[dict]) -> list[dict]:
-    """Runs older than their type's timeout: the watchdog should have stopped them."""
-    now = dt.datetime.now(dt.UTC)
-    overdue = []
-    for task in queries.active_tasks(rt.db):
-        if task["status"] == "STARTED" and task["started_at"]:
-            started = dt.datetime.fromisoformat(task["started_at"].replace("Z", "+00:00"))
-            limit = rt.settings.timeout_for(task["type"])
-            if (now - started).total_seconds() > limit + 2 * rt.settings.heartbeat_interval:
-                overdue.append({"task_id": task["task_id"], "type": task["type"],
-                                "running_seconds": round((now - started).total_seconds(), 1),
-                                "timeout": limit})
-    return overdue
-
-
 def _collect(rt: Runtime) -> dict:
     workers = queries.worker_list(rt.db, rt.settings.worker_lost_after)
     return {
@@ -65,7 +50,7 @@ def _collect(rt: Runtime) -> dict:
         "queue": _queue_probe(rt),
         "summary": queries.queue_summary(rt.db),
         "workers": workers,
-        "overdue": _overdue(rt, workers),
+        "overdue": alerts.overdue_tasks(rt.db, rt.settings),
         "autonomous": autonomous.status(rt.db),
         "paused": pause.read(rt.db),
     }

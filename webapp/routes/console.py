@@ -11,7 +11,7 @@ from quart import Blueprint, jsonify, redirect, render_template, request
 from pydantic import ValidationError
 from quart_schema import document_request
 
-from jobs import bulk, pause, schedules, workers
+from jobs import alerts, bulk, pause, schedules, workers
 from jobs.runtime import QueueUnavailable
 from webapp import runtime
 from webapp.actions import audit_action, now_iso, submit
@@ -163,6 +163,15 @@ async def pause_form():
 @manager_only
 async def resume_form():
     return await _pause_form(False)
+
+
+# -- alerts --
+
+@bp.get("/api/alerts")
+@manager_only
+async def api_alerts():
+    rows = await asyncio.to_thread(alerts.recent, runtime().db)
+    return jsonify({"alerts": rows, "webhook_configured": bool(runtime().settings.alert_webhook_url)})
 
 
 # -- workers --

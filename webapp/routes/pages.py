@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from quart import Blueprint, redirect, render_template, request
 
-from jobs import autonomous, books, queries, task_stats
+from jobs import alerts, autonomous, books, queries, task_stats
 from jobs.posts import batch_posts
 from webapp import board_queries, runtime, view_helpers
 from webapp.actions import request_generation, retry, revoke, run_daily, set_autonomous
@@ -201,8 +201,12 @@ async def autonomous_run_daily():
 
 @bp.get("/health")
 async def health():
-    report = await health_report(runtime())
-    return await render_template("health.html", health=report)
+    rt = runtime()
+    report = await health_report(rt)
+    raised = (await asyncio.to_thread(alerts.recent, rt.db, 20)
+              if owner_scope() is None else None)  # what went wrong where is for staff
+    return await render_template("health.html", health=report, alerts=raised,
+                                 alerts_configured=bool(rt.settings.alert_webhook_url))
 
 
 @bp.get("/stats")
