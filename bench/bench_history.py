@@ -17,6 +17,7 @@ import argparse
 import datetime as dt
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -179,6 +180,8 @@ def _p95(values: list[float]) -> float:
 
 
 def main() -> None:
+    # Stopped from outside (SIGTERM), still stop the servers it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=int(os.environ.get("BENCH_HISTORY_TASKS", 200_000)))
     parser.add_argument("--small", type=int, default=2_000)
