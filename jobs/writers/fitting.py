@@ -251,7 +251,7 @@ def within_hashtag_cap(draft: Draft, cap: int | None) -> Draft:
     When inline tags alone exceed the cap, the surplus ones (from the end) lose
     their '#', which keeps the sentence intact and readable.
     """
-    inline = [t.casefold() for s in draft.segments for t in extract_hashtags(s.text)]
+    inline = [t.casefold() for s in draft.segments for t in _inline_tags(s.text)]
     trailing = [t for t in unique_tags(draft.hashtags) if t.casefold() not in inline]
     if cap is None:
         return draft.with_hashtags(trailing)
@@ -266,6 +266,11 @@ def within_hashtag_cap(draft: Draft, cap: int | None) -> Draft:
         text, surplus = _dehash_from_end(segment.text, surplus)
         segments[index] = dataclasses.replace(segment, text=text)
     return dataclasses.replace(draft, segments=tuple(segments), hashtags=())
+
+
+@lru_cache(maxsize=65536)
+def _inline_tags(text: str) -> tuple[str, ...]:
+    return tuple(extract_hashtags(text))
 
 
 _INLINE_TAG = regex.compile(r"(?<![\w#&/\\])#(?=[\p{L}\p{M}\p{N}_]*[\p{L}\p{M}])")

@@ -54,7 +54,7 @@ from jobs.writers.hashtags import PREFERRED_COUNT, tag_pool
 from jobs.writers.models import Book, Post
 from jobs.writers.phrasing import leans_on_previous
 from jobs.writers.profile import TIMELY_ANGLES, BookProfile, build_profile
-from jobs.writers.quality import NEAR_DUPLICATE_RATIO, is_near_duplicate, max_similarity, near_copies, readable_enough
+from jobs.writers.quality import NEAR_DUPLICATE_RATIO, NearCopyIndex, max_similarity, readable_enough
 
 NAME = "offline"
 # Posts a little under a long platform's hard limit read better and leave
@@ -79,7 +79,7 @@ _OPENING_WORDS = regex.compile(r"[\p{L}\p{N}]+")
 OPENING_SHARE = 4
 # A hook whose plans twice made no new post (a repeat, a near-copy) is passed over: on a tight
 # platform the hook is most of the post, and the rest (call to action, tags) rarely saves it.
-_HOOK_MISSES = 2
+_HOOK_MISSES = 1
 
 # Paragraph order inside a post.
 _HOOK, _BODY, _EXTRA, _CTA = 0, 1, 2, 3
@@ -128,25 +128,27 @@ class _Batch:
     misses: Counter[str] = field(default_factory=Counter)  # plans of a hook that made no new post
 
     def __post_init__(self) -> None:
-        self.first_own = len(self.produced)  # the ``avoid`` texts come first
+        # The ``avoid`` texts (other platforms' posts) and this call's own posts, apart: a
+        # candidate is most often close to a post of its own platform, so those are looked at first.
+        self.earlier = NearCopyIndex(self.produced)
+        self.own = NearCopyIndex()
         self.tried.update(self.produced)
         self.openings.update(opening(t) for t in self.produced)
 
-    def own(self) -> list[str]:
-        return self.produced[self.first_own :]
-
-    def earlier(self) -> list[str]:
-        return self.produced[: self.first_own]
+    def near_copies(self, text: str) -> list[str]:
+        return self.own.near_copies(text) or self.earlier.near_copies(text)
 
     def crowded(self, text: str) -> bool:
         return self.openings[opening(text)] > len(self.produced) // OPENING_SHARE
 
     def add(self, text: str) -> None:
         self.produced.append(text)
+        self.own.add(text)
         self.tried.add(text)
         self.openings[opening(text)] += 1
 
 
+@lru_cache(maxsize=8192)  # every call of a batch looks at the earlier platforms' posts again
 def opening(text: str) -> str:
     return " ".join(_OPENING_WORDS.findall(text[:80].casefold())[:3])
 
@@ -253,8 +255,7 @@ def _realise(profile: BookProfile, kit: Kit, plan: Plan, batch: _Batch) -> Fitte
 
 def _vet(fitted: Fitted, kit: Kit, batch: _Batch, english: bool, retried: bool = False) -> Fitted | None:
     """The post, or a thinned one, when it is no near-copy of the batch's; it is then added to the batch."""
-    # A candidate is most often close to a post of its own platform: look there first.
-    rivals = near_copies(fitted.text, batch.own()) or near_copies(fitted.text, batch.earlier())
+    rivals = batch.near_copies(fitted.text)
     if not rivals:
         batch.add(fitted.text)
         return fitted
@@ -264,7 +265,7 @@ def _vet(fitted: Fitted, kit: Kit, batch: _Batch, english: bool, retried: bool =
         if thinned is None or (thinned.text in batch.tried and not retried):
             return None
         batch.tried.add(thinned.text)
-        more = near_copies(thinned.text, batch.produced)
+        more = batch.own.near_copies(thinned.text) + batch.earlier.near_copies(thinned.text)
         if not more:
             batch.add(thinned.text)
             return thinned
@@ -388,7 +389,8 @@ def _compose(profile: BookProfile, kit: Kit, plan: Plan) -> Draft:
     book = profile.book
     segments = (
         Segment(_hook(profile, plan.template, plan.start, plan.theme_shift), _HOOK, required=True),
-        *_body(profile, plan.template, plan.start),
+        # Excerpts of one to three sentences, so the long posts of a batch differ in length too.
+        *_body(profile, plan.template, plan.start, 1 + (plan.cta + plan.tag_shift) % _MAX_BODY_SENTENCES),
         *_extra_lines(profile, plan.angle, plan.tone, plan.template, plan.cta, plan.theme_shift),
         Segment(_cta_text(kit.link_mode.kind, plan.tone, plan.cta, book.link), _CTA, required=True),
     )
@@ -407,9 +409,9 @@ def _hook(profile: BookProfile, template: str, start: int, theme_shift: int) -> 
 
 
 @lru_cache(maxsize=4096)
-def _body(profile: BookProfile, template: str, start: int) -> tuple[Segment, ...]:
-    """Blurb sentences from ``start`` on, less those the hook quotes; a sentence that leans
-    on the one before it only where that one comes right before it."""
+def _body(profile: BookProfile, template: str, start: int, span: int) -> tuple[Segment, ...]:
+    """Up to ``span`` blurb sentences from ``start`` on, less those the hook quotes; a sentence
+    that leans on the one before it only where that one comes right before it."""
     sentences = profile.sentences
     quoted: set[int] = set()
     if "{line}" in template:
@@ -421,7 +423,7 @@ def _body(profile: BookProfile, template: str, start: int) -> tuple[Segment, ...
     segments: list[Segment] = []
     previous_kept = False
     for i in range(start, len(sentences)):
-        if len(segments) == _MAX_BODY_SENTENCES:
+        if len(segments) == span:
             break
         if i in quoted:
             previous_kept = follows_hook and not segments
@@ -437,7 +439,9 @@ def _body(profile: BookProfile, template: str, start: int) -> tuple[Segment, ...
 @lru_cache(maxsize=4096)
 def _extra_lines(profile: BookProfile, angle: str, tone: str, template: str, cta: int, theme_shift: int
                  ) -> tuple[Segment, ...]:
-    """Context lines that neither repeat the hook's angle nor restate what it already says."""
+    """One context line that neither repeats the hook's angle nor restates what it already says,
+    and the launch date. One line, a different one from post to post, reads better than every
+    line in every post, and keeps the posts of a batch apart."""
     slots = profile.slots(theme_shift=theme_shift)
     lines: list[Segment] = []
     wanted: list[str] = []
@@ -454,6 +458,8 @@ def _extra_lines(profile: BookProfile, angle: str, tone: str, template: str, cta
         if options:
             text = options[(cta + theme_shift) % len(options)].format(**slots)
             lines.append(Segment(text, _EXTRA, drop_order=_DROP_EXTRA_LINE + offset))
+    if lines:
+        lines = [lines[(cta + theme_shift) % len(lines)]]
     launch_kind = {"future": "launch_future", "today": "launch_today", "past": "launch_past"}.get(profile.phase)
     if launch_kind and angle not in ("launch_countdown", "release_day", "review_request"):
         options = [t for t in wording.EXTRA_LINES[launch_kind][tone] if _usable(t, slots)]

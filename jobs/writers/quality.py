@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Sequence
 
 import regex
@@ -53,6 +54,30 @@ def near_copies(text: str, others: Sequence[str]) -> list[str]:
         return []
     return [match for match, _score, _index in process.extract(
         text, others, scorer=fuzz.ratio, score_cutoff=NEAR_DUPLICATE_RATIO + 1e-9, limit=None)]
+
+
+class NearCopyIndex:
+    """Texts kept by length, so a new text is compared only with those a near-duplicate could be.
+
+    A ratio above 90 needs the shorter text to be at least 9/11 of the longer (the distance
+    is at least the difference in length); the window kept is a little wider.
+    """
+
+    def __init__(self, texts: Iterable[str] = ()) -> None:
+        self._lengths: list[int] = []
+        self._texts: list[str] = []
+        for text in texts:
+            self.add(text)
+
+    def add(self, text: str) -> None:
+        index = bisect.bisect(self._lengths, len(text))
+        self._lengths.insert(index, len(text))
+        self._texts.insert(index, text)
+
+    def near_copies(self, text: str) -> list[str]:
+        low = bisect.bisect_left(self._lengths, len(text) * 0.8)
+        high = bisect.bisect_right(self._lengths, len(text) / 0.8)
+        return near_copies(text, self._texts[low:high]) if low < high else []
 
 
 def is_near_duplicate(text: str, others: Sequence[str]) -> bool:
