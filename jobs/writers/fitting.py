@@ -138,6 +138,8 @@ class Gauge:
             if text:
                 measures[id(segment)] = self.piece(text)
         breaker = len(self.breaker)
+        # Tags only ever go from the end, so a tag line is known by how many tags it has.
+        tag_lines = {n: self.piece(hashtag_line(draft.hashtags[:n])) for n in range(1, len(draft.hashtags) + 1)}
 
         def fits(segments: Sequence[Segment], tags: Sequence[str]) -> bool:
             length = size = tag_count = links = pieces = 0
@@ -153,7 +155,7 @@ class Gauge:
                     paragraphs.add(segment.paragraph)
             blocks = len(paragraphs)
             if tags:
-                a, b, c, _ = self.piece(hashtag_line(tags))
+                a, b, c, _ = tag_lines[len(tags)]
                 length += a
                 size += b
                 tag_count += c

@@ -113,8 +113,7 @@ class Kit:
     platform: Platform
     link_mode: LinkMode
     soft_limit: int  # comfortable length, the link measured as a short link
-    tags: tuple[str, ...]  # the pool: genre tag first
-    tag_count: int
+    tag_sets: tuple[tuple[str, ...], ...]  # by a plan's tag_shift
 
 
 @dataclass
@@ -355,7 +354,8 @@ def _kit(profile: BookProfile, platform: Platform) -> Kit:
     if platform.max_hashtags is not None:
         wanted = min(wanted, platform.max_hashtags)
     book = profile.book
-    return Kit(platform, mode, soft, tag_pool(book.genre, profile.keywords, book.title, platform.name), wanted)
+    pool = tag_pool(book.genre, profile.keywords, book.title, platform.name)
+    return Kit(platform, mode, soft, tuple(_hashtags(pool, wanted, shift) for shift in range(3)))
 
 
 def _link_mode(profile: BookProfile, platform: Platform) -> LinkMode:
@@ -396,7 +396,7 @@ def _compose(profile: BookProfile, kit: Kit, plan: Plan) -> Draft:
     )
     return Draft(
         segments=segments,
-        hashtags=_hashtags(kit, plan.tag_shift),
+        hashtags=kit.tag_sets[plan.tag_shift],
         protected=_protected(book),
         note=kit.link_mode.note if kit.link_mode.kind == "profile" else "",
     )
@@ -468,14 +468,13 @@ def _extra_lines(profile: BookProfile, angle: str, tone: str, template: str, cta
     return tuple(lines)
 
 
-def _hashtags(kit: Kit, tag_shift: int) -> tuple[str, ...]:
-    pool = kit.tags
-    if not pool or kit.tag_count <= 0:
+def _hashtags(pool: tuple[str, ...], count: int, tag_shift: int) -> tuple[str, ...]:
+    if not pool or count <= 0:
         return ()
     # The first (genre) tag stays; the rest rotate so posts of a batch differ.
     rest = pool[1:]
     shift = tag_shift % len(rest) if rest else 0
-    return (pool[0], *(rest[shift:] + rest[:shift]))[: kit.tag_count]
+    return (pool[0], *(rest[shift:] + rest[:shift]))[:count]
 
 
 def _protected(book: Book) -> tuple[str, ...]:
