@@ -33,7 +33,7 @@ system-deps:
 	@scripts/install-system-deps
 
 bench: $(VENV)/.dev
-	$(PY) bench/bench_writer.py
+	$(PY) bench/bench_writer.py --requests 50
 
 # Seven hosts of the test's own making (network namespaces; Linux, root) under faults: 300 tasks.
 # `make test` runs a short version (40 tasks).

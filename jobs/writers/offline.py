@@ -316,7 +316,7 @@ def _plans(profile: BookProfile, rng: random.Random) -> Iterator[Plan]:
                     yield from plans
 
 
-def _tone_rounds(profile: BookProfile, tone: str, rng: random.Random) -> Iterator[list[Plan]]:
+def _tone_rounds(profile: BookProfile, tone: str, rng: random.Random) -> Iterator[Iterator[Plan]]:
     angles = profile.angles()
     rng.shuffle(angles)
     timely = [a for a in angles if a in TIMELY_ANGLES]
@@ -325,22 +325,25 @@ def _tone_rounds(profile: BookProfile, tone: str, rng: random.Random) -> Iterato
         angles.insert(rng.randrange(0, 2), timely[0])
     windows = profile.openers[:_MAX_WINDOWS] or (0,)
     others = list(itertools.product(windows, range(3), range(2)))
-    per_angle: list[tuple[str, list[tuple[str, int]], list[tuple[int, int, int]]]] = []
+    rng.shuffle(others)
+    per_angle: list[tuple[str, list[tuple[str, int]], int]] = []
     for angle in angles:
         combos = [(template, cta) for template in _hook_templates(profile, angle, tone) for cta in range(3)]
         if combos:
             rng.shuffle(combos)
-            shuffled = others[:]
-            rng.shuffle(shuffled)
-            per_angle.append((angle, combos, shuffled))
+            per_angle.append((angle, combos, rng.randrange(len(others))))
     for round_ in range(len(others)):
-        queues = [
-            [Plan(angle, tone, template, *mix[(i + round_) % len(mix)][:1], cta, *mix[(i + round_) % len(mix)][1:])
-             for i, (template, cta) in enumerate(combos)]
-            for angle, combos, mix in per_angle
-        ]
-        # One plan per angle in turn.
-        yield [plan for group in itertools.zip_longest(*queues) for plan in group if plan is not None]
+        # One plan per angle in turn; plans are made as they are asked for (a post or two
+        # often needs only the first few).
+        queues = [_angle_round(angle, tone, combos, others, offset + round_) for angle, combos, offset in per_angle]
+        yield (plan for group in itertools.zip_longest(*queues) for plan in group if plan is not None)
+
+
+def _angle_round(angle: str, tone: str, combos: list[tuple[str, int]], others: list[tuple[int, int, int]],
+                 shift: int) -> Iterator[Plan]:
+    for i, (template, cta) in enumerate(combos):
+        start, tag_shift, theme_shift = others[(i + shift) % len(others)]
+        yield Plan(angle, tone, template, start, cta, tag_shift, theme_shift)
 
 
 @lru_cache(maxsize=256)
