@@ -5,6 +5,7 @@ SHA-256 is stored (a fast hash is right for secrets with that much entropy).
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from jobs.models import api_tokens, users, utcnow
+
+TOKEN_USE_RESOLUTION = dt.timedelta(minutes=1)  # how precisely a token's last use is kept
 
 ROLES = ("manager", "author", "viewer")
 TOKEN_PREFIX = "bma_"
@@ -132,16 +135,21 @@ def create_token(db: Engine, user_id: int, name: str = "") -> tuple[str, dict]:
 
 
 def user_for_token(db: Engine, token: str) -> User | None:
-    with db.begin() as conn:
+    with db.connect() as conn:
         row = conn.execute(
-            select(users.c.id, users.c.email, users.c.role, api_tokens.c.id.label("token_id"))
+            select(users.c.id, users.c.email, users.c.role, api_tokens.c.id.label("token_id"),
+                   api_tokens.c.last_used_at)
             .join(api_tokens, api_tokens.c.user_id == users.c.id)
             .where(api_tokens.c.token_hash == _digest(token), api_tokens.c.revoked_at.is_(None),
                    users.c.disabled.is_(False))).first()
-        if row is None:
-            return None
-        conn.execute(update(api_tokens).where(api_tokens.c.id == row.token_id)
-                     .values(last_used_at=utcnow()))
+    if row is None:
+        return None
+    now = utcnow()
+    # A read must not cost a write: the token's use is recorded at most once a minute.
+    if row.last_used_at is None or now - row.last_used_at >= TOKEN_USE_RESOLUTION:
+        with db.begin() as conn:
+            conn.execute(update(api_tokens).where(api_tokens.c.id == row.token_id)
+                         .values(last_used_at=now))
     return User(row.id, row.email, row.role)
 
 
