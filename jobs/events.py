@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 import secrets
 import threading
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import redis
 import redis.asyncio as aioredis
@@ -32,10 +34,25 @@ SUBSCRIBER_BACKLOG = 2_000  # a client further behind than this is cut off and r
 class Event:
     id: str
     data: dict
+    raw: bytes | None = field(default=None, compare=False, repr=False)  # data as published
 
     @property
     def epoch(self) -> str:
         return self.id.partition(":")[0]
+
+    @cached_property
+    def position(self) -> tuple[int, int]:
+        return parse_id(self.id)[1]
+
+    @cached_property
+    def json(self) -> bytes:
+        """The data as compact JSON, encoded once per process however many clients read it."""
+        return self.raw or json.dumps(self.data, separators=(",", ":")).encode()
+
+    @cached_property
+    def owner(self) -> str | None:
+        task = self.data.get("task")
+        return task.get("owner") if task else None
 
 
 @dataclass(frozen=True)
@@ -53,47 +70,80 @@ def parse_id(event_id: str) -> tuple[str, tuple[int, int]] | None:
     return epoch, (int(ms), int(seq))
 
 
-class _Subscriber:
-    __slots__ = ("pending", "wake", "lagged", "closed")
-
-    def __init__(self) -> None:
-        self.pending: collections.deque[Event | Resync] = collections.deque()
-        self.wake = asyncio.Event()
-        self.lagged = False
-        self.closed = False
-
-    def offer(self, item: Event | Resync) -> None:
-        if len(self.pending) >= SUBSCRIBER_BACKLOG:
-            self.lagged = True
-        else:
-            self.pending.append(item)
-        self.wake.set()
-
-
 class _Hub:
-    """Local fan-out: one delivery per event per web process, whatever the client count."""
+    """Local fan-out: one shared log of recent items per web process; each follower keeps
+    only a cursor into it. Delivering an event is one append and one wake-up, whatever the
+    number of clients, and a client's pending work is a slice of the same list."""
 
     def __init__(self) -> None:
-        self.subscribers: set[_Subscriber] = set()
+        self.items: list = []
+        self.base = 0             # absolute index of items[0]
+        self.changed = asyncio.Event()
+        self.followers = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self.closing = False
         self.last_epoch: str | None = None
 
-    def deliver(self, item: Event | Resync) -> None:
+    @property
+    def end(self) -> int:
+        return self.base + len(self.items)
+
+    def deliver(self, item: object) -> None:
         if isinstance(item, Event):
             if self.last_epoch is not None and item.epoch != self.last_epoch:
                 # The log restarted under us: what came between is gone.
-                for sub in self.subscribers:
-                    sub.offer(Resync(None, "the event log restarted"))
+                self.items.append(Resync(None, "the event log restarted"))
             self.last_epoch = item.epoch
-        for sub in self.subscribers:
-            sub.offer(item)
+        self.items.append(item)
+        if len(self.items) >= 2 * SUBSCRIBER_BACKLOG:
+            drop = len(self.items) - SUBSCRIBER_BACKLOG
+            del self.items[:drop]
+            self.base += drop
+        self._wake()
 
     def close(self) -> None:
         self.closing = True
-        for sub in self.subscribers:
-            sub.closed = True
-            sub.wake.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        # One set() wakes every waiting follower; later waiters wait on a fresh Event.
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
+
+
+class Cursor:
+    """One follower's position in the hub; it starts at the newest item."""
+
+    __slots__ = ("_hub", "next")
+
+    def __init__(self, hub: _Hub) -> None:
+        self._hub = hub
+        self.next = hub.end
+
+    @property
+    def closed(self) -> bool:
+        return self._hub.closing
+
+    async def wait(self, timeout: float | None) -> bool:
+        """Wait for new items or shutdown; False when `timeout` seconds passed quietly."""
+        hub = self._hub
+        if self.next < hub.end or hub.closing:
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                await hub.changed.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def take(self) -> tuple[int, list] | None:
+        """(absolute index of the first, items) since the last take; None when this follower
+        fell further behind than the hub keeps, and must replay from the log instead."""
+        hub = self._hub
+        if self.next < hub.base:
+            return None
+        start, self.next = self.next, hub.end
+        return start, hub.items[start - hub.base:]
 
 
 class EventBus:
@@ -129,53 +179,62 @@ class EventBus:
 
     @property
     def subscriber_count(self) -> int:
-        return len(self._hub.subscribers)
+        return self._hub.followers
+
+    def post_local(self, item: object) -> None:
+        """Hand an item of this process only (not logged, no id) to every follower in order
+        with the events: the web's periodic panels travel with the task changes this way."""
+        self._hub.deliver(item)
+
+    @contextlib.contextmanager
+    def follow(self) -> Iterator[Cursor]:
+        """A cursor at the live end, counted as a subscriber while open. Open it before
+        replaying, so that nothing published meanwhile is missed."""
+        self._hub.followers += 1
+        try:
+            yield Cursor(self._hub)
+        finally:
+            self._hub.followers -= 1
+
+    async def replay_after(self, last_id: str) -> list[Event] | Resync:
+        parsed = parse_id(last_id)
+        if parsed is None:
+            return Resync(await self.head(), "unrecognised Last-Event-ID")
+        return await self._replay(*parsed)
 
     async def subscribe(self, last_id: str | None = None, *,
                         keepalive: float | None = None) -> AsyncIterator[Event | Resync | None]:
         """Yield what came after `last_id` (or from now), then live events, until shutdown.
 
         With `keepalive`, yields None after that many quiet seconds so a stream can send a
-        comment that keeps proxies from closing it.
+        comment that keeps proxies from closing it. One item at a time: for consumers of
+        every event (metrics, tests); client streams take whole batches through `follow`.
         """
-        sub = _Subscriber()
-        self._hub.subscribers.add(sub)  # buffer live events while replaying
-        if self._hub.closing:
-            sub.closed = True
-        try:
+        with self.follow() as cursor:
             seen: tuple[int, int] | None = None
             if last_id:
-                parsed = parse_id(last_id)
-                if parsed is None:
-                    yield Resync(await self.head(), "unrecognised Last-Event-ID")
+                replay = await self.replay_after(last_id)
+                if isinstance(replay, Resync):
+                    yield replay
                 else:
-                    replay = await self._replay(*parsed)
-                    if isinstance(replay, Resync):
-                        yield replay
-                    else:
-                        seen = parsed[1]
-                        for event in replay:
-                            yield event
-                            seen = parse_id(event.id)[1]
-            while not sub.closed:
-                if not sub.pending:
-                    sub.wake.clear()
-                    try:
-                        await asyncio.wait_for(sub.wake.wait(), keepalive)
-                    except TimeoutError:
-                        yield None
+                    seen = parse_id(last_id)[1]
+                    for event in replay:
+                        yield event
+                        seen = event.position
+            while not cursor.closed:
+                if not await cursor.wait(keepalive):
+                    yield None
                     continue
-                if sub.lagged:
-                    return  # the client reconnects with its last id and replays
-                item = sub.pending.popleft()
-                if isinstance(item, Event) and seen is not None:
-                    position = parse_id(item.id)[1]
-                    if position <= seen:
-                        continue  # already sent during replay
-                    seen = position
-                yield item
-        finally:
-            self._hub.subscribers.discard(sub)
+                taken = cursor.take()
+                if taken is None or cursor.closed:
+                    return  # behind: the client reconnects with its last id and replays
+                for item in taken[1]:
+                    if isinstance(item, Event):
+                        if seen is not None and item.position <= seen:
+                            continue  # already sent during replay
+                        yield item
+                    elif isinstance(item, Resync):
+                        yield item
 
 
 class MemoryEventBus(EventBus):
@@ -310,4 +369,5 @@ def _position(entry_id: bytes | str) -> tuple[int, int]:
 
 
 def _entry_to_event(entry_id: bytes, fields: dict) -> Event:
-    return Event(f"{fields[b'e'].decode()}:{entry_id.decode()}", json.loads(fields[b"d"]))
+    raw = fields[b"d"]
+    return Event(f"{fields[b'e'].decode()}:{entry_id.decode()}", json.loads(raw), raw)

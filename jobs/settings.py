@@ -70,6 +70,9 @@ class Settings(BaseSettings):
 
     events_max: int = Field(10_000, ge=100)
     sse_keepalive: float = Field(15.0, gt=0)
+    # Open event streams: past these, more are refused (429 per user, 503 for the process).
+    stream_limit_per_user: int = Field(32, ge=1)
+    stream_limit: int = Field(10_000, ge=1)
 
     @field_validator("redis_url", "database_url", "llm_base_url", "llm_model", "llm_api_key",
                      "secret_key", "alert_webhook_url", mode="before")

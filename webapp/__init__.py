@@ -15,6 +15,8 @@ from jobs.settings import Settings, load_settings
 from webapp import errors
 from jobs.logs import configure_logging
 from webapp.auth import init_auth
+from webapp.fanout import Streams, is_stream_path
+from webapp.sse import DirectStreams
 from webapp.limits import RateLimiter
 from webapp.metrics import Metrics
 from webapp.security import init_security
@@ -43,6 +45,8 @@ def create_app(settings: Settings | None = None) -> Quart:
     init_auth(app, rt.db, settings.data_dir, secret)
     init_security(app)
     app.extensions["limiter"] = RateLimiter(rt.redis_client)
+    app.extensions["streams"] = Streams(settings.stream_limit_per_user, settings.stream_limit)
+    app.asgi_app = DirectStreams(app.asgi_app, is_stream_path)
 
     from webapp.routes import (api, auth, authoring, board, books, console, events, library, pages,
                                posts)
@@ -65,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     @app.before_serving
     async def _start() -> None:
         nonlocal consumer
+        app.extensions["streams"].limits.fit_open_files()
         await rt.bus.start()
         background.append(asyncio.create_task(app.extensions["metrics"].follow(rt.bus)))
         if rt.mode == "embedded":

@@ -10,6 +10,7 @@ import asyncio
 import signal
 import sys
 
+import uvloop
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
@@ -95,7 +96,7 @@ def run_server(host: str, port: int) -> int:
         await serve(app, config, shutdown_trigger=shutdown_trigger)
 
     print(f"Book Marketing Agent on http://{host}:{port}", flush=True)
-    asyncio.run(run())
+    asyncio.run(run(), loop_factory=uvloop.new_event_loop)  # a faster loop, same asyncio API
     return 0
 
 

@@ -2,18 +2,21 @@
 
 Every open board receives the same message for a task change: the task's row, marked
 `hx-swap-oob="taskRow ..."` so that app.js morphs it in place, moves it between the current
-and history tables, or inserts it when it is new. Each message is rendered by the first
-stream that needs it and kept (by event id) for the others, so 2,000 open boards cost one
-rendering per change. The health and autonomous panels are rendered once per interval by
-one ticker per process and handed to every stream as they are.
+and history tables, or inserts it when it is new. Each row is rendered by the first stream
+that sends it and kept (by event id) for the others, so 2,000 open boards cost one rendering
+per change, and only for changes some board still has to be told (a board that fell behind
+gets each row's latest state). The health and autonomous panels are rendered once per
+interval by one ticker per process and posted to every stream through the event bus.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 
 from quart import Quart
 
@@ -60,6 +63,38 @@ class RenderCache:
                 del self._entries[key]
 
 
+class RowCache:
+    """Board rows by event id, rendered synchronously (a row is small and needs no I/O, and
+    no stream has to wait on another's rendering)."""
+
+    def __init__(self, env, size: int = 4096) -> None:
+        self._env = env
+        self._size = size
+        self._entries: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        self.renders = 0
+
+    def get(self, event: Event) -> bytes:
+        row = self._entries.get(event.id)
+        if row is None:
+            self.renders += 1
+            task = event.data.get("task")
+            if event.data.get("kind") != "task" or not task:
+                row = id_only(event.id)
+            else:
+                html = self._env.get_template("task_row.html").render(task=task, row_oob=True)
+                row = message(html, event_id=event.id)
+            self._entries[event.id] = row
+            if len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return row
+
+
+@dataclass(frozen=True)
+class Panels:
+    """One rendering of the health and autonomous panels, per variant, as SSE messages."""
+    messages: dict[str, bytes]
+
+
 class HealthTicker:
     """Renders the health and autonomous panels every HEALTH_INTERVAL while anyone listens.
 
@@ -73,23 +108,16 @@ class HealthTicker:
         self._feed = feed
         self._listeners = 0
         self._task: asyncio.Task | None = None
-        self._published = asyncio.Event()
-        self._messages: dict[str, bytes] = {}
-        self._version = 0
         self._pending_history: collections.deque[tuple[float, int]] = collections.deque()
 
-    async def updates(self, variant: str = "full") -> AsyncIterator[bytes]:
-        """Each new rendering, as an SSE message, until the caller stops listening."""
+    @contextlib.contextmanager
+    def listening(self) -> Iterator[None]:
+        """While any stream shows the panels, a rendering is posted every interval."""
         self._listeners += 1
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="health-ticker")
-        seen = self._version
         try:
-            while True:
-                while self._version == seen:
-                    await self._published.wait()
-                seen = self._version
-                yield self._messages[variant]
+            yield
         finally:
             self._listeners -= 1
 
@@ -98,16 +126,15 @@ class HealthTicker:
             self._task.cancel()
 
     async def _run(self) -> None:
-        while self._listeners > 0:
+        bus = self._feed.runtime.bus
+        while self._listeners > 0 and not bus.closing:
             started = time.monotonic()
             try:
                 messages = await self.render()
             except Exception:
                 log.exception("could not render the health panel")
             else:
-                self._messages, self._version = messages, self._version + 1
-                published, self._published = self._published, asyncio.Event()
-                published.set()
+                bus.post_local(Panels(messages))
             await asyncio.sleep(max(HEALTH_INTERVAL - (time.monotonic() - started), 0.5))
 
     async def render(self) -> dict[str, bytes]:
@@ -143,7 +170,8 @@ class LiveFeed:
 
     def __init__(self, app: Quart) -> None:
         self.app = app
-        self.cache = RenderCache(4096)  # task rows: a few KB each
+        # Its own environment for rows: the app's renders asynchronously only.
+        self.rows = RowCache(app.jinja_env.overlay(enable_async=False, cache_size=50))
         self.pages = RenderCache(128)   # task sections and whole boards: larger, rarer
         self.ticker = HealthTicker(self)
 
@@ -155,16 +183,6 @@ class LiveFeed:
         return await self.app.jinja_env.get_template(template).render_async(**context)
 
     # -- the board --
-    async def board_event(self, event: Event) -> bytes:
-        return await self.cache.get(("board", event.id), lambda: self._board_event(event))
-
-    async def _board_event(self, event: Event) -> bytes:
-        task = event.data.get("task")
-        if event.data.get("kind") != "task" or not task:
-            return id_only(event.id)
-        return message(await self.render("task_row.html", task=task, row_oob=True),
-                       event_id=event.id)
-
     async def board_sections(self, filters: BoardFilters, event_id: str | None, *,
                              scope: str | None = None) -> bytes:
         """The whole board, for browsers that missed events we no longer keep (after a

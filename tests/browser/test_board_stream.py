@@ -75,7 +75,7 @@ async def open_boards(app, count: int, **headers):
 async def test_a_change_is_rendered_once_and_sent_alike_to_every_board(app):
     rt, feed = app.extensions["runtime"], app.extensions["live_feed"]
     async with open_boards(app, BOARDS) as boards:
-        renders_before = feed.cache.renders
+        renders_before = feed.rows.renders
         record = await asyncio.to_thread(rt.tracker.create, task_type="status_check", owner="ada",
                                          params={}, max_attempts=1)
         row = f'id="task-{record["task_id"]}"'
@@ -83,7 +83,7 @@ async def test_a_change_is_rendered_once_and_sent_alike_to_every_board(app):
     assert len(set(messages)) == 1, "every board receives the same bytes"
     assert messages[0].startswith(b"id: ")
     assert b'hx-swap-oob="taskRow target:#board strip:false"' in messages[0]
-    assert feed.cache.renders - renders_before == 1
+    assert feed.rows.renders - renders_before == 1
 
 
 @in_own_loop

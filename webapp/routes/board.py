@@ -12,21 +12,17 @@ shutdown and the server can stop.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 from quart import Blueprint, current_app, request
 
 from jobs.events import Event, Resync
-from webapp import runtime, sse
+from webapp import fanout, runtime
 from webapp.auth import can_see, owner_scope
-from webapp.board_feed import LiveFeed
+from webapp.board_feed import LiveFeed, Panels
 from webapp.board_queries import BoardFilters
 from webapp.sse import id_only
 
 bp = Blueprint("board", __name__)
-
-ID_ONLY_EVERY = 1.0  # seconds; how often a stream moves a browser past events it does not show
 
 
 @bp.record_once
@@ -47,84 +43,97 @@ def _resume_from() -> str | None:
     return request.headers.get("Last-Event-ID") or request.args.get("after") or None
 
 
-Render = Callable[[Event | Resync], Awaitable[bytes | None]]
-
-
 def _health_variant() -> str:
     """Authors see the health of the service, not which other people's tasks are running."""
     return "limited" if owner_scope() is not None else "full"
 
 
-class _Skipper:
-    """For events a page does not show: move the browser's Last-Event-ID on now and then, so
-    that a reconnect neither replays a long stretch of them nor finds its id too old."""
-
-    def __init__(self) -> None:
-        self._last = time.monotonic()
-
-    def shown(self) -> None:
-        self._last = time.monotonic()
-
-    def skip(self, event: Event) -> bytes | None:
-        if time.monotonic() - self._last < ID_ONLY_EVERY:
-            return None
-        self._last = time.monotonic()
-        return id_only(event.id)
+def _split_at_resync(items: list) -> tuple[Resync | None, list]:
+    """The last Resync of a slice and what came after it: the page's live part re-rendered
+    for the Resync supersedes everything before it."""
+    for i in range(len(items) - 1, -1, -1):
+        if isinstance(items[i], Resync):
+            return items[i], items[i + 1:]
+    return None, items
 
 
-async def _stream(render: Render, *, with_health: bool) -> object:
-    rt = runtime()
-    feed = live_feed()
-    items = rt.bus.subscribe(_resume_from(), keepalive=rt.settings.sse_keepalive)
-    ticks = feed.ticker.updates(_health_variant()) if with_health else None
-
-    async def body() -> AsyncIterator[bytes]:
-        yield b": connected\n\n"
-        merged = _merge(items, ticks)
-        try:
-            async for source, value in merged:
-                if source == "tick":
-                    yield value
-                elif value is None:
-                    yield sse.KEEPALIVE
-                else:
-                    message = await render(value)
-                    if message:
-                        yield message
-        finally:
-            await merged.aclose()  # at once, not whenever the generator is collected
-
-    return await sse.stream_response(body())
+def _last_hidden(items: list, shown: Event | None) -> bytes:
+    """An id-only message for the newest event not shown, when it is newer than `shown`."""
+    for item in reversed(items):
+        if isinstance(item, Event):
+            return b"" if item is shown else id_only(item.id)
+    return b""
 
 
-async def _merge(items: AsyncIterator,
-                 ticks: AsyncIterator | None) -> AsyncIterator[tuple[str, object]]:
-    """Yield ("item", x) from `items` and ("tick", y) from `ticks` as they come; end when
-    `items` ends."""
-    next_item = asyncio.ensure_future(anext(items))
-    next_tick = asyncio.ensure_future(anext(ticks)) if ticks is not None else None
-    try:
-        while True:
-            waiting = {next_item} if next_tick is None else {next_item, next_tick}
-            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            if next_tick in done:
-                yield "tick", next_tick.result()
-                next_tick = asyncio.ensure_future(anext(ticks))
-            if next_item in done:
-                try:
-                    item = next_item.result()
-                except StopAsyncIteration:
-                    return
-                yield "item", item
-                next_item = asyncio.ensure_future(anext(items))
-    finally:
-        pending = [t for t in (next_item, next_tick) if t is not None and not t.done()]
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        await items.aclose()
-        if ticks is not None:
-            await ticks.aclose()
+def _panels(items: list, variant: str | None) -> bytes:
+    """The newest panels of the slice, in `variant` (None: a page without them)."""
+    for item in reversed(items if variant else ()):
+        if isinstance(item, Panels):
+            return item.messages[variant]
+    return b""
+
+
+class _BoardView:
+    """Each changed row in its latest state, in the order of those states, and the newest
+    panels: a client that fell behind gets one message per row changed, not per event."""
+
+    def __init__(self, feed: LiveFeed, filters: BoardFilters, scope: str | None) -> None:
+        self.feed, self.filters, self.scope = feed, filters, scope
+        self.batches = fanout.batches()
+        self.variant = "limited" if scope is not None else "full"
+
+    async def batch(self, items: list, key: tuple | None) -> tuple[bytes, bytes]:
+        resync, items = _split_at_resync(items)
+        if resync is not None:
+            sections = await self.feed.board_sections(self.filters, resync.id, scope=self.scope)
+            shown, marker = self._rows(items)
+            return sections + shown, marker
+        shared = key and ("board", *key, self.scope, self.variant)
+        return self.batches.get(shared, lambda: self._rows(items))
+
+    def _rows(self, items: list) -> tuple[bytes, bytes]:
+        scope, latest = self.scope, {}
+        for item in items:
+            if isinstance(item, Event):
+                task = item.data.get("task")
+                if scope is not None and (not task or task.get("owner") != scope):
+                    continue  # another author's task: never sent
+                row = task.get("task_id") if task else item.id
+                latest.pop(row, None)  # re-inserted: the dict keeps the order of latest states
+                latest[row] = item
+        rows = self.feed.rows
+        shown = b"".join(rows.get(event) for event in latest.values())
+        newest = next(reversed(latest.values()), None)
+        return shown + _panels(items, self.variant), _last_hidden(items, newest)
+
+
+class _TaskView:
+    """One task's live section, re-rendered (once per process) when the task changes."""
+
+    def __init__(self, feed: LiveFeed, task_id: str) -> None:
+        self.feed, self.task_id = feed, task_id
+
+    async def batch(self, items: list, key: tuple | None) -> tuple[bytes, bytes]:
+        resync, items = _split_at_resync(items)
+        shown = await self.feed.task_section(self.task_id, resync.id) if resync else b""
+        latest = None
+        for item in reversed(items):
+            if isinstance(item, Event) and (item.data.get("task") or {}).get("task_id") == self.task_id:
+                latest = item
+                break
+        if latest is not None:
+            shown += await self.feed.task_event(self.task_id, latest)
+        return shown, _last_hidden(items, latest)
+
+
+class _HealthView:
+    """The panels only; task changes are not shown here."""
+
+    def __init__(self, variant: str) -> None:
+        self.variant = variant
+
+    async def batch(self, items: list, key: tuple | None) -> tuple[bytes, bytes]:
+        return _panels(items, self.variant), _last_hidden(items, None)
 
 
 @bp.get("/board/stream")
@@ -132,19 +141,11 @@ async def board_stream():
     feed = live_feed()
     scope = owner_scope()  # decided now: the stream outlives the request's context
     filters = BoardFilters.from_args(request.args).within(scope)
-    skipper = _Skipper()
-
-    async def render(item: Event | Resync) -> bytes | None:
-        if isinstance(item, Resync):
-            return await feed.board_sections(filters, item.id, scope=scope)
-        task = item.data.get("task") or {}
-        if scope is not None and task.get("owner") != scope:
-            return skipper.skip(item)  # another author's task: never sent
-        skipper.shown()
-        return await feed.board_event(item)
-
     # `health=0`: a page showing rows only (an author's running work on their home).
-    return await _stream(render, with_health=request.args.get("health") != "0")
+    with_health = request.args.get("health") != "0"
+    return await fanout.serve(_BoardView(feed, filters, scope, with_health),
+                              first=b": connected\n\n", last_id=_resume_from(),
+                              hold=feed.ticker.listening() if with_health else None)
 
 
 @bp.get("/tasks/<task_id>/stream")
@@ -153,25 +154,11 @@ async def task_stream(task_id: str):
     record = await asyncio.to_thread(runtime().tracker.get, task_id)
     if record is None or not can_see(record["owner"]):
         return "no such task", 404
-    skipper = _Skipper()
-
-    async def render(item: Event | Resync) -> bytes | None:
-        if isinstance(item, Resync):
-            return await feed.task_section(task_id, item.id)
-        if (item.data.get("task") or {}).get("task_id") == task_id:
-            skipper.shown()
-            return await feed.task_event(task_id, item)
-        return skipper.skip(item)
-
-    return await _stream(render, with_health=False)
+    return await fanout.serve(_TaskView(feed, task_id), first=b": connected\n\n",
+                              last_id=_resume_from())
 
 
 @bp.get("/health/stream")
 async def health_stream():
-    skipper = _Skipper()
-
-    async def render(item: Event | Resync) -> bytes | None:
-        # Only the panels, which come from the ticker; task changes are not shown here.
-        return skipper.skip(item) if isinstance(item, Event) else None
-
-    return await _stream(render, with_health=True)
+    return await fanout.serve(_HealthView(_health_variant()), first=b": connected\n\n",
+                              last_id=_resume_from(), hold=live_feed().ticker.listening())

@@ -6,7 +6,7 @@ import json
 from quart import Blueprint, request
 
 from jobs.events import Event, Resync
-from webapp import runtime, sse
+from webapp import fanout, sse
 from webapp.auth import owner_scope
 
 bp = Blueprint("events", __name__)
@@ -14,27 +14,30 @@ bp = Blueprint("events", __name__)
 
 @bp.get("/api/events")
 async def events():
-    rt = runtime()
-    scope = owner_scope()
     last_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
+    return await fanout.serve(_JsonView(owner_scope(), fanout.batches()), first=b"retry: 2000\n\n",
+                              last_id=last_id)
 
-    async def stream():
-        yield b"retry: 2000\n\n"
-        async for item in rt.bus.subscribe(last_id, keepalive=rt.settings.sse_keepalive):
-            if item is None:
-                yield sse.KEEPALIVE
+
+class _JsonView:
+    """Each event as JSON, in full: automation wants every change, not just the latest. An
+    author's streams carry their own tasks only."""
+
+    def __init__(self, scope: str | None, batches: fanout.Batches) -> None:
+        self.scope, self.batches = scope, batches
+
+    async def batch(self, items: list, key: tuple | None) -> tuple[bytes, bytes]:
+        shared = key and ("json", *key, self.scope)
+        return self.batches.get(shared, lambda: self._render(items)), b""
+
+    def _render(self, items: list) -> bytes:
+        scope, parts = self.scope, []
+        for item in items:
+            if isinstance(item, Event):
+                if scope is None or item.owner == scope:
+                    parts.append(fanout.sse_event(item))
             elif isinstance(item, Resync):
-                yield sse.message(_json({"reason": item.reason, "action": "reload your state"}),
-                                  event="resync", event_id=item.id)
-            elif isinstance(item, Event):
-                task = item.data.get("task")
-                if scope is not None and (task is None or task["owner"] != scope):
-                    continue  # not this subscriber's to see
-                yield sse.message(_json(item.data), event=item.data.get("kind", "message"),
-                                  event_id=item.id)
-
-    return await sse.stream_response(stream())
-
-
-def _json(data: dict) -> str:
-    return json.dumps(data, separators=(",", ":"))
+                data = json.dumps({"reason": item.reason, "action": "reload your state"},
+                                  separators=(",", ":"))
+                parts.append(sse.message(data, event="resync", event_id=item.id))
+        return b"".join(parts)

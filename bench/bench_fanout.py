@@ -1,0 +1,336 @@
+"""Fan-out of live events to many open streams, measured over HTTP against a running server.
+
+    .venv/bin/python bench/bench_fanout.py [--clients 500,2000] [--paths api,board]
+        [--rate 50] [--seconds 4] [--burst 20] [--flood 1000] [--web-workers 1]
+
+Starts its own redis-server and web server (Redis mode, real `python -m webapp`), opens N
+streams from one asyncio process with a raw-socket reader, and publishes task events through
+the same publish path the workers use (`RedisEventBus.publish`), from a thread of this process
+so that publish and receipt times come from one clock. For each stream path and client count:
+
+- freshness: events at `--rate`/s for `--seconds` → delay from publish to each client, p50/p99;
+- burst: `--burst` tasks' events at once → time until every client has all of them;
+- flood: `--flood` events as fast as they publish → delivered messages per second (on the board
+  a client that fell behind gets each row's latest state, so a row's superseded events count
+  as delivered once the newer one arrives);
+- KB per client (web process RSS with the streams open minus before), Redis connections.
+
+The reader runs in the same 2-core machine as the server: at 2,000 clients its own work is part
+of the measured delay, so the figures are upper bounds.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from jobs.events import RedisEventBus  # noqa: E402
+from tests.support import PYTHON, Proc, RedisServer, free_port, wait_until  # noqa: E402
+
+PATHS = {"api": "/api/events", "board": "/board/stream"}
+ID = re.compile(rb"\nid: ([^\s]+)")
+
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+class Server:
+    """redis-server + one web server (with `web_workers` processes) on a fresh data folder."""
+
+    def __init__(self, tmp: Path, web_workers: int, extra_env: dict[str, str] | None = None) -> None:
+        self.tmp = tmp
+        self.redis = RedisServer(tmp)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "REDIS_URL": self.redis.url, "DATA_DIR": str(tmp / "data"),
+                    "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT), "SSE_KEEPALIVE": "15",
+                    "STREAM_LIMIT_PER_USER": "100000",  # all streams are one user here
+                    **(extra_env or {})}
+        out = subprocess.run([PYTHON, "-m", "webapp", "create-user", "--email",
+                              "bench@example.com", "--role", "manager", "--token"],
+                             cwd=tmp, env=self.env, capture_output=True, text=True, check=True)
+        self.token = out.stdout.strip().splitlines()[-1]
+        cmd = [PYTHON, "-m", "webapp", "--port", str(self.port)]
+        if web_workers > 1:
+            cmd += ["--workers", str(web_workers)]
+        self.web = Proc("web", cmd, self.env, tmp)
+        client = httpx.Client(base_url=self.url, timeout=5)
+        wait_until(lambda: client.get("/healthz").status_code in (200, 503), 30, "web server")
+        self.client = client
+        self.client.headers["Authorization"] = f"Bearer {self.token}"
+
+    def pids(self) -> list[int]:
+        """The web process and its children (the serving processes)."""
+        out = subprocess.run(["pgrep", "-g", str(self.web.pid)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()] or [self.web.pid]
+
+    def rss_kb(self) -> int:
+        total = 0
+        for pid in self.pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except FileNotFoundError:
+                pass
+        return total
+
+    def redis_connections(self) -> int:
+        return redis.Redis.from_url(self.redis.url).info("clients")["connected_clients"]
+
+    def sample_task(self) -> dict:
+        """A real task record (queued, never run: no workers) to publish changes of."""
+        response = self.client.post("/api/books", json={
+            "title": "The Lighthouse Keeper's Daughter", "author": "Mara Ellison",
+            "genre": "literary fiction", "blurb": "On a storm-battered island, Nell keeps the "
+            "light her father can no longer tend.", "keywords": ["lighthouse"],
+            "link": "https://books.example.com/lighthouse"})
+        assert response.status_code == 201, response.text
+        response = self.client.post("/api/generate-posts", json={
+            "platforms": ["twitter"], "count_per_platform": 1, "async": True})
+        assert response.status_code == 202, response.text
+        return self.client.get(f"/api/task-status/{response.json()['task_id']}").json()
+
+    def stop(self) -> None:
+        self.client.close()
+        self.web.stop()
+        self.redis.stop()
+
+
+class Clients:
+    """N raw-socket SSE readers in this process's event loop."""
+
+    def __init__(self, server: Server, path: str, n: int) -> None:
+        self.server, self.path, self.n = server, path, n
+        self.published: dict[bytes, float] = {}   # event id → publish time
+        self.delays: list[float] = []
+        self.received = [0] * n                   # ids seen per client
+        self.last_seen: list[bytes | None] = [None] * n
+        self.live = [False] * n
+        self.ended = 0
+        self.open = 0
+        self.refused: dict[int, int] = {}
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._read(i)) for i in range(self.n)]
+        deadline = time.monotonic() + 60
+        while self.open + sum(self.refused.values()) + self.ended < self.n:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {self.open} of {self.n} streams opened")
+            await asyncio.sleep(0.05)
+
+    async def _read(self, i: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.server.port, limit=1 << 20)
+        writer.write((f"GET {self.path} HTTP/1.1\r\nHost: bench\r\n"
+                      f"Authorization: Bearer {self.server.token}\r\nAccept: text/event-stream\r\n\r\n"
+                      ).encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        if status != 200:
+            self.refused[status] = self.refused.get(status, 0) + 1
+            writer.close()
+            return
+        self.open += 1
+        self.live[i] = True
+        tail = b""
+        published, delays = self.published, self.delays
+        try:
+            while True:
+                data = await reader.read(1 << 16)
+                if not data:
+                    break
+                now = time.perf_counter()
+                data = tail + data
+                cut = data.rfind(b"\n\n") + 2
+                tail = data[cut:] if cut > 1 else data
+                if cut <= 1:
+                    continue
+                ids = ID.findall(data, 0, cut)
+                if not ids:
+                    continue
+                self.received[i] += len(ids)
+                self.last_seen[i] = ids[-1]
+                for event_id in ids:
+                    sent = published.get(event_id)
+                    if sent is not None:
+                        delays.append(now - sent)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self.open -= 1
+            self.live[i] = False
+            self.ended += 1
+            writer.close()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class Publisher:
+    """Publishes task events the way workers do, recording when each one was sent."""
+
+    def __init__(self, redis_url: str, task: dict) -> None:
+        self.bus = RedisEventBus(redis_url, 100_000)
+        self.task = task
+
+    def event(self, n: int) -> dict:
+        statuses = ("PENDING", "STARTED", "STARTED", "SUCCESS")
+        task_id = f"{self.task['task_id'][:24]}{n % 20:08d}"  # 20 rows change over and over
+        return {"kind": "task", "task": {**self.task, "task_id": task_id,
+                                         "status": statuses[n % 4],
+                                         "progress": {"done": n % 4, "total": 4}}}
+
+    def publish(self, published: dict[bytes, float], n: int) -> bytes:
+        sent = time.perf_counter()
+        event_id = self.bus.publish(self.event(n)).encode()
+        published[event_id] = sent
+        return event_id
+
+    def at_rate(self, published: dict, rate: float, seconds: float) -> None:
+        start = time.perf_counter()
+        for n in range(int(rate * seconds)):
+            due = start + n / rate   # open loop: the schedule does not wait for anyone
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            self.publish(published, n)
+
+    def burst(self, published: dict, count: int) -> list[bytes]:
+        return [self.publish(published, n) for n in range(count)]
+
+
+async def wait_all(clients: Clients, last: bytes, timeout: float) -> bool:
+    """Wait until every client still connected has seen `last` (or a later id)."""
+    position = _pos(last)
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if all(seen is not None and _pos(seen) >= position
+               for seen, live in zip(clients.last_seen, clients.live) if live):
+            return True
+        await asyncio.sleep(0.002)
+    return False
+
+
+def _pos(event_id: bytes) -> tuple[int, int]:
+    ms, _, seq = event_id.partition(b":")[2].partition(b"-")
+    return int(ms), int(seq)
+
+
+async def scenario(server: Server, publisher: Publisher, path: str, n: int, args) -> dict:
+    rss_before = server.rss_kb()
+    redis_before = server.redis_connections()
+    clients = Clients(server, PATHS[path], n)
+    await clients.start()
+    opened = clients.open
+    loop = asyncio.get_running_loop()
+    # Warm up: one event through every stream.
+    last = await loop.run_in_executor(None, publisher.burst, {}, 1)
+    await wait_all(clients, last[-1], 60)
+    rss_open = server.rss_kb()
+    redis_open = server.redis_connections()
+
+    clients.delays.clear()
+    clients.published.clear()
+    await loop.run_in_executor(None, publisher.at_rate, clients.published, args.rate, args.seconds)
+    last_rate = max(clients.published, key=_pos)
+    await wait_all(clients, last_rate, 30)
+    fresh = list(clients.delays)
+
+    clients.published.clear()
+    start = time.perf_counter()
+    ids = await loop.run_in_executor(None, publisher.burst, clients.published, args.burst)
+    burst = time.perf_counter() - start if await wait_all(clients, ids[-1], 60) else None
+
+    clients.published.clear()
+    received_before = sum(clients.received)
+    start = time.perf_counter()
+    ids = await loop.run_in_executor(None, publisher.burst, clients.published, args.flood)
+    done = await wait_all(clients, ids[-1], 300)
+    elapsed = time.perf_counter() - start
+    delivered = sum(clients.received) - received_before
+    still_open = clients.open
+    await clients.stop()
+    return {
+        "path": PATHS[path], "clients": opened, "refused": dict(clients.refused),
+        "cut_off": opened - still_open, "p50_ms": pct(fresh, 0.5) * 1000, "p99_ms": pct(fresh, 0.99) * 1000,
+        "burst_s": burst, "flood_msgs_per_s": still_open * args.flood / elapsed if done else None,
+        "flood_sent_per_s": delivered / elapsed,
+        "kb_per_client": (rss_open - rss_before) / max(opened, 1),
+        "redis_conns": f"{redis_before}→{redis_open}",
+    }
+
+
+def show(r: dict) -> None:
+    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    print(f"{r['path']:<14} {r['clients']:>6} {fmt(r['p50_ms'], '9.1f')} {fmt(r['p99_ms'], '9.1f')}"
+          f" {fmt(r['burst_s'], '9.3f')} {fmt(r['flood_msgs_per_s'], '12,.0f')}"
+          f" {fmt(r['flood_sent_per_s'], '12,.0f')} {r['kb_per_client']:8.1f}"
+          f"  {r['redis_conns']:>7}  {r['refused'] or ''}"
+          + (f" {r['cut_off']} cut off" if r["cut_off"] else ""), flush=True)
+
+
+async def run(args) -> None:
+    raise_nofile()
+    with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
+        server = Server(Path(tmp), args.web_workers)
+        try:
+            publisher = Publisher(server.redis.url, server.sample_task())
+            print(f"web processes: {args.web_workers}; rate {args.rate}/s for {args.seconds}s, "
+                  f"burst {args.burst}, flood {args.flood} events", flush=True)
+            print(f"{'path':<14} {'conns':>6} {'p50 ms':>9} {'p99 ms':>9} {'burst s':>9}"
+                  f" {'flood msg/s':>12} {'sent msg/s':>12} {'KB/conn':>8}  {'redis':>7}")
+            for path in args.paths.split(","):
+                for n in (int(c) for c in args.clients.split(",")):
+                    show(await scenario(server, publisher, path, n, args))
+        finally:
+            server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", default="500")
+    parser.add_argument("--paths", default="api,board")
+    parser.add_argument("--rate", type=float, default=50)
+    parser.add_argument("--seconds", type=float, default=4)
+    parser.add_argument("--burst", type=int, default=20)
+    parser.add_argument("--flood", type=int, default=1000)
+    parser.add_argument("--web-workers", type=int, default=1)
+    args = parser.parse_args()
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()

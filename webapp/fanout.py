@@ -1,0 +1,240 @@
+"""Live streams to many clients from one web process.
+
+Every stream follows the event bus with a cursor into one shared log (jobs.events); what it
+sends is a pure function of the slice of that log it took and of its audience (everyone, or
+one author). Clients woken by the same delivery take the same slice, so the bytes are made
+once per audience and shared (`Batches`), and whatever is pending for a client leaves in one
+send. Views decide what a slice becomes: JSON events for automation, or each changed board
+row in its latest state (a slow client's work is bounded by the rows that changed, not by
+the events published).
+
+Open streams are capped per user and in total (`StreamLimits`), below what the process's
+open-file limit allows, so that a flood of streams cannot take the API down with it.
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import resource
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+from quart import current_app
+
+from jobs.events import Event, EventBus, Resync, parse_id
+from webapp import sse
+from webapp.auth import current
+from webapp.errors import ApiError, error_response
+
+log = logging.getLogger("webapp.fanout")
+
+ID_ONLY_EVERY = 1.0  # seconds; how often a stream moves a browser past events it does not show
+OPEN_FILE_RESERVE = 256  # descriptors kept for the API, sign-in, health, database and Redis
+RETRY_AFTER = 5          # seconds a refused client is told to wait
+
+
+class View(Protocol):
+    async def batch(self, items: list, key: tuple | None) -> tuple[bytes, bytes]:
+        """(messages the client displays, an id-only message that moves it past events it
+        does not show) for a slice of the log; `key` names the slice when it may be shared."""
+
+
+class Batches:
+    """Renderings of log slices, by (slice, audience): made by the first client that takes a
+    slice, reused by every other client that takes the same one."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._entries: collections.OrderedDict[tuple, object] = collections.OrderedDict()
+
+    def get(self, key: tuple | None, make: Callable[[], object]):
+        if key is None:
+            return make()
+        try:
+            return self._entries[key]
+        except KeyError:
+            value = self._entries[key] = make()
+            if len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+            return value
+
+
+async def follow(bus: EventBus, view: View, *, last_id: str | None, keepalive: float,
+                 first: bytes) -> AsyncIterator[bytes]:
+    """A stream's body: `first`, the replay after `last_id`, then one chunk per wake-up with
+    everything pending, until the bus closes (at shutdown) or the client falls so far behind
+    that it must reconnect and replay."""
+    with bus.follow() as cursor:  # before the replay, so nothing published meanwhile is lost
+        yield first
+        seen: tuple[int, int] | None = None
+        if last_id:
+            replay = await bus.replay_after(last_id)
+            if isinstance(replay, Resync):
+                items: list = [replay]
+            else:
+                items = replay
+                seen = replay[-1].position if replay else parse_id(last_id)[1]
+            shown, marker = await view.batch(items, None)
+            if shown or marker:
+                yield shown + marker
+        last_sent = time.monotonic()
+        while not cursor.closed:
+            if not await cursor.wait(keepalive):
+                yield sse.KEEPALIVE
+                continue
+            taken = cursor.take()
+            if taken is None or cursor.closed:
+                return
+            start, items = taken
+            key: tuple | None = (start, start + len(items))
+            if seen is not None:  # just after a replay: skip what it already sent
+                items = [i for i in items if not isinstance(i, Event) or i.position > seen]
+                key = None
+                if any(isinstance(i, Event) for i in items):
+                    seen = None  # past the replay: the rest is new
+            shown, marker = await view.batch(items, key)
+            now = time.monotonic()
+            if shown:
+                yield shown + marker
+                last_sent = now
+            elif marker and now - last_sent >= ID_ONLY_EVERY:
+                yield marker
+                last_sent = now
+
+
+class StreamLimits:
+    """Caps on open streams: per user (429) and for the process (503), each with Retry-After.
+
+    The process cap also stays below the open-file limit minus a reserve, so that requests
+    other than streams always find a descriptor. A refusal is logged once per condition (a
+    user at their cap, the process at its cap) until that condition clears.
+    """
+
+    def __init__(self, per_user: int, total: int) -> None:
+        self.per_user = per_user
+        self.total = total
+        self.open = 0
+        self._by_user: collections.Counter[str] = collections.Counter()
+        self._reported: set[str] = set()
+
+    def fit_open_files(self) -> None:
+        """Raise the soft open-file limit to the hard one; cap streams below it."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY:
+            hard = max(soft, 1 << 20)
+        if soft < hard:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+                soft = hard
+            except (ValueError, OSError) as exc:
+                log.warning("could not raise the open-file limit from %d to %d: %s",
+                            soft, hard, exc)
+        budget = max(soft - OPEN_FILE_RESERVE, soft // 2)
+        if budget < self.total:
+            log.warning("open streams capped at %d by the open-file limit (%d, %d kept for "
+                        "other requests); STREAM_LIMIT is %d", budget, soft, soft - budget,
+                        self.total)
+            self.total = budget
+
+    def acquire(self, user: str) -> "Slot":
+        if self.open >= self.total:
+            self._report("process", "open streams at the process cap (%d): refusing more",
+                         self.total)
+            raise ApiError(503, "too_many_streams",
+                           f"the server has {self.total} event streams open; retry in a few "
+                           "seconds", retry_after=RETRY_AFTER)
+        if self._by_user[user] >= self.per_user:
+            self._report(f"user:{user}", "%s has %d streams open (the per-user cap): refusing "
+                         "more", user, self.per_user)
+            raise ApiError(429, "too_many_streams",
+                           f"you have {self.per_user} event streams open; close one or retry "
+                           "in a few seconds", retry_after=RETRY_AFTER)
+        self.open += 1
+        self._by_user[user] += 1
+        return Slot(self, user)
+
+    def _release(self, user: str) -> None:
+        self.open -= 1
+        self._by_user[user] -= 1
+        if not self._by_user[user]:
+            del self._by_user[user]
+        self._reported.discard(f"user:{user}")
+        if self.open < self.total:
+            self._reported.discard("process")
+
+    def _report(self, condition: str, message: str, *args) -> None:
+        if condition not in self._reported:
+            self._reported.add(condition)
+            log.warning(message, *args)
+
+
+class Slot:
+    """One open stream's place; released once, when its body ends or is dropped unstarted."""
+
+    def __init__(self, limits: StreamLimits, user: str) -> None:
+        self._limits, self._user, self._held = limits, user, True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._limits._release(self._user)
+
+    def holding(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """`body`, releasing the slot when it ends, or when it is collected without having
+        started (a client that left before the first byte)."""
+        async def guarded() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in body:
+                    yield chunk
+            finally:
+                self.release()
+        stream = guarded()
+        weakref.finalize(stream, self.release)
+        return stream
+
+
+def is_stream_path(path: str) -> bool:
+    return path == "/api/events" or path.endswith("/stream")
+
+
+class Streams:
+    """The stream machinery of one app: its caps and its shared renderings."""
+
+    def __init__(self, per_user: int, total: int) -> None:
+        self.limits = StreamLimits(per_user, total)
+        self.batches = Batches()
+
+
+def batches() -> Batches:
+    return current_app.extensions["streams"].batches
+
+
+async def serve(view: View, *, first: bytes, last_id: str | None,
+                hold: contextlib.AbstractContextManager | None = None):
+    """The streaming response for `view`, or a JSON refusal when the caller is at a cap.
+    `hold` is entered for as long as the stream is open."""
+    rt = current_app.extensions["runtime"]
+    try:
+        slot = current_app.extensions["streams"].limits.acquire(current().email)
+    except ApiError as exc:
+        response = error_response(exc.status, exc.code, exc.message, **exc.extra)
+        response.headers["Retry-After"] = str(exc.extra["retry_after"])
+        return response
+
+    async def body() -> AsyncIterator[bytes]:
+        with hold or contextlib.nullcontext():
+            async for chunk in follow(rt.bus, view, last_id=last_id, first=first,
+                                      keepalive=rt.settings.sse_keepalive):
+                yield chunk
+
+    return await sse.stream_response(slot.holding(body()))
+
+
+def sse_event(event: Event) -> bytes:
+    return b"".join((b"id: ", event.id.encode(), b"\nevent: ",
+                     event.data.get("kind", "message").encode(), b"\ndata: ", event.json,
+                     b"\n\n"))
+
