@@ -235,6 +235,9 @@ async def wait_all(clients: Clients, last: bytes, timeout: float) -> bool:
                for seen, live in zip(clients.last_seen, clients.live) if live):
             return True
         await asyncio.sleep(0.002)
+    behind = [seen for seen, live in zip(clients.last_seen, clients.live)
+              if live and (seen is None or _pos(seen) < position)]
+    print(f"  ({len(behind)} streams had not seen {last.decode()} after {timeout:g}s)", flush=True)
     return False
 
 
@@ -272,7 +275,7 @@ async def scenario(server: Server, publisher: Publisher, path: str, n: int, args
     received_before = sum(clients.received)
     start = time.perf_counter()
     ids = await loop.run_in_executor(None, publisher.burst, clients.published, args.flood)
-    done = await wait_all(clients, ids[-1], 300)
+    done = await wait_all(clients, ids[-1], 120)
     elapsed = time.perf_counter() - start
     delivered = sum(clients.received) - received_before
     still_open = clients.open

@@ -187,14 +187,14 @@ class EventBus:
         self._hub.deliver(item)
 
     @contextlib.contextmanager
-    def follow(self) -> Iterator[Cursor]:
-        """A cursor at the live end, counted as a subscriber while open. Open it before
-        replaying, so that nothing published meanwhile is missed."""
-        self._hub.followers += 1
+    def follow(self, *, counted: bool = True) -> Iterator[Cursor]:
+        """A cursor at the live end, counted as a subscriber while open (unless it serves
+        others). Open it before replaying, so that nothing published meanwhile is missed."""
+        self._hub.followers += counted
         try:
             yield Cursor(self._hub)
         finally:
-            self._hub.followers -= 1
+            self._hub.followers -= counted
 
     async def replay_after(self, last_id: str) -> list[Event] | Resync:
         parsed = parse_id(last_id)

@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     init_auth(app, rt.db, settings.data_dir, secret)
     init_security(app)
     app.extensions["limiter"] = RateLimiter(rt.redis_client)
-    app.extensions["streams"] = Streams(settings.stream_limit_per_user, settings.stream_limit)
+    app.extensions["streams"] = Streams(rt.bus, settings)
     app.asgi_app = DirectStreams(app.asgi_app, is_stream_path)
 
     from webapp.routes import (api, auth, authoring, board, books, console, events, library, pages,

@@ -1,4 +1,5 @@
-"""`python -m webapp [serve] [--host H] [--port P]` serves the dashboard and API;
+"""`python -m webapp [serve] [--host H] [--port P] [--workers N]` serves the dashboard and API
+(with N processes sharing the port, Redis mode only);
 `python -m webapp create-user --email E --role manager|author|viewer [--password P] [--token]`
 creates an account (`--token` prints a new API token for it on the last line);
 `python -m webapp inspect active|stats|workers|schedules|task <id> [--json]` shows what the
@@ -8,7 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import socket
+import subprocess
 import sys
+import time
 
 import uvloop
 from hypercorn.asyncio import serve
@@ -24,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     for p in (parser, serve_cmd):
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=5000)
+        p.add_argument("--workers", type=int, default=1,
+                       help="web processes sharing the port (Redis mode; default 1)")
+        p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     user_cmd = sub.add_parser("create-user", help="create an account")
     user_cmd.add_argument("--email", required=True)
     user_cmd.add_argument("--role", required=True, choices=("manager", "author", "viewer"))
@@ -42,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
             return run(args.what, args.task_id, args.json)
         if args.command == "create-user":
             return create_user(args.email, args.role, args.password, args.token)
-        return run_server(args.host, args.port)
+        if args.workers > 1:
+            return run_processes(args.host, args.port, args.workers)
+        return run_server(args.host, args.port, reuse_port=args.reuse_port)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -72,12 +81,44 @@ def create_user(email: str, role: str, password: str | None, token: bool) -> int
     return 0
 
 
-def run_server(host: str, port: int) -> int:
+def run_processes(host: str, port: int, workers: int) -> int:
+    """Several web processes on one port (SO_REUSEPORT: the kernel spreads connections). Each
+    reads the event stream itself, so streams scale with cores. Embedded mode keeps its queue
+    and events inside one process, so it cannot be split."""
+    from jobs.settings import load_settings
+
+    if not load_settings().redis_url:
+        raise SettingsError("--workers needs REDIS_URL: embedded mode runs in one process")
+    cmd = [sys.executable, "-m", "webapp", "serve", "--host", host, "--port", str(port),
+           "--reuse-port"]
+    children = [subprocess.Popen(cmd) for _ in range(workers)]
+
+    def forward(sig, _frame) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(sig)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, forward)
+    print(f"Book Marketing Agent on http://{host}:{port} ({workers} processes)", flush=True)
+    while all(child.poll() is None for child in children):
+        time.sleep(0.5)
+    forward(signal.SIGTERM, None)  # one stopped: stop them all, so a supervisor sees it
+    return max(child.wait() for child in children)
+
+
+def run_server(host: str, port: int, *, reuse_port: bool = False) -> int:
     from webapp import create_app
 
     app = create_app()
     config = Config()
     config.bind = [f"{host}:{port}"]
+    if reuse_port:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        config.bind = [f"fd://{sock.detach()}"]  # hypercorn owns the descriptor from here
     config.accesslog = None
     config.errorlog = None  # hypercorn's messages go through our logging set-up, once
     config.graceful_timeout = 5
@@ -95,7 +136,8 @@ def run_server(host: str, port: int) -> int:
 
         await serve(app, config, shutdown_trigger=shutdown_trigger)
 
-    print(f"Book Marketing Agent on http://{host}:{port}", flush=True)
+    if not reuse_port:
+        print(f"Book Marketing Agent on http://{host}:{port}", flush=True)
     asyncio.run(run(), loop_factory=uvloop.new_event_loop)  # a faster loop, same asyncio API
     return 0
 

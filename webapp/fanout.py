@@ -13,6 +13,7 @@ open-file limit allows, so that a flood of streams cannot take the API down with
 """
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import logging
@@ -24,7 +25,7 @@ from typing import Protocol
 
 from quart import current_app
 
-from jobs.events import Event, EventBus, Resync, parse_id
+from jobs.events import Cursor, Event, EventBus, Resync, parse_id
 from webapp import sse
 from webapp.auth import current
 from webapp.errors import ApiError, error_response
@@ -37,9 +38,15 @@ RETRY_AFTER = 5          # seconds a refused client is told to wait
 
 
 class View(Protocol):
-    async def batch(self, items: list, key: tuple | None) -> tuple[bytes, bytes]:
-        """(messages the client displays, an id-only message that moves it past events it
-        does not show) for a slice of the log; `key` names the slice when it may be shared."""
+    """What a stream makes of a slice of the log: (messages the client displays, an id-only
+    message that moves it past events it does not show)."""
+
+    def now(self, items: list, key: tuple | None) -> tuple[bytes, bytes] | None:
+        """At once, or None when the slice needs I/O (`later`). `key` names the slice when
+        its rendering may be shared with other clients of the same audience."""
+
+    async def later(self, items: list) -> tuple[bytes, bytes]:
+        """Any slice, with whatever I/O it needs (a re-rendered page after a Resync)."""
 
 
 class Batches:
@@ -62,47 +69,158 @@ class Batches:
             return value
 
 
-async def follow(bus: EventBus, view: View, *, last_id: str | None, keepalive: float,
-                 first: bytes) -> AsyncIterator[bytes]:
-    """A stream's body: `first`, the replay after `last_id`, then one chunk per wake-up with
-    everything pending, until the bus closes (at shutdown) or the client falls so far behind
-    that it must reconnect and replay."""
+class _Follower:
+    """One open stream: its cursor, its view, and what the pump needs to write for it."""
+
+    __slots__ = ("cursor", "view", "seen", "last_shown", "socket", "busy", "held", "wake",
+                 "ended")
+
+    def __init__(self, cursor: Cursor, view: View) -> None:
+        self.cursor, self.view = cursor, view
+        self.seen: tuple[int, int] | None = None  # the replay's end, until live events pass it
+        self.last_shown = time.monotonic()
+        self.socket: sse.DirectSocket | None = None
+        self.busy = False        # its own task is writing (I/O to render, or a slow client)
+        self.held: list | None = None
+        self.wake = asyncio.Event()
+        self.ended = False
+
+    async def replay(self, bus: EventBus, last_id: str) -> bytes:
+        replay = await bus.replay_after(last_id)
+        if isinstance(replay, Resync):
+            return self.message(*await self.view.later([replay]))
+        self.seen = replay[-1].position if replay else parse_id(last_id)[1]
+        return self.message(*await self.view.later(replay))
+
+    def take(self) -> tuple[list, tuple | None] | None:
+        """The pending slice and its sharing key; None when this stream fell further behind
+        than the hub keeps (it ends; the client reconnects and replays)."""
+        taken = self.cursor.take()
+        if taken is None:
+            return None
+        start, items = taken
+        if self.seen is None:
+            return items, (start, start + len(items))
+        seen = self.seen  # just after a replay: skip what it already sent
+        items = [i for i in items if not isinstance(i, Event) or i.position > seen]
+        if any(isinstance(i, Event) for i in items):
+            self.seen = None  # past the replay: the rest is new
+        return items, None
+
+    def message(self, shown: bytes, marker: bytes) -> bytes:
+        """What to send now: id-only markers alone at most every ID_ONLY_EVERY seconds."""
+        now = time.monotonic()
+        if shown:
+            self.last_shown = now
+            return shown + marker
+        if marker and now - self.last_shown >= ID_ONLY_EVERY:
+            self.last_shown = now
+            return marker
+        return b""
+
+
+class Pump:
+    """Writes every directly served stream's pending events in one pass per delivery.
+
+    No task wakes per client: the pass takes each stream's slice (rendered once per audience
+    and shared), writes it to the socket, and moves on. A stream whose slice needs I/O, or
+    whose client reads slower than we write, is handed to its own task until it catches up.
+    """
+
+    def __init__(self, bus: EventBus, keepalive: float) -> None:
+        self.bus, self.keepalive = bus, keepalive
+        self.followers: set[_Follower] = set()
+        self._task: asyncio.Task | None = None
+
+    async def serve(self, follower: _Follower, socket: sse.DirectSocket) -> None:
+        """Serve `follower` until shutdown, its client goes, or it falls too far behind."""
+        follower.socket = socket
+        self.followers.add(follower)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="stream-pump")
+        try:
+            self._write_pending(follower)
+            while not (follower.ended or self.bus.closing):
+                await follower.wake.wait()
+                follower.wake.clear()
+                while follower.busy and not (follower.ended or self.bus.closing):
+                    if follower.held is not None:
+                        items, follower.held = follower.held, None
+                        socket.write(follower.message(*await follower.view.later(items)))
+                    await socket.drain()
+                    follower.busy = False
+                    self._write_pending(follower)  # what came meanwhile
+        finally:
+            self.followers.discard(follower)
+
+    async def _run(self) -> None:
+        with self.bus.follow(counted=False) as cursor:
+            quiet_since = time.monotonic()
+            while self.followers and not cursor.closed:
+                if await cursor.wait(min(self.keepalive, 1.0)):
+                    cursor.take()
+                    for follower in list(self.followers):
+                        if not follower.busy:
+                            self._write_pending(follower)
+                now = time.monotonic()
+                if now - quiet_since >= self.keepalive:
+                    quiet_since = now
+                    for follower in self.followers:
+                        if follower.socket.idle_for(now) >= self.keepalive:
+                            follower.socket.write(sse.KEEPALIVE)
+            for follower in self.followers:
+                follower.wake.set()  # shutdown: every stream ends
+
+    def _write_pending(self, follower: _Follower) -> None:
+        taken = follower.take()
+        if taken is None:
+            follower.ended = True
+            follower.wake.set()
+            return
+        items, key = taken
+        if not items:
+            return
+        batch = follower.view.now(items, key)
+        if batch is None:
+            follower.held, follower.busy = items, True
+            follower.wake.set()
+            return
+        socket = follower.socket
+        socket.write(follower.message(*batch))
+        if socket.backed_up:
+            follower.busy = True
+            follower.wake.set()
+
+
+async def follow(bus: EventBus, view: View, pump: Pump, *, last_id: str | None,
+                 keepalive: float, first: bytes) -> AsyncIterator[bytes]:
+    """A stream's body: `first`, the replay after `last_id`, then everything pending at each
+    delivery in one chunk, until the bus closes (at shutdown) or the client falls so far
+    behind that it must reconnect and replay. Streams written straight to their socket are
+    served by the pump; the others (another server, the test client) by this generator."""
     with bus.follow() as cursor:  # before the replay, so nothing published meanwhile is lost
         yield first
-        seen: tuple[int, int] | None = None
+        follower = _Follower(cursor, view)
         if last_id:
-            replay = await bus.replay_after(last_id)
-            if isinstance(replay, Resync):
-                items: list = [replay]
-            else:
-                items = replay
-                seen = replay[-1].position if replay else parse_id(last_id)[1]
-            shown, marker = await view.batch(items, None)
-            if shown or marker:
-                yield shown + marker
-        last_sent = time.monotonic()
+            chunk = await follower.replay(bus, last_id)
+            if chunk:
+                yield chunk
+        socket = sse.direct_socket()
+        if socket is not None:
+            await pump.serve(follower, socket)
+            return
         while not cursor.closed:
             if not await cursor.wait(keepalive):
                 yield sse.KEEPALIVE
                 continue
-            taken = cursor.take()
+            taken = follower.take()
             if taken is None or cursor.closed:
                 return
-            start, items = taken
-            key: tuple | None = (start, start + len(items))
-            if seen is not None:  # just after a replay: skip what it already sent
-                items = [i for i in items if not isinstance(i, Event) or i.position > seen]
-                key = None
-                if any(isinstance(i, Event) for i in items):
-                    seen = None  # past the replay: the rest is new
-            shown, marker = await view.batch(items, key)
-            now = time.monotonic()
-            if shown:
-                yield shown + marker
-                last_sent = now
-            elif marker and now - last_sent >= ID_ONLY_EVERY:
-                yield marker
-                last_sent = now
+            items, key = taken
+            batch = view.now(items, key) or await view.later(items)
+            chunk = follower.message(*batch)
+            if chunk:
+                yield chunk
 
 
 class StreamLimits:
@@ -201,11 +319,12 @@ def is_stream_path(path: str) -> bool:
 
 
 class Streams:
-    """The stream machinery of one app: its caps and its shared renderings."""
+    """The stream machinery of one app: its caps, its shared renderings and its pump."""
 
-    def __init__(self, per_user: int, total: int) -> None:
-        self.limits = StreamLimits(per_user, total)
+    def __init__(self, bus: EventBus, settings) -> None:
+        self.limits = StreamLimits(settings.stream_limit_per_user, settings.stream_limit)
         self.batches = Batches()
+        self.pump = Pump(bus, settings.sse_keepalive)
 
 
 def batches() -> Batches:
@@ -216,9 +335,9 @@ async def serve(view: View, *, first: bytes, last_id: str | None,
                 hold: contextlib.AbstractContextManager | None = None):
     """The streaming response for `view`, or a JSON refusal when the caller is at a cap.
     `hold` is entered for as long as the stream is open."""
-    rt = current_app.extensions["runtime"]
+    rt, streams = current_app.extensions["runtime"], current_app.extensions["streams"]
     try:
-        slot = current_app.extensions["streams"].limits.acquire(current().email)
+        slot = streams.limits.acquire(current().email)
     except ApiError as exc:
         response = error_response(exc.status, exc.code, exc.message, **exc.extra)
         response.headers["Retry-After"] = str(exc.extra["retry_after"])
@@ -226,7 +345,7 @@ async def serve(view: View, *, first: bytes, last_id: str | None,
 
     async def body() -> AsyncIterator[bytes]:
         with hold or contextlib.nullcontext():
-            async for chunk in follow(rt.bus, view, last_id=last_id, first=first,
+            async for chunk in follow(rt.bus, view, streams.pump, last_id=last_id, first=first,
                                       keepalive=rt.settings.sse_keepalive):
                 yield chunk
 

@@ -1,6 +1,8 @@
 """Server-sent events on the wire: the message format and the streaming response."""
 from __future__ import annotations
 
+import contextvars
+import time
 from collections.abc import AsyncIterator, Callable
 
 from quart import make_response
@@ -32,19 +34,58 @@ async def stream_response(body: AsyncIterator[bytes]):
     return response
 
 
+class DirectSocket:
+    """A stream's connection, written to directly: each chunk framed for HTTP/1.1 chunked
+    transfer and handed to the transport in one write."""
+
+    HIGH_WATER = 256 * 1024  # bytes queued for one client before its stream waits for it
+
+    __slots__ = ("_writer", "_transport", "last_write")
+
+    def __init__(self, writer) -> None:
+        self._writer = writer
+        self._transport = writer.transport
+        self.last_write = time.monotonic()
+
+    def write(self, data: bytes) -> None:
+        if data and not self._transport.is_closing():
+            self._transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+            self.last_write = time.monotonic()
+
+    @property
+    def backed_up(self) -> bool:
+        return self._transport.get_write_buffer_size() > self.HIGH_WATER
+
+    async def drain(self) -> None:
+        if self._transport.is_closing():
+            raise ConnectionResetError("the client has gone")
+        await self._writer.drain()
+
+    def idle_for(self, now: float) -> float:
+        return now - self.last_write
+
+
+_direct: contextvars.ContextVar[DirectSocket | None] = contextvars.ContextVar(
+    "direct_socket", default=None)
+
+
+def direct_socket() -> DirectSocket | None:
+    """The socket of the event stream this request is answering, when it may be written to
+    directly (see DirectStreams); None otherwise."""
+    return _direct.get()
+
+
 class DirectStreams:
-    """ASGI middleware: the body of an event stream goes straight to the client's socket.
+    """ASGI middleware: the body of an event stream may go straight to the client's socket.
 
     A stream sends many small chunks for as long as it is open, and each one would otherwise
     pass through the server's whole per-message path (HTTP state machine, chunk framing, a
     lock, a write and a drain), which costs more than everything else a stream does. Under
-    Hypercorn with HTTP/1.1 chunked framing, the response head still goes through the server;
-    each body chunk is framed here and written to the transport, waiting only when the
-    client reads slower than we write. Anything else (another server, HTTP/2, the test
-    client) uses the ordinary send.
+    Hypercorn with HTTP/1.1 chunked framing, the response head still goes through the server,
+    then the stream finds its socket with `direct_socket()`; body chunks sent the ordinary
+    way are written directly too. Anything else (another server, HTTP/2, the test client)
+    uses the ordinary send.
     """
-
-    HIGH_WATER = 256 * 1024  # bytes queued for one client before its stream waits for it
 
     def __init__(self, app, paths: Callable[[str], bool]) -> None:
         self.app = app
@@ -55,25 +96,24 @@ class DirectStreams:
             send = self._direct(send)
         await self.app(scope, receive, send)
 
-    def _direct(self, send):
-        writer = None
-        high_water = self.HIGH_WATER
+    @staticmethod
+    def _direct(send):
+        socket: DirectSocket | None = None
 
         async def direct_send(message) -> None:
-            nonlocal writer
-            if writer is not None and message["type"] == "http.response.body" \
+            nonlocal socket
+            if socket is not None and message["type"] == "http.response.body" \
                     and message.get("more_body"):
-                body = message.get("body")
-                if body:
-                    if writer.transport.is_closing():
-                        raise ConnectionResetError("the client has gone")
-                    writer.write(b"%x\r\n%b\r\n" % (len(body), body))
-                    if writer.transport.get_write_buffer_size() > high_water:
-                        await writer.drain()
+                socket.write(message.get("body", b""))
+                if socket.backed_up:
+                    await socket.drain()
                 return
             await send(message)
             if message["type"] == "http.response.start" and _is_event_stream(message):
                 writer = _chunked_socket_writer(send)
+                if writer is not None:
+                    socket = DirectSocket(writer)
+                    _direct.set(socket)  # the request's task reads it (the same context)
 
         return direct_send
 

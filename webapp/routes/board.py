@@ -82,14 +82,18 @@ class _BoardView:
         self.batches = fanout.batches()
         self.variant = "limited" if scope is not None else "full"
 
-    async def batch(self, items: list, key: tuple | None) -> tuple[bytes, bytes]:
-        resync, items = _split_at_resync(items)
-        if resync is not None:
-            sections = await self.feed.board_sections(self.filters, resync.id, scope=self.scope)
-            shown, marker = self._rows(items)
-            return sections + shown, marker
+    def now(self, items: list, key: tuple | None) -> tuple[bytes, bytes] | None:
+        if any(isinstance(item, Resync) for item in items):
+            return None  # the board is re-rendered from the database
         shared = key and ("board", *key, self.scope, self.variant)
         return self.batches.get(shared, lambda: self._rows(items))
+
+    async def later(self, items: list) -> tuple[bytes, bytes]:
+        resync, items = _split_at_resync(items)
+        sections = (await self.feed.board_sections(self.filters, resync.id, scope=self.scope)
+                    if resync is not None else b"")
+        shown, marker = self._rows(items)
+        return sections + shown, marker
 
     def _rows(self, items: list) -> tuple[bytes, bytes]:
         scope, latest = self.scope, {}
@@ -113,17 +117,24 @@ class _TaskView:
     def __init__(self, feed: LiveFeed, task_id: str) -> None:
         self.feed, self.task_id = feed, task_id
 
-    async def batch(self, items: list, key: tuple | None) -> tuple[bytes, bytes]:
+    def now(self, items: list, key: tuple | None) -> tuple[bytes, bytes] | None:
+        if any(isinstance(item, Resync) for item in items) or self._latest(items):
+            return None  # the section is re-rendered from the database
+        return b"", _last_hidden(items, None)
+
+    async def later(self, items: list) -> tuple[bytes, bytes]:
         resync, items = _split_at_resync(items)
         shown = await self.feed.task_section(self.task_id, resync.id) if resync else b""
-        latest = None
-        for item in reversed(items):
-            if isinstance(item, Event) and (item.data.get("task") or {}).get("task_id") == self.task_id:
-                latest = item
-                break
+        latest = self._latest(items)
         if latest is not None:
             shown += await self.feed.task_event(self.task_id, latest)
         return shown, _last_hidden(items, latest)
+
+    def _latest(self, items: list) -> Event | None:
+        for item in reversed(items):
+            if isinstance(item, Event) and (item.data.get("task") or {}).get("task_id") == self.task_id:
+                return item
+        return None
 
 
 class _HealthView:
@@ -132,8 +143,11 @@ class _HealthView:
     def __init__(self, variant: str) -> None:
         self.variant = variant
 
-    async def batch(self, items: list, key: tuple | None) -> tuple[bytes, bytes]:
+    def now(self, items: list, key: tuple | None) -> tuple[bytes, bytes]:
         return _panels(items, self.variant), _last_hidden(items, None)
+
+    async def later(self, items: list) -> tuple[bytes, bytes]:
+        return self.now(items, None)
 
 
 @bp.get("/board/stream")

@@ -15,8 +15,8 @@ bp = Blueprint("events", __name__)
 @bp.get("/api/events")
 async def events():
     last_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
-    return await fanout.serve(_JsonView(owner_scope(), fanout.batches()), first=b"retry: 2000\n\n",
-                              last_id=last_id)
+    view = _JsonView(owner_scope(), fanout.batches())
+    return await fanout.serve(view, first=b"retry: 2000\n\n", last_id=last_id)
 
 
 class _JsonView:
@@ -26,9 +26,12 @@ class _JsonView:
     def __init__(self, scope: str | None, batches: fanout.Batches) -> None:
         self.scope, self.batches = scope, batches
 
-    async def batch(self, items: list, key: tuple | None) -> tuple[bytes, bytes]:
+    def now(self, items: list, key: tuple | None) -> tuple[bytes, bytes]:
         shared = key and ("json", *key, self.scope)
         return self.batches.get(shared, lambda: self._render(items)), b""
+
+    async def later(self, items: list) -> tuple[bytes, bytes]:
+        return self.now(items, None)
 
     def _render(self, items: list) -> bytes:
         scope, parts = self.scope, []
