@@ -78,10 +78,17 @@ class Server:
         if web_workers > 1:
             cmd += ["--workers", str(web_workers)]
         self.web = Proc("web", cmd, self.env, tmp)
+        self.workers: list[Proc] = []
         client = httpx.Client(base_url=self.url, timeout=5)
         wait_until(lambda: client.get("/healthz").status_code in (200, 503), 30, "web server")
         self.client = client
         self.client.headers["Authorization"] = f"Bearer {self.token}"
+
+    def start_workers(self, concurrency: int) -> None:
+        self.workers.append(Proc("worker", [PYTHON, str(ROOT / "huey_worker.py"), "--workers",
+                                            str(concurrency)], self.env, self.tmp))
+        wait_until(lambda: self.client.get("/api/health").json()["task_queue_status"]["workers"],
+                   30, "a live worker")
 
     def pids(self) -> list[int]:
         """The web process and its children (the serving processes)."""
@@ -98,6 +105,17 @@ class Server:
             except FileNotFoundError:
                 pass
         return total
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the web processes."""
+        ticks = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+                ticks += int(fields[11]) + int(fields[12])
+            except FileNotFoundError:
+                pass
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def redis_connections(self) -> int:
         return redis.Redis.from_url(self.redis.url).info("clients")["connected_clients"]
@@ -117,7 +135,8 @@ class Server:
 
     def stop(self) -> None:
         self.client.close()
-        self.web.stop()
+        for proc in [self.web, *self.workers]:
+            proc.stop()
         self.redis.stop()
 
 

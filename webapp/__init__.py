@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 
 from quart import Quart, current_app
@@ -22,6 +23,8 @@ from webapp.metrics import Metrics
 from webapp.security import init_security
 
 log = logging.getLogger("webapp")
+
+BLOCKING_THREADS = 32  # threads for database and other blocking calls of one web process
 
 
 def runtime() -> Runtime:
@@ -70,6 +73,10 @@ def create_app(settings: Settings | None = None) -> Quart:
     async def _start() -> None:
         nonlocal consumer
         app.extensions["streams"].limits.fit_open_files()
+        # Blocking calls wait in threads; with the stock pool (cores + 4) a few requests
+        # waiting on a database lock held by busy workers would queue every other request.
+        asyncio.get_running_loop().set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="blocking"))
         await rt.bus.start()
         background.append(asyncio.create_task(app.extensions["metrics"].follow(rt.bus)))
         if rt.mode == "embedded":

@@ -1,0 +1,155 @@
+"""API latency on an idle server against the same server under full load, measured over HTTP.
+
+    .venv/bin/python bench/bench_api_load.py [--rate 40] [--seconds 10] [--streams 300]
+        [--workers 4] [--web-workers 1]
+
+Starts its own redis-server, web server and worker processes (Redis mode, offline writer).
+Open loop: requests leave on a fixed schedule whatever the answers do, and each latency is
+measured from the moment its request was due, so a stalled server shows as the backlog it
+causes. The mix: task status, active tasks, health, and a 3-post synchronous generation.
+
+- idle: nothing else running;
+- loaded: every worker busy with queued 200-post generations, `--streams` event streams open
+  (half /api/events, half /board/stream) receiving every change.
+
+Prints p50/p95/p99 for both phases and the loaded/idle ratio. Client, server and workers
+share the machine: on 2 cores the workers take CPU from the web process by design of the
+test, so the ratio says how well requests keep their place under that pressure.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_fanout import Clients, Server, pct, raise_nofile  # noqa: E402
+
+MIX = ("status", "active", "health", "generate")
+
+
+async def request(client: httpx.AsyncClient, kind: str, task_id: str) -> int:
+    if kind == "status":
+        response = await client.get(f"/api/task-status/{task_id}")
+    elif kind == "active":
+        response = await client.get("/api/tasks/active")
+    elif kind == "health":
+        response = await client.get("/api/health")
+    else:
+        response = await client.post("/api/generate-posts", json={
+            "platforms": ["twitter", "mastodon", "linkedin"], "count_per_platform": 1})
+    return response.status_code
+
+
+async def open_loop(server: Server, rate: float, seconds: float, task_id: str) -> dict:
+    """Latencies (from due time) of `rate` requests/s for `seconds`, cycling through MIX."""
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=server.url, headers=server.client.headers,
+                                 limits=limits, timeout=60) as client:
+        for kind in MIX:  # warm every path and the connection pool
+            await request(client, kind, task_id)
+        latencies: list[float] = []
+        by_kind: dict[str, list[float]] = {kind: [] for kind in MIX}
+        errors: dict[int, int] = {}
+
+        async def one(kind: str, due: float) -> None:
+            status = await request(client, kind, task_id)
+            latencies.append(time.perf_counter() - due)
+            by_kind[kind].append(latencies[-1])
+            if status >= 400:
+                errors[status] = errors.get(status, 0) + 1
+
+        start, cpu = time.perf_counter(), server.cpu_seconds()
+        pending = []
+        for n in range(int(rate * seconds)):
+            due = start + n / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            pending.append(asyncio.create_task(one(MIX[n % len(MIX)], due)))
+        await asyncio.gather(*pending)
+        cpu = (server.cpu_seconds() - cpu) / (time.perf_counter() - start)
+    return {"p50": pct(latencies, 0.5) * 1000, "p95": pct(latencies, 0.95) * 1000,
+            "p99": pct(latencies, 0.99) * 1000, "errors": errors, "cpu": cpu,
+            "kinds": {kind: pct(values, 0.99) * 1000 for kind, values in by_kind.items()}}
+
+
+def saturate(server: Server, tasks: int) -> None:
+    """Queue enough large generations to keep every worker busy for the loaded phase."""
+    with httpx.Client(base_url=server.url, headers=server.client.headers, timeout=30) as client:
+        for _ in range(tasks):
+            response = client.post("/api/generate-posts", json={
+                "platforms": ["twitter", "mastodon", "linkedin", "facebook", "instagram",
+                              "threads", "bluesky", "tiktok"],
+                "count_per_platform": 25, "async": True})
+            assert response.status_code == 202, response.text
+
+
+def busy_workers(server: Server) -> tuple[int, int]:
+    workers = server.client.get("/api/health").json()["task_queue_status"]["workers"]
+    alive = [w for w in workers if w["state"] == "alive"]
+    return sum(len(w["running"]) for w in alive), sum(w["concurrency"] for w in alive)
+
+
+async def run(args) -> None:
+    raise_nofile()
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
+        server = Server(Path(tmp), args.web_workers, {"GENERATION_RATE_LIMIT": "1000000"})
+        try:
+            server.start_workers(args.workers)
+            task_id = server.sample_task()["task_id"]
+            idle = await open_loop(server, args.rate, args.seconds, task_id)
+
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, saturate, server, args.queue)
+            streams = []
+            for path, n in (("/api/events", args.streams // 2),
+                            ("/board/stream", args.streams - args.streams // 2)):
+                clients = Clients(server, path, n)
+                await clients.start()
+                streams.append(clients)
+            running, capacity = await loop.run_in_executor(None, busy_workers, server)
+            loaded = await open_loop(server, args.rate, args.seconds, task_id)
+            running_after, _ = await loop.run_in_executor(None, busy_workers, server)
+            delivered = sum(sum(c.received) for c in streams)
+            for clients in streams:
+                await clients.stop()
+        finally:
+            server.stop()
+    print(f"{args.rate:g} req/s for {args.seconds:g}s (status, active, health, 3-post sync "
+          f"generation); loaded: {running}/{capacity} worker slots busy at the start, "
+          f"{running_after} at the end, {args.streams} streams open, {delivered} events "
+          f"delivered to them")
+    print(f"{'phase':<8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'web CPU':>8}  errors")
+    for name, r in (("idle", idle), ("loaded", loaded)):
+        print(f"{name:<8} {r['p50']:8.1f} {r['p95']:8.1f} {r['p99']:8.1f} {r['cpu']:8.0%}"
+              f"  {r['errors'] or ''}")
+    for name, r in (("idle", idle), ("loaded", loaded)):
+        print(f"  p99 by request, {name}: "
+              + ", ".join(f"{kind} {ms:.0f} ms" for kind, ms in r["kinds"].items()))
+    print(f"loaded/idle p99: × {loaded['p99'] / idle['p99']:.2f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=40)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--streams", type=int, default=300)
+    parser.add_argument("--workers", type=int, default=4, help="worker processes' concurrency")
+    parser.add_argument("--queue", type=int, default=60, help="200-post tasks queued to load")
+    parser.add_argument("--web-workers", type=int, default=1)
+    args = parser.parse_args()
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
