@@ -49,3 +49,13 @@ def test_an_author_sees_own_rows_and_moves_past_the_others():
     shown, marker = view.now(items, (0, 4))
     assert shown == b"[e:1-3]"
     assert marker == b"id: e:1-4\n\n"
+
+
+def test_panels_go_only_to_pages_that_show_them():
+    from webapp.board_feed import Panels
+    items = [_event(1, "a"), Panels({"full": b"[panels]", "limited": b"[mine]"})]
+    board = _view()
+    assert board.now(items, (0, 2))[0] == b"[e:1-1][panels]"
+    rows_only = _view()
+    rows_only.variant = None  # /board/stream?health=0
+    assert rows_only.now(items, (0, 2))[0] == b"[e:1-1]"

@@ -77,10 +77,11 @@ class _BoardView:
     """Each changed row in its latest state, in the order of those states, and the newest
     panels: a client that fell behind gets one message per row changed, not per event."""
 
-    def __init__(self, feed: LiveFeed, filters: BoardFilters, scope: str | None) -> None:
+    def __init__(self, feed: LiveFeed, filters: BoardFilters, scope: str | None,
+                 with_health: bool) -> None:
         self.feed, self.filters, self.scope = feed, filters, scope
         self.batches = fanout.batches()
-        self.variant = "limited" if scope is not None else "full"
+        self.variant = ("limited" if scope is not None else "full") if with_health else None
 
     def now(self, items: list, key: tuple | None) -> tuple[bytes, bytes] | None:
         if any(isinstance(item, Resync) for item in items):
