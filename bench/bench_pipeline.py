@@ -1,98 +1,196 @@
-"""Throughput of the tracked pipeline against raw Huey on the same Redis and worker settings.
+"""Throughput of the tracked pipeline against raw Huey, one run side by side.
 
-    .venv/bin/python bench/bench_pipeline.py [--tasks 2000] [--workers 4] [--worker-type process]
+    .venv/bin/python bench/bench_pipeline.py [--tasks 5000] [--rounds 1] [--workers 4]
+        [--worker-type process|thread] [--database sqlite|postgres]
 
-Starts its own redis-server on a free port. "raw" drains no-op Huey tasks; "tracked" drains
-status-check tasks through records, events and heartbeats (SQLite in a temporary folder, or
-DATABASE_URL if set). Prints jobs per second for each and the ratio.
+Starts its own redis-server (and PostgreSQL with `--database postgres`) on free ports, one
+web server (`python -m webapp`) that stays up for both sides, then per round:
+
+- raw: N stock Huey no-op tasks queued, then `bench/raw_huey.py` started; timed from its
+  process start to the queue drained (in its favour: its last few no-ops may still run).
+- tracked: N status checks queued over HTTP (single `POST /api/status-check` requests on
+  one keep-alive connection, then `POST /api/tasks/batch`, each timed: the enqueue figures),
+  then `huey_worker.py` started; timed from its process start to the last record SUCCESS.
+
+Both sides run the same worker count and type against the same redis-server, both are
+warmed by one small untimed run first, and both are stopped with SIGTERM after the clock
+stops. Prints jobs/s, the ratio, and CPU milliseconds per task of the worker, web and
+Redis processes.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import redis
-from huey import RedisHuey
+from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support import RedisServer, wait_until  # noqa: E402
+from tests.support import PostgresServer, Proc, RedisServer, free_port, wait_until  # noqa: E402
+
+POLL = 0.005  # both sides look for "done" this often
+SINGLE_REQUESTS = 500  # per round, queued one request at a time (the rest in batches)
+BATCH_SIZE = 1000
 
 
-def raw_huey(url: str, tasks: int, workers: int, worker_type: str) -> float:
-    huey = RedisHuey("bench-raw", url=url, results=False)
-
-    @huey.task()
-    def noop():
-        return None
-
-    for _ in range(tasks):
-        noop()
-    consumer = huey.create_consumer(workers=workers, worker_type=worker_type, periodic=False)
-    import logging
-    logging.getLogger("huey").setLevel(logging.WARNING)
-    started = time.perf_counter()
-    consumer.start()
-    client = redis.Redis.from_url(url)
-    wait_until(lambda: client.llen("huey.redis.benchraw") == 0, 600, "raw queue to drain", 0.005)
-    # The last dequeued tasks may still be running: give them the same end condition as the
-    # tracked run by stopping gracefully.
-    consumer.stop(graceful=True)
-    return tasks / (time.perf_counter() - started)
+@dataclass
+class Run:
+    jobs_per_s: float
+    worker_cpu_ms: float  # per task, worker processes (consumer and its children)
+    web_cpu_ms: float
+    redis_cpu_ms: float
 
 
-def tracked(url: str, tasks: int, workers: int, worker_type: str, data_dir: Path) -> float:
-    env = {**os.environ, "REDIS_URL": url, "DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING",
-           "PYTHONPATH": str(ROOT)}
-    os.environ.update({k: env[k] for k in ("REDIS_URL", "DATA_DIR", "LOG_LEVEL")})
-    from jobs.reaper import Reaper
-    from jobs.runtime import build_runtime
-    from jobs.settings import load_settings
-    from sqlalchemy import func, select
-    from jobs.models import tasks as tasks_table
+def proc_cpu(pid: int) -> float:
+    """CPU seconds a live process has used (user + system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    rt = build_runtime(load_settings())
-    Reaper(rt).reap_once()  # marks the fresh queue, as a web server's reaper would
-    for _ in range(tasks):
-        rt.submit("status_check", "bench", {})
-    started = time.perf_counter()
-    worker = subprocess.Popen([sys.executable, str(ROOT / "huey_worker.py"), "--workers", str(workers),
-                               "--worker-type", worker_type, "--no-periodic"], env=env, cwd=data_dir)
 
-    def done() -> bool:
-        with rt.db.connect() as conn:
-            return conn.execute(select(func.count()).select_from(tasks_table)
-                                .where(tasks_table.c.status == "SUCCESS")).scalar_one() >= tasks
-    try:
-        wait_until(done, 900, "tracked tasks to finish", 0.05)
-        elapsed = time.perf_counter() - started
-    finally:
-        worker.terminate()
-        worker.wait(30)
-    return tasks / elapsed
+def redis_cpu(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return info["used_cpu_user"] + info["used_cpu_sys"]
+
+
+class Bench:
+    def __init__(self, tmp: Path, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tmp = tmp
+        self.redis = RedisServer(tmp)
+        self.client = redis.Redis.from_url(self.redis.url)
+        self.postgres = PostgresServer() if args.database == "postgres" else None
+        self.env = {**os.environ, "REDIS_URL": self.redis.url, "DATA_DIR": str(tmp / "data"),
+                    "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT), "QUEUE_FALLBACK": "false"}
+        self.env.pop("DATABASE_URL", None)
+        if self.postgres is not None:
+            self.env["DATABASE_URL"] = self.postgres.database("bench")
+        self.sql = create_engine(self.env.get("DATABASE_URL")
+                                 or f"sqlite:///{tmp / 'data' / 'app.db'}")
+        token = self._create_user()
+        port = free_port()
+        self.web = Proc("web", [sys.executable, "-m", "webapp", "--port", str(port)], self.env, tmp)
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60,
+                                 headers={"Authorization": f"Bearer {token}"})
+        wait_until(lambda: self.http.get("/healthz").status_code == 200, 60, "the web server")
+        self.has_batch = self.http.post("/api/tasks/batch", json={"tasks": []}).status_code != 404
+
+    def _create_user(self) -> str:
+        out = subprocess.run([sys.executable, "-m", "webapp", "create-user", "--email",
+                              "bench@example.com", "--role", "manager", "--token"],
+                             env=self.env, cwd=self.tmp, capture_output=True, text=True, check=True)
+        return out.stdout.strip().splitlines()[-1]
+
+    def close(self) -> None:
+        self.http.close()
+        self.web.stop()
+        self.sql.dispose()
+        if self.postgres is not None:
+            self.postgres.stop()
+        self.redis.stop()
+
+    # -- the two sides, started, timed and stopped the same way --
+    def _drain(self, cmd: list[str], done, tasks: int) -> Run:
+        web0, redis0 = proc_cpu(self.web.pid), redis_cpu(self.client)
+        started = time.perf_counter()
+        with open(self.tmp / "workers.log", "ab") as log:
+            worker = subprocess.Popen(cmd, env=self.env, cwd=self.tmp, stdout=log, stderr=log)
+        try:
+            wait_until(done, 900, "the queued tasks to finish", POLL)
+            elapsed = time.perf_counter() - started
+            web1, redis1 = proc_cpu(self.web.pid), redis_cpu(self.client)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+        _, _, usage = os.wait4(worker.pid, 0)
+        per_task = 1000 / tasks
+        return Run(tasks / elapsed, (usage.ru_utime + usage.ru_stime) * per_task,
+                   (web1 - web0) * per_task, (redis1 - redis0) * per_task)
+
+    def raw(self, tasks: int) -> Run:
+        os.environ["REDIS_URL"] = self.redis.url
+        from bench import raw_huey
+        for _ in range(tasks):
+            raw_huey.noop()
+        cmd = [sys.executable, str(ROOT / "bench" / "raw_huey.py"), "--workers",
+               str(self.args.workers), "--worker-type", self.args.worker_type]
+        return self._drain(cmd, lambda: self.client.llen(raw_huey.QUEUE_KEY) == 0, tasks)
+
+    def enqueue(self, tasks: int) -> tuple[float, float | None]:
+        """Queue status checks over HTTP; tasks/s of single requests and of batches."""
+        single = tasks if not self.has_batch else min(tasks, SINGLE_REQUESTS)
+        started = time.perf_counter()
+        for _ in range(single):
+            response = self.http.post("/api/status-check")
+            assert response.status_code == 202, response.text
+        single_rate = single / (time.perf_counter() - started)
+        rest = tasks - single
+        if not rest:
+            return single_rate, None
+        started = time.perf_counter()
+        while rest:
+            n = min(rest, BATCH_SIZE)
+            response = self.http.post("/api/tasks/batch", json={
+                "tasks": [{"type": "status_check", "params": {}}] * n})
+            assert response.status_code == 202, response.text
+            rest -= n
+        return single_rate, (tasks - single) / (time.perf_counter() - started)
+
+    def tracked(self, tasks: int) -> tuple[Run, float, float | None]:
+        single_rate, batch_rate = self.enqueue(tasks)
+        cmd = [sys.executable, str(ROOT / "huey_worker.py"), "--workers", str(self.args.workers),
+               "--worker-type", self.args.worker_type, "--no-periodic"]
+        waiting = text("SELECT 1 FROM tasks WHERE status IN ('PENDING', 'RETRY', 'STARTED') LIMIT 1")
+
+        def done() -> bool:
+            with self.sql.connect() as conn:
+                return conn.execute(waiting).first() is None
+        run = self._drain(cmd, done, tasks)
+        with self.sql.connect() as conn:
+            failed = conn.execute(text("SELECT count(*) FROM tasks WHERE status != 'SUCCESS'")).scalar()
+        assert failed == 0, f"{failed} tracked task(s) did not succeed"
+        return run, single_rate, batch_rate
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--tasks", type=int, default=2000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--worker-type", default="process", choices=("thread", "process"))
+    parser.add_argument("--database", default="sqlite", choices=("sqlite", "postgres"))
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop what we started
     with tempfile.TemporaryDirectory() as tmp:
-        server = RedisServer(Path(tmp))
+        bench = Bench(Path(tmp), args)
         try:
-            raw = raw_huey(server.url, args.tasks, args.workers, args.worker_type)
-            print(f"raw huey:        {raw:8.0f} jobs/s")
-            ours = tracked(server.url, args.tasks, args.workers, args.worker_type, Path(tmp))
-            print(f"tracked pipeline:{ours:8.0f} jobs/s  ({ours / raw:.0%} of raw)")
+            bench.raw(args.warmup)
+            bench.tracked(args.warmup)
+            print(f"{args.tasks} tasks, {args.workers} {args.worker_type} workers, "
+                  f"{args.database}; CPU ms per task: worker / web / redis")
+            ratios = []
+            for i in range(args.rounds):
+                raw = bench.raw(args.tasks)
+                ours, single, batch = bench.tracked(args.tasks)
+                ratios.append(ours.jobs_per_s / raw.jobs_per_s)
+                print(f"round {i + 1}: raw {raw.jobs_per_s:6.0f} jobs/s "
+                      f"({raw.worker_cpu_ms:.2f} / {raw.web_cpu_ms:.2f} / {raw.redis_cpu_ms:.2f})"
+                      f" | tracked {ours.jobs_per_s:6.0f} jobs/s "
+                      f"({ours.worker_cpu_ms:.2f} / {ours.web_cpu_ms:.2f} / {ours.redis_cpu_ms:.2f})"
+                      f" = {ratios[-1]:.0%} of raw | enqueue {single:.0f}/s single"
+                      + (f", {batch:.0f}/s batched" if batch else ""))
+            print(f"tracked/raw: {min(ratios):.0%}–{max(ratios):.0%} over {len(ratios)} round(s)")
         finally:
-            server.stop()
+            bench.close()
 
 
 if __name__ == "__main__":
