@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import hashlib
 import json
 import logging
 import secrets
@@ -156,6 +157,11 @@ class EventBus:
     def publish(self, data: dict) -> str:
         raise NotImplementedError
 
+    def publish_tasks(self, views: list[dict]) -> None:
+        """Publish task changes, in order; each view carries its record's `version`."""
+        for view in views:
+            self.publish({"kind": "task", "task": view})
+
     # -- web side (asyncio) --
     async def start(self) -> None:
         self._hub.loop = asyncio.get_running_loop()
@@ -288,6 +294,24 @@ local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', epoch, 
 return {epoch, id}
 """
 
+# A task change: sent only if newer than the last version sent for that task, which it then
+# records (for SENT_TTL seconds: the relay looks back less far than that).
+_PUBLISH_TASK_LUA = """
+local sent = tonumber(redis.call('GET', KEYS[3]) or '0')
+if sent >= tonumber(ARGV[4]) then
+  return false
+end
+redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[5])
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('SET', KEYS[2], epoch)
+end
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', epoch, 'd', ARGV[1])
+"""
+SENT_KEY = "bma:sent:"  # + task id: the last version of the task the bus has sent
+SENT_TTL = 1800
+
 
 class RedisEventBus(EventBus):
     """Redis mode: a bounded Redis Stream; each web process runs one blocking reader."""
@@ -298,6 +322,7 @@ class RedisEventBus(EventBus):
         self._maxlen = maxlen
         self._sync = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._publish_script = self._sync.register_script(_PUBLISH_LUA)
+        self._task_sha = hashlib.sha1(_PUBLISH_TASK_LUA.encode()).hexdigest()
         self._async: aioredis.Redis | None = None
         self._reader: asyncio.Task | None = None
 
@@ -307,6 +332,34 @@ class RedisEventBus(EventBus):
             args=[json.dumps(data, separators=(",", ":")), secrets.token_hex(4), self._maxlen],
         )
         return f"{epoch.decode()}:{entry_id.decode()}"
+
+    def publish_tasks(self, views: list[dict]) -> None:
+        calls = [(3, STREAM_KEY, EPOCH_KEY, SENT_KEY + view["task_id"],
+                  json.dumps({"kind": "task", "task": view}, separators=(",", ":")),
+                  secrets.token_hex(4), self._maxlen, view["version"], SENT_TTL)
+                 for view in views]
+        try:
+            self._evalsha(calls)
+        except redis.exceptions.NoScriptError:  # Redis restarted since we loaded it
+            self._task_sha = self._sync.script_load(_PUBLISH_TASK_LUA)
+            self._evalsha(calls)
+
+    def _evalsha(self, calls: list[tuple]) -> None:
+        # One round trip for the lot (redis-py's Script in a pipeline would add a
+        # SCRIPT EXISTS round trip to every call).
+        if len(calls) == 1:
+            self._sync.evalsha(self._task_sha, *calls[0])
+            return
+        with self._sync.pipeline(transaction=False) as pipe:
+            for call in calls:
+                pipe.evalsha(self._task_sha, *call)
+            pipe.execute()
+
+    def sent_versions(self, task_ids: list[str]) -> list[int]:
+        """The last version sent for each task (0: none, or forgotten after SENT_TTL)."""
+        if not task_ids:
+            return []
+        return [int(v or 0) for v in self._sync.mget([SENT_KEY + t for t in task_ids])]
 
     async def start(self) -> None:
         await super().start()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import insert, select, update
 
-from jobs.models import FAILURE, REVOKED, RETRY, STARTED, SUCCESS, WAITING_STATUSES, tasks, utcnow, workers
+from jobs.models import FAILURE, REVOKED, RETRY, STARTED, SUCCESS, tasks, utcnow, workers
 from jobs.settings import Settings
 from jobs.tracking import Tracker
 
@@ -55,24 +55,24 @@ class HandBack(Interrupt):
 class TaskContext:
     """What a task body sees: its parameters, and a way to report progress."""
 
-    def __init__(self, executor: "Executor", record: dict) -> None:
+    def __init__(self, executor: "Executor", row: dict) -> None:
         self._executor = executor
-        self.task_id: str = record["task_id"]
-        self.type: str = record["type"]
-        self.owner: str = record["owner"]
-        self.params: dict = record["params"]
-        self.attempt: int = record["attempts"]
+        self.row = row  # the worker's copy of the record, kept current by its own changes
+        self.task_id: str = row["id"]
+        self.type: str = row["type"]
+        self.owner: str = row["owner"]
+        self.params: dict = row["params"]
+        self.attempt: int = row["attempts"]
         self.settings: Settings = executor.settings
         self.db = executor.tracker.db
 
     def progress(self, done: int, total: int) -> None:
         """Report progress; also the checkpoint where a revoked task stops."""
-        moved = self._executor.tracker.transition(
-            self.task_id, STARTED, expect=(STARTED,), attempt=self.attempt,
-            progress_done=done, progress_total=total,
-        )
+        moved = self._executor.tracker.advance(self.row, STARTED, progress_done=done,
+                                               progress_total=total)
         if moved is None:
             raise Stopped()
+        self.row = moved
 
 
 Body = Callable[[TaskContext], object]
@@ -178,19 +178,15 @@ class Executor:
             return
         if self.paused(task_type):
             return
-        record = self.tracker.transition(
-            task_id, STARTED, expect=WAITING_STATUSES,
-            attempts=tasks.c.attempts + 1, worker=self.worker_id, started_at=utcnow(),
-            finished_at=None, error=None,
-        )
-        if record is None:
+        row = self.tracker.claim(task_id, self.worker_id)
+        if row is None:
             log.debug("task %s not claimed: revoked, finished or taken by another worker", task_id)
             return
         self.tasks_run += 1
         timeout = self.settings.timeout_for(task_type)
-        run = _Run(task_id, task_type, record["attempts"], threading.get_ident(),
+        run = _Run(task_id, task_type, row["attempts"], threading.get_ident(),
                    time.monotonic() + timeout, timeout)
-        ctx = TaskContext(self, record)
+        ctx = TaskContext(self, row)
         try:
             try:
                 with self._lock:
@@ -210,14 +206,13 @@ class Executor:
             self._hand_back(run)
             raise
         except Exception as exc:
-            self.tracker.transition(
-                task_id, FAILURE, expect=(STARTED,), attempt=run.attempt, finished_at=utcnow(),
+            self.tracker.advance(
+                ctx.row, FAILURE, finished_at=utcnow(),
                 error={"type": "exception", "message": f"{type(exc).__name__}: {exc}",
                        "traceback": traceback.format_exc()},
             )
             return
-        self.tracker.transition(task_id, SUCCESS, expect=(STARTED,), attempt=run.attempt,
-                                result=result, finished_at=utcnow())
+        self.tracker.advance(ctx.row, SUCCESS, result=result, finished_at=utcnow())
 
     def _park_while_drained(self) -> None:
         """A drained worker holds its queue slot idle (rather than dequeuing and putting

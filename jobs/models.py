@@ -60,6 +60,9 @@ tasks = Table(
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Bumped by every change; each event carries it, so the event bus can tell which
+    # changes it has sent (see jobs/relay.py) and never sends an older one after a newer.
+    Column("version", Integer, nullable=False, default=1, server_default="1"),
     # Lists are newest first and read one status at a time (jobs/queries.py), so each of
     # these serves a page by a range seek on (enqueued_at, id) under its equality prefix,
     # whatever the size of the history; the status one also counts the unfinished tasks.
@@ -69,6 +72,7 @@ tasks = Table(
     Index("ix_tasks_enqueued", "enqueued_at"),  # the weekly report's period
     Index("ix_tasks_finished", "finished_at"),  # retention
     Index("ix_tasks_parent", "parent_id"),      # "retried as ..."
+    Index("ix_tasks_updated", "updated_at"),    # the relay's look at recent changes
 )
 
 # The timeline of each task: one row per change of state (progress updates are not kept).

@@ -11,12 +11,13 @@ import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from jobs import task_stats
 from jobs.events import EventBus
-from jobs.models import FAILURE, FINAL_STATUSES, PENDING, SUCCESS, task_history, tasks, utcnow
+from jobs.models import FAILURE, FINAL_STATUSES, PENDING, STARTED, SUCCESS, task_history, tasks, utcnow
+from jobs.task_sql import TaskSQL
 
 log = logging.getLogger("jobs.tracking")
 
@@ -44,6 +45,7 @@ def task_view(row: Mapping[str, Any], *, with_result: bool = True) -> dict[str, 
         "started_at": _iso(row["started_at"]),
         "finished_at": _iso(row["finished_at"]),
         "updated_at": _iso(row["updated_at"]),
+        "version": row["version"],
     }
     if with_result:
         view["result"] = row["result"]
@@ -66,31 +68,67 @@ class Tracker:
     def __init__(self, db: Engine, bus: EventBus) -> None:
         self.db = db
         self.bus = bus
+        self.sql = TaskSQL(db)
+        self._statements: dict[tuple, Any] = {}
+        self._publishing = True  # false while events fail to reach the bus: one log line each way
 
     def create(self, *, task_type: str, owner: str, params: dict, max_attempts: int,
                task_id: str | None = None, parent_id: str | None = None) -> dict | None:
         """Record a new PENDING task. Returns None when `task_id` is already taken."""
-        now = utcnow()
-        values = dict(
-            id=task_id or new_task_id(), type=task_type, owner=owner, params=params,
-            status=PENDING, progress_done=0, progress_total=0, attempts=0,
-            max_attempts=max_attempts, terminate=False, parent_id=parent_id,
-            enqueued_at=now, updated_at=now,
-        )
         try:
-            with self.db.begin() as conn:
-                conn.execute(insert(tasks).values(**values))
-                conn.execute(insert(task_history).values(
-                    task_id=values["id"], at=now, status=PENDING, attempt=0,
-                    detail=f"retry of {parent_id}" if parent_id else None))
+            return self.create_many([dict(type=task_type, owner=owner, params=params,
+                                          max_attempts=max_attempts, id=task_id,
+                                          parent_id=parent_id)])[0]
         except IntegrityError:
             if task_id is None:
                 raise
             return None  # a chosen id (a periodic run) that another process recorded first
-        row = {**values, "result": None, "error": None, "worker": None,
-               "started_at": None, "finished_at": None}
-        self._publish(row)
-        return task_view(row)
+
+    def create_many(self, specs: list[dict]) -> list[dict]:
+        """Record new PENDING tasks in one transaction (all or none); returns their views.
+
+        Each spec has type, owner, params, max_attempts and optionally id and parent_id.
+        """
+        now = utcnow()
+        rows = [dict(id=s.get("id") or new_task_id(), type=s["type"], owner=s["owner"],
+                     params=s["params"], status=PENDING, progress_done=0, progress_total=0,
+                     result=None, error=None, attempts=0, max_attempts=s["max_attempts"],
+                     worker=None, terminate=False, parent_id=s.get("parent_id"),
+                     enqueued_at=now, started_at=None, finished_at=None, updated_at=now,
+                     version=1) for s in specs]
+        details = [f"retry of {r['parent_id']}" if r["parent_id"] else None for r in rows]
+        try:
+            self.sql.run(lambda cursor: self.sql.insert(cursor, rows, details))
+        except self.db.dialect.loaded_dbapi.IntegrityError as exc:
+            raise IntegrityError("INSERT INTO tasks", None, exc) from exc
+        self._publish_many(rows)
+        return [task_view(r) for r in rows]
+
+    def claim(self, task_id: str, worker: str) -> dict | None:
+        """Start a waiting task on `worker`: the record as a row, or None when it is not
+        waiting (revoked, finished, or claimed by another worker)."""
+        now = utcnow()
+        row = self.sql.run(lambda cursor: self.sql.claim(cursor, task_id, worker, now))
+        if row is not None:
+            self._publish(row)
+        return row
+
+    def advance(self, row: dict, status: str, **fields: Any) -> dict | None:
+        """The running worker's own change to a task it claimed (progress or outcome).
+
+        `row` is the worker's copy of the record. Returns the new copy, or None when the
+        record was taken from the worker (revoked, reaped, handed to another attempt).
+        """
+        new = {**row, **fields, "status": status, "updated_at": utcnow(),
+               "version": row["version"] + 1}
+        history = status != row["status"]
+        if not self.sql.run(lambda cursor: self.sql.advance(cursor, new, _detail(new), history)):
+            # Someone else changed the record since our copy: decide on its current state.
+            return self._transition_row(row["id"], status, expect=(STARTED,),
+                                        attempt=row["attempts"], **fields)
+        self._publish(new)
+        self._log(new)
+        return new
 
     def transition(self, task_id: str, status: str, *, expect: Iterable[str],
                    attempt: int | None = None, **fields: Any) -> dict | None:
@@ -98,13 +136,19 @@ class Tracker:
 
         Returns the new record, or None when the record was not in an expected state.
         """
-        stmt = update(tasks).where(tasks.c.id == task_id, tasks.c.status.in_(tuple(expect)))
-        if attempt is not None:
-            stmt = stmt.where(tasks.c.attempts == attempt)
+        row = self._transition_row(task_id, status, expect=expect, attempt=attempt, **fields)
+        return task_view(row) if row is not None else None
+
+    def _transition_row(self, task_id: str, status: str, *, expect: Iterable[str],
+                        attempt: int | None = None, **fields: Any) -> dict | None:
+        expect = tuple(expect)
         now = utcnow()
-        stmt = stmt.values(status=status, updated_at=now, **fields).returning(*tasks.c)
+        params = {"_id": task_id, "_status": status, "_now": now, **fields}
+        if attempt is not None:
+            params["_attempt"] = attempt
         with self.db.begin() as conn:
-            row = conn.execute(stmt).mappings().first()
+            row = conn.execute(self._statement(expect, attempt is not None, tuple(sorted(fields))),
+                               params).mappings().first()
             if row is None:
                 return None
             if set(expect) != {status}:  # a change of state, not a progress report
@@ -113,9 +157,25 @@ class Tracker:
                     worker=row["worker"], detail=_detail(row)))
                 if status in FINAL_STATUSES:
                     task_stats.record(conn, row)
+        row = dict(row)
         self._publish(row)
         self._log(row)
-        return task_view(row)
+        return row
+
+    def _statement(self, expect: tuple, with_attempt: bool, names: tuple) -> Any:
+        """One built statement per shape of change, reused (building one is the cost)."""
+        key = (expect, with_attempt, names)
+        stmt = self._statements.get(key)
+        if stmt is None:
+            stmt = update(tasks).where(tasks.c.id == bindparam("_id"), tasks.c.status.in_(expect))
+            if with_attempt:
+                stmt = stmt.where(tasks.c.attempts == bindparam("_attempt"))
+            stmt = self._statements[key] = stmt.values(
+                status=bindparam("_status"), updated_at=bindparam("_now"),
+                version=tasks.c.version + 1,
+                **{n: bindparam(n, type_=tasks.c[n].type) for n in names},
+            ).returning(*tasks.c)
+        return stmt
 
     # -- many at once (bulk actions): one statement each, and still one event per change --
     def transition_many(self, task_ids: list[str], status: str, *, expect: Iterable[str],
@@ -175,13 +235,25 @@ class Tracker:
         return task_view(row) if row else None
 
     def _publish(self, row: Mapping[str, Any]) -> None:
+        self._publish_many([row])
+
+    def _publish_many(self, rows: list[Mapping[str, Any]]) -> None:
         # Results can be large; subscribers fetch them from the record when they want them.
+        # Each event carries the record's version: the bus drops one older than what it
+        # has already sent for the task, so a late publisher never rolls a board back.
         try:
-            self.bus.publish({"kind": "task", "task": task_view(row, with_result=False)})
-        except Exception:
-            # The record is written and stays the truth; a subscriber that misses this
-            # event is told to resynchronise when the log's gap shows.
-            log.exception("could not publish the change of task %s", row["id"])
+            self.bus.publish_tasks([task_view(r, with_result=False) for r in rows])
+        except Exception as exc:  # noqa: BLE001 - the record is written and stays the truth
+            # An event that could not be sent is not lost: the relay (jobs/relay.py) finds
+            # records whose version is ahead of what the bus has sent, and sends them.
+            if self._publishing:
+                self._publishing = False
+                log.warning("task events are not reaching the event bus (%s); they will be "
+                            "sent when it is back", exc)
+            return
+        if not self._publishing:
+            self._publishing = True
+            log.info("task events reach the event bus again")
 
     @staticmethod
     def _log(row: Mapping[str, Any]) -> None:

@@ -1,0 +1,145 @@
+"""The statements task tracking runs for every task, written once per database and run on
+the DB-API cursor.
+
+Building and caching a SQLAlchemy statement cost a worker more than the database's own
+work (78 % of a no-op task went to `update().values(...).returning(...)` and the history
+insert), and on SQLite every microsecond a writer spends between its first statement and
+COMMIT holds the one write lock all worker processes queue for. Each statement here has a
+fixed column set, so the driver sees the same text every time (psycopg prepares it).
+
+Values are written the way the SQLAlchemy table types write them (see jobs/models.py), so
+both paths read each other's rows: UTC times, SQLite's `YYYY-MM-DD HH:MM:SS.ffffff` text,
+JSON as text.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+
+T = TypeVar("T")
+
+COLUMNS = ("id", "type", "owner", "params", "status", "progress_done", "progress_total",
+           "result", "error", "attempts", "max_attempts", "worker", "terminate", "parent_id",
+           "enqueued_at", "started_at", "finished_at", "updated_at", "version")
+_JSON = ("params", "result", "error")
+_TIMES = ("enqueued_at", "started_at", "finished_at", "updated_at")
+_HISTORY = ("task_id", "at", "status", "attempt", "worker", "detail")
+# What a worker's own change may set; the rest of the row stays as its claim returned it.
+_MUTABLE = ("status", "progress_done", "progress_total", "result", "error", "finished_at")
+
+
+class TaskSQL:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sqlite = engine.dialect.name == "sqlite"
+        if self.sqlite:
+            p = j = lambda name: f":{name}"  # noqa: E731
+        else:
+            p = lambda name: f"%({name})s"  # noqa: E731
+            j = lambda name: f"%({name})s::json"  # noqa: E731
+        returning = ", ".join(COLUMNS)
+        self._insert_task = (
+            f"INSERT INTO tasks ({', '.join(COLUMNS)}) VALUES ("
+            + ", ".join(j(c) if c in _JSON else p(c) for c in COLUMNS) + ")")
+        self._insert_history = (f"INSERT INTO task_history ({', '.join(_HISTORY)}) VALUES ("
+                                + ", ".join(p(c) for c in _HISTORY) + ")")
+        self._claim = (
+            f"UPDATE tasks SET status = 'STARTED', attempts = attempts + 1, version = version + 1, "
+            f"worker = {p('worker')}, started_at = {p('now')}, updated_at = {p('now')}, "
+            f"finished_at = NULL, error = NULL "
+            f"WHERE id = {p('id')} AND status IN ('PENDING', 'RETRY') RETURNING {returning}")
+        # Compare-and-set on the version the worker last saw: when it matches, the row is
+        # exactly the worker's copy, so writing the copy's fields back changes nothing else.
+        sets = ", ".join(f"{c} = {j(c) if c in _JSON else p(c)}" for c in _MUTABLE)
+        self._advance = (f"UPDATE tasks SET {sets}, updated_at = {p('updated_at')}, "
+                         f"version = version + 1 WHERE id = {p('id')} AND version = {p('version')}")
+        self._local = threading.local()
+
+    # -- connections: one per thread, kept (a pool checkout costs a ping on PostgreSQL) --
+    def run(self, work: Callable[[Any], T]) -> T:
+        """Run `work(cursor)` in one transaction on this thread's connection."""
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():  # new thread, or a forked child
+            local.conn, local.pid = self.engine.raw_connection(), os.getpid()
+        conn = local.conn
+        try:
+            cursor = conn.cursor()
+            try:
+                result = work(cursor)
+            finally:
+                cursor.close()
+            conn.commit()
+            return result
+        except BaseException:
+            local.pid = None
+            try:
+                conn.rollback()
+                conn.close()
+            except Exception:  # noqa: BLE001 - the connection is gone; the original error tells
+                conn.invalidate()
+            raise
+
+    # -- values in and out --
+    def _time(self, value: dt.datetime | None) -> Any:
+        if value is None or not self.sqlite:
+            return value
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    @staticmethod
+    def _json(value: Any) -> str | None:
+        return None if value is None else json.dumps(value)
+
+    def _out(self, row: dict) -> dict:
+        return {c: (self._json(v) if c in _JSON else self._time(v) if c in _TIMES else v)
+                for c, v in row.items()}
+
+    def _in(self, values: Sequence) -> dict:
+        row = dict(zip(COLUMNS, values))
+        if self.sqlite:
+            for c in _JSON:
+                if isinstance(row[c], str):
+                    row[c] = json.loads(row[c])
+            for c in _TIMES:
+                if row[c] is not None:
+                    row[c] = dt.datetime.fromisoformat(row[c]).replace(tzinfo=dt.UTC)
+            row["terminate"] = bool(row["terminate"])
+        return row
+
+    def _history(self, row: dict, at: dt.datetime, detail: str | None) -> dict:
+        return {"task_id": row["id"], "at": self._time(at), "status": row["status"],
+                "attempt": row["attempts"], "worker": row["worker"], "detail": detail}
+
+    # -- the statements --
+    def insert(self, cursor, rows: Iterable[dict], details: Iterable[str | None]) -> None:
+        rows = list(rows)
+        cursor.executemany(self._insert_task, [self._out(r) for r in rows])
+        cursor.executemany(self._insert_history, [
+            self._history(r, r["enqueued_at"], d) for r, d in zip(rows, details)])
+
+    def claim(self, cursor, task_id: str, worker: str, now: dt.datetime) -> dict | None:
+        cursor.execute(self._claim, {"id": task_id, "worker": worker, "now": self._time(now)})
+        values = cursor.fetchone()
+        if values is None:
+            return None
+        row = self._in(values)
+        cursor.execute(self._insert_history, self._history(row, now, None))
+        return row
+
+    def advance(self, cursor, row: dict, detail: str | None, history: bool) -> bool:
+        """Write `row` (the worker's copy with its changes) if the record is still at
+        `row["version"] - 1`; with `history`, add its timeline row."""
+        params = {c: row[c] for c in _MUTABLE}
+        params = self._out(params) | {"id": row["id"], "version": row["version"] - 1,
+                                      "updated_at": self._time(row["updated_at"])}
+        cursor.execute(self._advance, params)
+        if cursor.rowcount != 1:
+            return False
+        if history:
+            cursor.execute(self._insert_history, self._history(row, row["updated_at"], detail))
+        return True
