@@ -76,23 +76,24 @@ class Tracker:
                task_id: str | None = None, parent_id: str | None = None) -> dict | None:
         """Record a new PENDING task. Returns None when `task_id` is already taken."""
         try:
-            return self.create_many([dict(type=task_type, owner=owner, params=params,
-                                          max_attempts=max_attempts, id=task_id,
-                                          parent_id=parent_id)])[0]
+            return self.create_many([dict(type=task_type, owner=owner, params=params, id=task_id,
+                                          parent_id=parent_id)], max_attempts)[0]
         except IntegrityError:
             if task_id is None:
                 raise
             return None  # a chosen id (a periodic run) that another process recorded first
 
-    def create_many(self, specs: list[dict]) -> list[dict]:
+    def create_many(self, specs: list[dict], max_attempts: int) -> list[dict]:
         """Record new PENDING tasks in one transaction (all or none); returns their views.
 
-        Each spec has type, owner, params, max_attempts and optionally id and parent_id.
+        Each spec has type, owner, params, and optionally id and parent_id.
         """
+        if not specs:
+            return []
         now = utcnow()
         rows = [dict(id=s.get("id") or new_task_id(), type=s["type"], owner=s["owner"],
                      params=s["params"], status=PENDING, progress_done=0, progress_total=0,
-                     result=None, error=None, attempts=0, max_attempts=s["max_attempts"],
+                     result=None, error=None, attempts=0, max_attempts=max_attempts,
                      worker=None, terminate=False, parent_id=s.get("parent_id"),
                      enqueued_at=now, started_at=None, finished_at=None, updated_at=now,
                      version=1) for s in specs]
@@ -185,36 +186,16 @@ class Tracker:
             return []
         now = utcnow()
         stmt = (update(tasks).where(tasks.c.id.in_(task_ids), tasks.c.status.in_(tuple(expect)))
-                .values(status=status, updated_at=now, **fields).returning(*tasks.c))
+                .values(status=status, updated_at=now, version=tasks.c.version + 1, **fields)
+                .returning(*tasks.c))
         with self.db.begin() as conn:
             rows = conn.execute(stmt).mappings().all()
             if rows:
                 conn.execute(insert(task_history), [
                     dict(task_id=r["id"], at=now, status=status, attempt=r["attempts"],
                          worker=r["worker"], detail=_detail(r)) for r in rows])
-        for row in rows:
-            self._publish(row)
+        self._publish_many(rows)
         return [task_view(r) for r in rows]
-
-    def create_many(self, specs: list[dict], max_attempts: int) -> list[dict]:
-        """Record new PENDING tasks, each spec {type, owner, params, parent_id}."""
-        if not specs:
-            return []
-        now = utcnow()
-        rows = [dict(id=new_task_id(), type=s["type"], owner=s["owner"], params=s["params"],
-                     status=PENDING, progress_done=0, progress_total=0, attempts=0,
-                     max_attempts=max_attempts, terminate=False, parent_id=s.get("parent_id"),
-                     enqueued_at=now, updated_at=now) for s in specs]
-        with self.db.begin() as conn:
-            conn.execute(insert(tasks), rows)
-            conn.execute(insert(task_history), [
-                dict(task_id=r["id"], at=now, status=PENDING, attempt=0,
-                     detail=f"retry of {r['parent_id']}" if r["parent_id"] else None) for r in rows])
-        full = [{**r, "result": None, "error": None, "worker": None, "started_at": None,
-                 "finished_at": None} for r in rows]
-        for row in full:
-            self._publish(row)
-        return [task_view(r) for r in full]
 
     def timeline(self, task_id: str) -> list[dict]:
         with self.db.connect() as conn:
