@@ -20,7 +20,10 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, TextClause
+
+from jobs import task_stats
+from jobs.models import FINAL_STATUSES
 
 T = TypeVar("T")
 
@@ -59,6 +62,7 @@ class TaskSQL:
         sets = ", ".join(f"{c} = {j(c) if c in _JSON else p(c)}" for c in _MUTABLE)
         self._advance = (f"UPDATE tasks SET {sets}, updated_at = {p('updated_at')}, "
                          f"version = version + 1 WHERE id = {p('id')} AND version = {p('version')}")
+        self._compiled: dict[TextClause, Any] = {}
         self._local = threading.local()
 
     # -- connections: one per thread, kept (a pool checkout costs a ping on PostgreSQL) --
@@ -133,7 +137,8 @@ class TaskSQL:
 
     def advance(self, cursor, row: dict, detail: str | None, history: bool) -> bool:
         """Write `row` (the worker's copy with its changes) if the record is still at
-        `row["version"] - 1`; with `history`, add its timeline row."""
+        `row["version"] - 1`; with `history`, add its timeline row, and for a final state
+        its count in the stored stats."""
         params = {c: row[c] for c in _MUTABLE}
         params = self._out(params) | {"id": row["id"], "version": row["version"] - 1,
                                       "updated_at": self._time(row["updated_at"])}
@@ -142,4 +147,17 @@ class TaskSQL:
             return False
         if history:
             cursor.execute(self._insert_history, self._history(row, row["updated_at"], detail))
+            if row["status"] in FINAL_STATUSES:
+                self._execute_clause(cursor, *task_stats.record_statement(row))
         return True
+
+    def _execute_clause(self, cursor, clause: TextClause, params: dict) -> None:
+        """Run a SQLAlchemy text statement (compiled once) on the cursor."""
+        compiled = self._compiled.get(clause)
+        if compiled is None:
+            compiled = self._compiled[clause] = clause.compile(dialect=self.engine.dialect)
+        params = {k: self._time(v) if isinstance(v, dt.datetime) else v for k, v in params.items()}
+        if compiled.positiontup:
+            cursor.execute(compiled.string, [params[name] for name in compiled.positiontup])
+        else:
+            cursor.execute(compiled.string, params)

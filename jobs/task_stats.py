@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, TextClause, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from jobs.models import FAILURE, SUCCESS, UTCDateTime, state, task_stats, tasks, utcnow
@@ -92,13 +92,19 @@ def _entries(row: Mapping[str, Any]) -> list[tuple[str, str, int]]:
 def record(conn: Connection, row: Mapping[str, Any]) -> None:
     """Count a task that has just reached a final state: one statement, in the caller's
     transaction, so the count moves with the state change."""
+    conn.execute(*record_statement(row))
+
+
+def record_statement(row: Mapping[str, Any]) -> tuple[TextClause, dict[str, Any]]:
+    """The statement and parameters of `record` (the tracker's hot path runs them on its
+    own cursor)."""
     finished = row["finished_at"] or utcnow()
     entries = _entries(row)
     params: dict[str, Any] = {"start": finished.replace(second=0, microsecond=0), "period": MINUTE,
                               "type": row["type"], "n": 1}
     for i, (metric, status, bucket) in enumerate(entries):
         params.update({f"m{i}": metric, f"status{i}": status, f"b{i}": bucket})
-    conn.execute(_WITH_TIMES if len(entries) == 3 else _COUNT_ONLY, params)
+    return (_WITH_TIMES if len(entries) == 3 else _COUNT_ONLY), params
 
 
 def _add(conn: Connection, counts: Mapping[tuple, int]) -> None:

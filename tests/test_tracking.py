@@ -1,0 +1,86 @@
+"""The tracker's hot path (claim and the worker's own changes on the DB-API cursor) writes
+what the SQLAlchemy path reads, on SQLite and PostgreSQL, and every change carries a version."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from jobs import task_stats
+from jobs.db import make_engine
+from jobs.events import MemoryEventBus
+from jobs.models import FAILURE, RETRY, REVOKED, STARTED, SUCCESS, WAITING_STATUSES, task_history, utcnow
+from jobs.tracking import Tracker
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def tracker(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'app.db'}"
+    else:
+        pg = request.getfixturevalue("postgres_server")
+        url = pg.database(f"tracking_{tmp_path.name[-20:].lower().replace('-', '_')}")
+    db = make_engine(url)
+    bus = MemoryEventBus(1000)
+    yield Tracker(db, bus)
+    db.dispose()
+
+
+def _events(tracker: Tracker, task_id: str) -> list[dict]:
+    return [e.data["task"] for e in tracker.bus._ring if e.data["task"]["task_id"] == task_id]
+
+
+def test_claim_progress_and_outcome_round_trip(tracker):
+    created = tracker.create(task_type="status_check", owner="ann", params={"a": [1, "é"]},
+                             max_attempts=3)
+    task_id = created["task_id"]
+    row = tracker.claim(task_id, "host:1")
+    assert row["status"] == STARTED and row["attempts"] == 1 and row["params"] == {"a": [1, "é"]}
+    assert tracker.claim(task_id, "host:2") is None  # compare-and-set: claimed once
+    row = tracker.advance(row, STARTED, progress_done=1, progress_total=2)
+    row = tracker.advance(row, SUCCESS, result={"ok": True}, finished_at=utcnow())
+    record = tracker.get(task_id)
+    assert record["status"] == SUCCESS and record["result"] == {"ok": True}
+    assert record["progress"] == {"done": 1, "total": 2} and record["worker"] == "host:1"
+    assert record["finished_at"].endswith("Z") and record["started_at"] <= record["finished_at"]
+    assert record["version"] == 4 == row["version"]
+    assert [t["status"] for t in tracker.timeline(task_id)] == ["PENDING", "STARTED", "SUCCESS"]
+    events = _events(tracker, task_id)
+    assert [e["version"] for e in events] == [1, 2, 3, 4]
+    assert [e["status"] for e in events] == ["PENDING", STARTED, STARTED, SUCCESS]
+    with tracker.db.connect() as conn:
+        assert task_stats.finished_since(conn, utcnow() - dt.timedelta(minutes=5), SUCCESS) == 1
+        attempts = conn.execute(select(task_history.c.attempt)
+                                .where(task_history.c.task_id == task_id)).scalars().all()
+    assert attempts == [0, 1, 1]
+
+
+def test_a_change_from_elsewhere_wins_over_the_workers_copy(tracker):
+    task_id = tracker.create(task_type="status_check", owner="ann", params={}, max_attempts=3)["task_id"]
+    row = tracker.claim(task_id, "host:1")
+    assert tracker.transition(task_id, REVOKED, expect=(*WAITING_STATUSES, STARTED),
+                              finished_at=utcnow()) is not None
+    assert tracker.advance(row, STARTED, progress_done=1, progress_total=2) is None
+    assert tracker.advance(row, FAILURE, error={"type": "exception", "message": "x"},
+                           finished_at=utcnow()) is None
+    record = tracker.get(task_id)
+    assert record["status"] == REVOKED and record["version"] == 3
+
+
+def test_a_moved_version_falls_back_to_the_status_check(tracker):
+    """Another writer bumped the version without taking the task away: the outcome still lands."""
+    task_id = tracker.create(task_type="status_check", owner="ann", params={}, max_attempts=3)["task_id"]
+    row = tracker.claim(task_id, "host:1")
+    tracker.transition(task_id, STARTED, expect=(STARTED,), progress_done=5, progress_total=9)
+    done = tracker.advance(row, SUCCESS, result=1, finished_at=utcnow())
+    assert done is not None and done["version"] == 4
+    assert tracker.get(task_id)["progress"] == {"done": 5, "total": 9}
+
+
+def test_hand_back_and_reclaim_keeps_counting_attempts(tracker):
+    task_id = tracker.create(task_type="status_check", owner="ann", params={}, max_attempts=3)["task_id"]
+    row = tracker.claim(task_id, "host:1")
+    tracker.transition(task_id, RETRY, expect=(STARTED,), attempt=row["attempts"], worker=None)
+    again = tracker.claim(task_id, "host:2")
+    assert again["attempts"] == 2 and again["error"] is None and again["finished_at"] is None
