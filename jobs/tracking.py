@@ -194,6 +194,9 @@ class Tracker:
                 conn.execute(insert(task_history), [
                     dict(task_id=r["id"], at=now, status=status, attempt=r["attempts"],
                          worker=r["worker"], detail=_detail(r)) for r in rows])
+                if status in FINAL_STATUSES:
+                    for row in rows:
+                        task_stats.record(conn, row)
         self._publish_many(rows)
         return [task_view(r) for r in rows]
 
