@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import redis
 from huey import crontab
 from huey.api import Huey, TaskWrapper
+from huey.storage import RedisStorage
 from sqlalchemy import Engine
 
 from jobs import schedules, task_stats
@@ -76,6 +77,31 @@ class Runtime:
         else:
             log.info("%s queued: %s", task_type, record["task_id"])
         return record
+
+    def submit_many(self, specs: list[dict]) -> list[dict]:
+        """Record tasks ({type, owner, params} each) in one transaction and queue them in one
+        round trip: all or none. If the queue refuses them, their records say so."""
+        records = self.tracker.create_many(specs, self.settings.task_max_attempts)
+        try:
+            self.enqueue_many(records)
+        except Exception as exc:
+            self.tracker.transition_many(
+                [r["task_id"] for r in records], FAILURE, expect=(PENDING,), finished_at=utcnow(),
+                error={"type": "enqueue", "message": f"the queue refused it: {exc}"})
+            raise QueueUnavailable(str(exc)) from exc
+        log.info("%d task(s) queued in one batch", len(records))
+        return records
+
+    def enqueue_many(self, records: list[dict]) -> None:
+        messages = [self.entries[r["type"]].s(r["task_id"], id=r["task_id"]) for r in records]
+        storage = self.huey.storage
+        if isinstance(storage, RedisStorage):
+            # One LPUSH of every message: a single round trip, and all or none.
+            storage.conn.lpush(storage.queue_key, *[self.huey.serialize_task(m) for m in messages])
+        else:
+            for message in messages:
+                self.huey.enqueue(message)
+        self.wake.set()
 
     def enqueue_recorded(self, record: dict) -> None:
         """Queue a task just recorded; if the queue refuses it, its record says so."""

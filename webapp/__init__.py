@@ -11,6 +11,7 @@ from quart_schema import QuartSchema
 from jobs.alerts import Alerter
 from jobs.embedded import EmbeddedConsumer
 from jobs.reaper import Reaper
+from jobs.relay import Relay
 from jobs.runtime import Runtime, build_runtime
 from jobs.settings import Settings, load_settings
 from webapp import errors
@@ -67,6 +68,9 @@ def create_app(settings: Settings | None = None) -> Quart:
     consumer: EmbeddedConsumer | None = None
     reaper = Reaper(rt)
     alerter = Alerter(rt)
+    # Redis mode: changes whose event was lost (Redis down, a worker killed between its
+    # commit and its publish) reach the boards from here, a process that outlives workers.
+    relay = Relay(rt.tracker) if rt.mode == "redis" else None
     background: list[asyncio.Task] = []
 
     @app.before_serving
@@ -87,6 +91,8 @@ def create_app(settings: Settings | None = None) -> Quart:
             await asyncio.to_thread(consumer.start)
         reaper.start()
         alerter.start()
+        if relay is not None:
+            relay.start()
         log.info("serving with the %s queue (%s)", rt.mode, rt.choice.reason)
 
     @app.after_serving
@@ -95,6 +101,8 @@ def create_app(settings: Settings | None = None) -> Quart:
         for task in background:
             task.cancel()
         await asyncio.to_thread(alerter.stop)
+        if relay is not None:
+            await asyncio.to_thread(relay.stop)
         await asyncio.to_thread(_stop_workers, rt, consumer, reaper)
         await rt.bus.close()
         await asyncio.to_thread(rt.close)

@@ -14,7 +14,7 @@ from jobs.runtime import AlreadyFinished, NotFound, NotRetryable, QueueUnavailab
 from webapp import runtime
 from webapp.auth import acting_owner, can_see, current
 from webapp.errors import ApiError
-from webapp.schemas import GeneratePosts
+from webapp.schemas import BatchTasks, GeneratePosts, GenerationParams
 
 
 def now_iso() -> str:
@@ -50,15 +50,7 @@ async def request_generation(body: GeneratePosts) -> Generation:
         raise ApiError(429, "rate_limited", f"at most {settings.generation_rate_limit} generation "
                        f"requests a minute; try again in {int(wait)} seconds",
                        retry_after=int(wait))
-    total = len(body.platforms) * body.count_per_platform
-    if total > settings.max_posts_per_request:
-        raise ApiError(400, "batch_too_large",
-                       f"{total} posts requested; at most {settings.max_posts_per_request} per "
-                       "request: lower count_per_platform or split the request")
-    params = body.model_dump(mode="json", exclude={"async_"}, exclude_none=True)
-    book_id, params["book"] = await _book_for(body, owner)
-    if book_id is not None:
-        params["book_id"] = book_id
+    total, params = await _generation_params(body, owner)
     if body.async_ or total >= settings.async_threshold:
         params["user_id"] = owner
         return Generation(total, task=await submit("content_generation", owner, params))
@@ -69,7 +61,50 @@ async def request_generation(body: GeneratePosts) -> Generation:
     return Generation(total, posts=posts, batch_id=batch_id)
 
 
-async def _book_for(body: GeneratePosts, owner: str) -> tuple[int | None, dict]:
+async def _generation_params(body: GeneratePosts | GenerationParams, owner: str) -> tuple[int, dict]:
+    """(posts asked for, the task's parameters): size checked, the book resolved."""
+    settings = runtime().settings
+    total = len(body.platforms) * body.count_per_platform
+    if total > settings.max_posts_per_request:
+        raise ApiError(400, "batch_too_large",
+                       f"{total} posts requested; at most {settings.max_posts_per_request} per "
+                       "request: lower count_per_platform or split the request")
+    params = body.model_dump(mode="json", exclude={"async_"}, exclude_none=True)
+    book_id, params["book"] = await _book_for(body, owner)
+    if book_id is not None:
+        params["book_id"] = book_id
+    return total, params
+
+
+async def submit_batch(body: BatchTasks) -> list[dict]:
+    """Queue every task of a batch, each validated and tracked as if queued alone; all or
+    none (nothing is recorded when one of them is refused)."""
+    owner = acting_owner(body.user_id)
+    settings = runtime().settings
+    specs = []
+    for i, task in enumerate(body.tasks):
+        params = task.params.model_dump(mode="json", exclude_none=True)
+        if task.type == "content_generation":
+            wait = await current_app.extensions["limiter"].hit(
+                f"generate:{owner}", settings.generation_rate_limit, 60)
+            if wait is not None:
+                raise ApiError(429, "rate_limited", f"task {i}: at most "
+                               f"{settings.generation_rate_limit} generation requests a minute; "
+                               f"try again in {int(wait)} seconds", retry_after=int(wait))
+            try:
+                _, params = await _generation_params(task.params, owner)
+            except ApiError as exc:
+                exc.message = f"task {i}: {exc.message}"
+                raise
+            params["user_id"] = owner
+        specs.append({"type": task.type, "owner": owner, "params": params})
+    try:
+        return await asyncio.to_thread(runtime().submit_many, specs)
+    except QueueUnavailable as exc:
+        raise _queue_down(exc) from None
+
+
+async def _book_for(body: GeneratePosts | GenerationParams, owner: str) -> tuple[int | None, dict]:
     """The book to write about (its id, and a snapshot of its fields): the one named, a
     one-off one given in full, or the user's latest."""
     if body.book is not None:

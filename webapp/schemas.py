@@ -93,3 +93,56 @@ class BulkAction(BaseModel):
 class QueueTarget(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal[TASK_TYPES] | None = None  # type: ignore[valid-type]  # None: every type
+
+
+# -- POST /api/tasks/batch: up to 1,000 tasks in one request, each validated by its type --
+class StatusCheckParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PostApprovalParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    post_ids: list[StrictInt] = Field(min_length=1, max_length=500)
+
+
+class GenerationParams(BaseModel):
+    """What POST /api/generate-posts takes, less `user_id` and `async` (a batch is queued)."""
+    model_config = ConfigDict(extra="forbid")
+    platforms: list[PlatformName] = Field(min_length=1, max_length=8)
+    count_per_platform: StrictInt = Field(1, ge=1, le=50)
+    book_id: StrictInt | None = Field(None, ge=1)
+    book: BookIn | None = None
+    seed: StrictInt | None = Field(None, ge=0, le=2**31 - 1)
+
+    @field_validator("platforms")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
+class BatchStatusCheck(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["status_check"]
+    params: StatusCheckParams = Field(default_factory=StatusCheckParams)
+
+
+class BatchPostApproval(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["post_approval"]
+    params: PostApprovalParams
+
+
+class BatchGeneration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["content_generation"]
+    params: GenerationParams
+
+
+BATCH_MAX = 1000
+
+
+class BatchTasks(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: UserId | None = None  # whose tasks (managers may name another user)
+    tasks: list[Annotated[BatchStatusCheck | BatchPostApproval | BatchGeneration,
+                          Field(discriminator="type")]] = Field(min_length=1, max_length=BATCH_MAX)

@@ -10,11 +10,11 @@ from jobs import autonomous, queries
 from jobs.posts import batch_posts
 from webapp import runtime
 from webapp.actions import (get_task, now_iso, request_generation, retry, revoke, run_daily,
-                             set_autonomous, submit)
+                             set_autonomous, submit, submit_batch)
 from webapp.auth import acting_owner, current, manager_only, owner_scope
 from webapp.errors import ApiError, load_body
 from webapp.health import health_report, queue_stats, stats_window, without_task_ids
-from webapp.schemas import ApprovePosts, GeneratePosts, Owner, Revoke, TaskQuery
+from webapp.schemas import ApprovePosts, BatchTasks, GeneratePosts, Owner, Revoke, TaskQuery
 
 bp = Blueprint("api", __name__)
 
@@ -163,6 +163,15 @@ async def status_check():
     body = await load_body(Owner, optional=True)
     record = await submit("status_check", acting_owner(body.user_id), {})
     return jsonify({"status": "status_check_queued", "task_id": record["task_id"],
+                    "timestamp": now_iso()}), 202
+
+
+@bp.post("/api/tasks/batch")
+@document_request(BatchTasks)
+async def batch_tasks():
+    """Queue up to 1,000 tasks in one request, all or none; each is tracked as usual."""
+    records = await submit_batch(await load_body(BatchTasks))
+    return jsonify({"task_ids": [r["task_id"] for r in records], "count": len(records),
                     "timestamp": now_iso()}), 202
 
 
