@@ -184,28 +184,43 @@ class OfflineWriter:
         batch = _Batch(list(avoid))
         made = 0
         crowded: list[tuple[Plan, Fitted]] = []
-        for plan in _plans(profile, rng):
-            if "{line}" in plan.template and not profile.sentences:
-                continue
-            hook = _hook(profile, plan.template, plan.start, plan.theme_shift)
+        # A hook this call has already used waits until the fresh ones are tried: on a tight
+        # platform the hook is most of the post, and a fresh one reads as a new post anyway.
+        used_hooks: set[str] = set()
+        reused: list[Plan] = []
+
+        def attempt(plan: Plan, hook: str) -> Fitted | None:
             if batch.misses[hook] >= _HOOK_MISSES:
-                continue
+                return None
             fitted = _realise(profile, kit, plan, batch)
             if fitted is None or fitted.text in batch.tried:
                 batch.misses[hook] += 1
-                continue
+                return None
             if batch.crowded(fitted.text):
                 crowded.append((plan, fitted))
                 batch.tried.add(fitted.text)
-                continue
+                return None
             fitted = _vet(fitted, kit, batch, profile.english)
             if fitted is None:
                 batch.misses[hook] += 1
-                continue
-            yield self._post(platform, fitted, plan.angle, note)
-            made += 1
-            if made == count:
-                return
+            return fitted
+
+        for fresh_only, plans in ((True, _plans(profile, rng)), (False, reused)):
+            for plan in plans:
+                if "{line}" in plan.template and not profile.sentences:
+                    continue
+                hook = _hook(profile, plan.template, plan.start, plan.theme_shift)
+                if fresh_only and hook in used_hooks:
+                    reused.append(plan)
+                    continue
+                fitted = attempt(plan, hook)
+                if fitted is None:
+                    continue
+                used_hooks.add(hook)
+                yield self._post(platform, fitted, plan.angle, note)
+                made += 1
+                if made == count:
+                    return
         for plan, fitted in crowded:
             vetted = _vet(fitted, kit, batch, profile.english, retried=True)
             if vetted is None:
