@@ -52,7 +52,7 @@ from jobs.writers import templates as wording
 from jobs.writers.fitting import Draft, Fitted, Segment, fit, gauge_for, make_readable, paragraph_break
 from jobs.writers.hashtags import PREFERRED_COUNT, tag_pool
 from jobs.writers.models import Book, Post
-from jobs.writers.phrasing import leans_on_previous
+from jobs.writers.phrasing import leans_on_previous, names_someone
 from jobs.writers.profile import TIMELY_ANGLES, BookProfile, build_profile
 from jobs.writers.quality import NEAR_DUPLICATE_RATIO, NearCopyIndex, max_similarity, readable_enough
 
@@ -440,14 +440,20 @@ def _body(profile: BookProfile, template: str, start: int, span: int) -> tuple[S
     follows_hook = template.endswith("{line}")
     segments: list[Segment] = []
     previous_kept = False
+    # A leaning sentence also needs the start of its run to say who it is about (or be the
+    # blurb's first sentence): "Every name on the ledger is gone. Her boss..." leaves "her" to no one.
+    head_names = False
     for i in range(start, len(sentences)):
         if len(segments) == span:
             break
+        leans = leans_on_previous(sentences[i]) if i > 0 else False
+        if not leans:
+            head_names = i == 0 or names_someone(sentences[i])
         if i in quoted:
             previous_kept = follows_hook and not segments
             continue
-        leans = leans_on_previous(sentences[i]) if i > 0 else False
-        if leans and not previous_kept:
+        if leans and not (previous_kept and head_names):
+            previous_kept = False
             continue
         segments.append(Segment(sentences[i], _BODY, drop_order=_DROP_FIRST_SENTENCE + len(segments), leans=leans))
         previous_kept = True

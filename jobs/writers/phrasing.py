@@ -38,8 +38,10 @@ _UNCOUNTABLE = frozenset(
     politics economics mathematics ethics news research evidence advice information knowledge
     equipment furniture luggage weather space mischief chaos intrigue strength""".split()
 )
-_UNCOUNTABLE_SUFFIXES = ("ness", "ship", "ity", "ism", "ment", "ance", "ence", "ing", "tion", "sion",
-                         "hood", "dom", "cy", "ics", "time", "ledge", "fare", "ware", "lore")
+_UNCOUNTABLE_SUFFIXES = ("ness", "ship", "ity", "ism", "ing", "hood", "dom", "cy", "ics", "time", "ledge",
+                         "fare", "ware", "lore")
+# These mark uncountable nouns only in longer words ("violence", "ambition"; not "chance", "nation").
+_LONG_UNCOUNTABLE_SUFFIXES = ("ment", "ance", "ence", "tion", "sion")
 # Keywords that describe rather than name: they go before "read", never into a list.
 _ADJECTIVES = frozenset(
     """cozy cosy dark spicy steamy clean sweet funny gritty atmospheric emotional heartwarming uplifting
@@ -76,6 +78,12 @@ def leans_on_previous(sentence: str) -> bool:
     return False
 
 
+def names_someone(sentence: str) -> bool:
+    """True when a word after the first is capitalised (a name): a sentence like that can be
+    what a following "she" or "they" refers to; "Every name on the ledger is gone." cannot."""
+    return any(w[0].isupper() and w != "I" for w in _WORD.findall(sentence)[1:])
+
+
 def is_adjective(keyword: str) -> bool:
     return keyword.casefold() in _ADJECTIVES
 
@@ -106,7 +114,8 @@ def _is_plural(word: str) -> bool:
 
 
 def _is_uncountable(word: str) -> bool:
-    return word in _UNCOUNTABLE or (len(word) > 5 and word.endswith(_UNCOUNTABLE_SUFFIXES))
+    return (word in _UNCOUNTABLE or (len(word) > 5 and word.endswith(_UNCOUNTABLE_SUFFIXES))
+            or (len(word) > 7 and word.endswith(_LONG_UNCOUNTABLE_SUFFIXES)))
 
 
 def plural(noun: str) -> str:
