@@ -6,10 +6,10 @@
 `--tasks` defaults to BENCH_HISTORY_TASKS or 200,000 (`BENCH_HISTORY_TASKS=1000000 make bench`
 for the full size). For each database and each size, the history is filled directly with bulk
 INSERTs (set-up, not what is measured): finished tasks spread over the last 30 days, a few
-waiting ones. Then a web server is started on it (embedded mode, one process), every endpoint
-is warmed and requested `--requests` times in turn, and the server is stopped. Prints p95 per
-endpoint at both sizes, their ratio, and the web process's memory; the goal is p95 ≤ 100 ms
-and ≤ 1.5 × the 2,000-task figure.
+waiting ones. Then a web server is started on each (embedded mode, one process), every
+endpoint is warmed, both servers are requested `--requests` times in alternation, and both are
+stopped. Prints p95 per endpoint at both sizes, their ratio, and each web process's memory;
+the goal is p95 ≤ 100 ms and ≤ 1.5 × the 2,000-task figure.
 """
 from __future__ import annotations
 
@@ -133,39 +133,54 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def measure(url: str, n: int, requests: int, work: Path) -> tuple[dict[str, float], float]:
-    sample = fill(url, n)
-    data_dir = work / f"data-{n}"
-    env = {**os.environ, "DATA_DIR": str(data_dir), "DATABASE_URL": url, "LOG_LEVEL": "WARNING",
-           "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    env.pop("REDIS_URL", None)
-    made = subprocess.run([PYTHON, "-m", "webapp", "create-user", "--email", "bench@example.com",
-                           "--role", "manager", "--password", "bench password 1", "--token"],
-                          cwd=work, env=env, capture_output=True, text=True, timeout=120, check=True)
-    token = made.stdout.strip().splitlines()[-1]
-    port = free_port()
-    web = Proc(f"web-{n}", [PYTHON, "-m", "webapp", "--port", str(port)], env, work)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60,
-                          headers={"Authorization": f"Bearer {token}"})
-    try:
-        wait_until(lambda: _answers(client), 60, "the web server to answer")
-        endpoints = _endpoints(sample)
-        for _, path in endpoints:  # warm: caches, query plans, lazy imports
+class Server:
+    """A web server (embedded mode, one process) on a database filled with `n` tasks."""
+
+    def __init__(self, url: str, n: int, work: Path) -> None:
+        self.sample = fill(url, n)
+        env = {**os.environ, "DATA_DIR": str(work / f"data-{n}"), "DATABASE_URL": url,
+               "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+        env.pop("REDIS_URL", None)
+        made = subprocess.run([PYTHON, "-m", "webapp", "create-user", "--email", "bench@example.com",
+                               "--role", "manager", "--password", "bench password 1", "--token"],
+                              cwd=work, env=env, capture_output=True, text=True, timeout=120, check=True)
+        port = free_port()
+        self.web = Proc(f"web-{n}", [PYTHON, "-m", "webapp", "--port", str(port)], env, work)
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, headers={
+            "Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"})
+        try:
+            wait_until(lambda: _answers(self.client), 60, "the web server to answer")
+        except BaseException:
+            self.stop()
+            raise
+
+    def get(self, path: str) -> float:
+        began = time.perf_counter()
+        response = self.client.get(path)
+        elapsed = (time.perf_counter() - began) * 1000
+        assert response.status_code == 200, (path, response.status_code, response.text[:300])
+        return elapsed
+
+    def stop(self) -> None:
+        self.client.close()
+        self.web.stop()
+
+
+def measure(servers: list[Server], requests: int) -> list[dict[str, float]]:
+    """p95 per endpoint on each server. Requests alternate between the servers and go round
+    the endpoints, so noise on a shared machine falls on both sizes alike."""
+    endpoints = [_endpoints(server.sample) for server in servers]
+    for server, paths in zip(servers, endpoints):
+        for _, path in paths:  # warm: caches, query plans, lazy imports
             for _ in range(3):
-                response = client.get(path)
-                assert response.status_code == 200, (path, response.status_code, response.text[:300])
-        times: dict[str, list[float]] = {name: [] for name, _ in endpoints}
-        for _ in range(requests):  # interleaved, so a burst of noise hits every endpoint alike
-            for name, path in endpoints:
-                began = time.perf_counter()
-                response = client.get(path)
-                times[name].append((time.perf_counter() - began) * 1000)
-                assert response.status_code == 200, (path, response.status_code)
-        rss = _rss_mb(web.pid)
-    finally:
-        client.close()
-        web.stop()
-    return {name: _p95(values) for name, values in times.items()}, rss
+                server.get(path)
+    times = [{name: [] for name, _ in paths} for paths in endpoints]
+    for _ in range(requests):
+        for i in range(len(endpoints[0])):
+            for server, paths, sink in zip(servers, endpoints, times):
+                name, path = paths[i]
+                sink[name].append(server.get(path))
+    return [{name: _p95(values) for name, values in sink.items()} for sink in times]
 
 
 def _answers(client: httpx.Client) -> bool:
@@ -193,17 +208,20 @@ def main() -> None:
         print(f"\n== {backend}: {args.small:,} vs {args.tasks:,} tasks ==", flush=True)
         with tempfile.TemporaryDirectory(prefix="bench-history-") as tmp:
             work = Path(tmp)
-            server = PostgresServer() if backend == "postgresql" else None
+            database = PostgresServer() if backend == "postgresql" else None
+            servers: list[Server] = []
             try:
-                results = []
                 for n in (args.small, args.tasks):
-                    url = (server.database(f"history{n}") if server
+                    url = (database.database(f"history{n}") if database
                            else f"sqlite:///{work / f'history-{n}.db'}")
-                    results.append(measure(url, n, args.requests, work))
+                    servers.append(Server(url, n, work))
+                small, large = measure(servers, args.requests)
+                small_rss, large_rss = (_rss_mb(s.web.pid) for s in servers)
             finally:
-                if server:
+                for server in servers:
                     server.stop()
-        (small, small_rss), (large, large_rss) = results
+                if database:
+                    database.stop()
         print(f"{'endpoint':32} {'p95 ' + format(args.small, ','):>12} {'p95 ' + format(args.tasks, ','):>14}"
               f" {'ratio':>7}  goal")
         for name in small:
