@@ -68,7 +68,8 @@ async def _generation_params(body: GeneratePosts | GenerationParams, owner: str)
     if total > settings.max_posts_per_request:
         raise ApiError(400, "batch_too_large",
                        f"{total} posts requested; at most {settings.max_posts_per_request} per "
-                       "request: lower count_per_platform or split the request")
+                       "request: lower count_per_platform or split the request",
+                       requested=total, limit=settings.max_posts_per_request)
     params = body.model_dump(mode="json", exclude={"async_"}, exclude_none=True)
     book_id, params["book"] = await _book_for(body, owner)
     if book_id is not None:

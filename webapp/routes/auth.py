@@ -111,7 +111,8 @@ async def healthz():
 @bp.get("/account")
 async def account():
     tokens = await asyncio.to_thread(users.list_tokens, runtime().db, current().id)
-    return await render_template("account.html", tokens=tokens, new_token=None)
+    return await render_template("account.html", tokens=tokens, new_token=None,
+                                 feed_url=await _calendar_url())
 
 
 @bp.post("/account/tokens")
@@ -122,12 +123,18 @@ async def account_new_token():
                                        form.get("name", "")[:100])
     await _audit("token.create", current().email, {"name": form.get("name", "")[:100]})
     tokens = await asyncio.to_thread(users.list_tokens, runtime().db, current().id)
-    return await render_template("account.html", tokens=tokens, new_token=token)
+    return await render_template("account.html", tokens=tokens, new_token=token,
+                                 feed_url=await _calendar_url())
 
 
 @bp.post("/account/tokens/<int:token_id>/revoke")
 @any_signed_in_user
 async def account_revoke_token(token_id: int):
+    if (await request.form).get("confirmed") != "yes":  # scripts using it would stop working
+        return await render_template(
+            "confirm.html", action=f"/account/tokens/{token_id}/revoke", question="Revoke this token?",
+            detail="Anything that uses it (scripts, automation) is refused from then on.",
+            button="Yes, revoke it", fields={}, cancel="/account")
     if await asyncio.to_thread(users.revoke_token, runtime().db, current().id, token_id):
         await _audit("token.revoke", current().email, {"token_id": token_id})
     return redirect(url_for("auth.account"))
@@ -144,8 +151,12 @@ async def audit_page():
 
 @bp.get("/api/me")
 async def me():
-    from webapp.routes.posts import calendar_url
-    return jsonify({**current().view(), "calendar_url": await calendar_url()})
+    return jsonify({**current().view(), "calendar_url": await _calendar_url()})
+
+
+async def _calendar_url() -> str:
+    from webapp.routes.posts import calendar_url  # the posts blueprint owns the feed
+    return await calendar_url()
 
 
 @bp.get("/api/tokens")

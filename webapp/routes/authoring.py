@@ -18,11 +18,11 @@ from jobs.overview import author_overview
 from jobs.platforms import PLATFORMS
 from jobs.posts import MOVES, POST_STATES, PUBLISHED, PostFilters, list_posts
 from webapp import local_time, runtime
-from webapp.auth import current, owner_scope
+from webapp.auth import any_signed_in_user, current, owner_scope
 from webapp.errors import ApiError
 from webapp.local_time import from_input, viewer_tz
 from webapp.post_schemas import Campaign
-from webapp.routes.posts import calendar_posts, queue_campaign, schedule, update_post
+from webapp.routes.posts import calendar_posts, calendar_url, queue_campaign, schedule, update_post
 
 bp = Blueprint("authoring", __name__)
 
@@ -171,6 +171,19 @@ def _campaign_problem(exc: ValidationError) -> str:
     if "platforms" in fields:
         return "Choose at least one platform for the campaign."
     return "Enter the launch date as a date (year, month, day)."
+
+
+@bp.post("/account/calendar-url")
+@any_signed_in_user
+async def rotate_feed():
+    if (await request.form).get("confirmed") != "yes":
+        return await render_template(
+            "confirm.html", action="/account/calendar-url", question="Make a new calendar address?",
+            detail="Calendar apps subscribed to the old address stop receiving your posts; "
+                   "subscribe them again with the new one.",
+            button="Yes, make a new address", fields={}, cancel="/account")
+    await calendar_url(rotate=True)
+    return redirect("/account", 303)
 
 
 # -- the calendar --

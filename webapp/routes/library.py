@@ -14,6 +14,16 @@ from webapp.schemas import BookIn
 bp = Blueprint("library", __name__)
 
 LIST_FIELDS = ("keywords", "comparables")
+# What to say when a field is refused, in the words of the form.
+_MESSAGES = {
+    "title": "Enter the book's title (up to 300 characters).",
+    "launch_date": "Enter a real date, such as 2027-03-01.",
+    "tone": "Choose one of the tones offered.",
+    "keywords": "At most 30 keywords, each up to 300 characters, separated by commas.",
+    "comparables": "At most 20 comparable titles, separated by commas.",
+    "blurb": "The blurb can be up to 5,000 characters.",
+    "link": "The link can be up to 2,000 characters.",
+}
 
 
 def _values(form) -> dict:
@@ -34,7 +44,8 @@ def _parse(form) -> tuple[dict | None, dict, dict]:
     try:
         book = BookIn.model_validate(_values(form))
     except ValidationError as exc:
-        return None, {str(e["loc"][0]): e["msg"] for e in exc.errors()}, shown
+        return None, {str(e["loc"][0]): _MESSAGES.get(str(e["loc"][0]), e["msg"])
+                      for e in exc.errors()}, shown
     return book.model_dump(mode="json"), {}, shown
 
 

@@ -267,8 +267,12 @@ async def generate_post():
             outcome = await request_generation(form.body)
         except ApiError as exc:
             status = exc.status
-            where = "count_per_platform" if exc.code == "batch_too_large" else FORM_ERROR
-            form.errors.update(field_errors_from(exc.extra) or {where: exc.message})
+            if exc.code == "batch_too_large":  # in words of the form, not of the API
+                form.errors["count_per_platform"] = (
+                    f"That makes {exc.extra['requested']} posts; at most {exc.extra['limit']} at "
+                    "once. Ask for fewer posts per platform, or choose fewer platforms.")
+            else:
+                form.errors.update(field_errors_from(exc.extra) or {FORM_ERROR: exc.message})
         else:
             if outcome.task is not None:
                 queued = outcome.task["task_id"]

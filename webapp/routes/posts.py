@@ -222,9 +222,12 @@ async def campaign(book_id: int):
 # -- the secret iCalendar feed --
 
 async def calendar_url(rotate: bool = False) -> str:
+    """The signed-in user's feed address; `rotate`: a new one (audited), the old one retired."""
     db, user = runtime().db, current()
     make = calendar_feed.rotate_token if rotate else calendar_feed.feed_token
     token = await asyncio.to_thread(make, db, user.id)
+    if rotate:
+        await audit_action("calendar.rotate", user.email)
     return url_for("posts.calendar_ics", token=token, _external=True)
 
 
@@ -232,9 +235,7 @@ async def calendar_url(rotate: bool = False) -> str:
 @any_signed_in_user
 async def rotate_calendar_url():
     """A new secret address for the calendar feed; the old one stops working."""
-    url = await calendar_url(rotate=True)
-    await audit_action("calendar.rotate", current().email)
-    return jsonify({"calendar_url": url})
+    return jsonify({"calendar_url": await calendar_url(rotate=True)})
 
 
 @bp.get("/calendar/<token>.ics")
