@@ -31,6 +31,6 @@ def author_overview(db: Engine, owner: str, now: dt.datetime | None = None) -> d
     for book in books:
         book["latest_posts"] = list(latest.get(book["id"], {}).values())
         book["drafts_waiting"] = drafts.get(book["id"], 0)
-        book["next_scheduled"] = [p for p in upcoming if p["book_id"] == book["id"]][:3]
+        book["next_post"] = next((p for p in upcoming if p["book_id"] == book["id"]), None)
     return {"books": books, "drafts_waiting": sum(drafts.values()),
             "next_scheduled": upcoming[:NEXT_SCHEDULED]}
