@@ -201,29 +201,25 @@ def count_existing_once(db: Engine) -> None:
 
 
 # -- reading --
-
-def all_time_counts(conn: Connection) -> dict[str, dict[str, int]]:
-    """{type: {status: n}} of every task that ever finished (pruned ones included)."""
-    result: dict[str, dict[str, int]] = {}
-    for task_type, status, n in conn.execute(
-            select(task_stats.c.type, task_stats.c.status, func.sum(task_stats.c.n))
-            .where(task_stats.c.metric == COUNT).group_by(task_stats.c.type, task_stats.c.status)):
-        result.setdefault(task_type, {})[status] = int(n)
-    return result
-
-
-def finished_since(conn: Connection, since: dt.datetime, status: str) -> int:
-    return int(conn.execute(select(func.coalesce(func.sum(task_stats.c.n), 0)).where(
-        task_stats.c.metric == COUNT, task_stats.c.period_start >= since,
-        task_stats.c.status == status)).scalar_one())
+#
+# Steps that ended more than GRACE ago no longer change (a task is counted in the minute it
+# finished, within moments; folding keeps every step's sums), so each process reads a step
+# once and keeps its sums: a request costs the rows of the current minute and a few merges,
+# not the length of its window.
+GRACE = dt.timedelta(seconds=30)
+_FINER = {HOUR: MINUTE, DAY: HOUR}
+_steps: dict[tuple[int, dt.datetime], "_Slot"] = {}   # (step, start) → a settled step
+_sums: dict[str, tuple[tuple, Any]] = {}                 # name → (key, latest sum of settled steps)
+_memory_lock = threading.Lock()
 
 
 @dataclass
 class _Slot:
-    """What finished in one step of a window: counts per (type, status), histograms per type."""
+    """What finished in one step: counts per (type, status), histograms per type."""
     counts: Counter = field(default_factory=Counter)
     run: dict[str, Counter] = field(default_factory=dict)
     wait: dict[str, Counter] = field(default_factory=dict)
+    _summary: dict | None = None  # the chart's figures, kept once a settled step has them
 
     def add(self, metric: str, task_type: str, status: str, bucket: int, n: int) -> None:
         if metric == COUNT:
@@ -237,20 +233,65 @@ class _Slot:
             by_type[task_type] = Counter()
         return by_type[task_type]
 
-    def merge(self, other: "_Slot") -> None:
-        self.counts.update(other.counts)
-        for metric, by_type in ((RUN, other.run), (WAIT, other.wait)):
+    def summary(self) -> dict:
+        if self._summary is None:
+            self._summary = {
+                "completed": sum(n for (_, s), n in self.counts.items() if s == SUCCESS),
+                "failed": sum(n for (_, s), n in self.counts.items() if s == FAILURE),
+                "run": {t: percentiles(h) for t, h in self.run.items()}}
+        return self._summary
+
+
+def _merged(parts: list[_Slot]) -> _Slot:
+    whole = _Slot()
+    for part in parts:
+        whole.counts.update(part.counts)
+        for metric, by_type in ((RUN, part.run), (WAIT, part.wait)):
             for task_type, histogram in by_type.items():
-                self.histogram(metric, task_type).update(histogram)
+                whole.histogram(metric, task_type).update(histogram)
+    return whole
 
 
-# Steps that ended more than GRACE ago no longer change (a task is counted in the minute it
-# finished, within moments; folding keeps each step's sums), so each process reads them
-# once: a window costs the rows of its unfinished step, not of its length.
-GRACE = dt.timedelta(seconds=30)
-_FINER = {HOUR: MINUTE, DAY: HOUR}
-_done: dict[tuple[int, dt.datetime], _Slot] = {}
-_done_lock = threading.Lock()
+def _remember(name: str, key: tuple, make):
+    """The value `make()` gives for `key`, kept under `name` until the key changes."""
+    with _memory_lock:
+        kept = _sums.get(name)
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    value = make()
+    with _memory_lock:
+        _sums[name] = (key, value)
+    return value
+
+
+def _forget() -> None:
+    """Drop what this process remembers (after rewriting past rows, as tests do)."""
+    with _memory_lock:
+        _steps.clear()
+        _sums.clear()
+
+
+def all_time_counts(conn: Connection, now: dt.datetime | None = None) -> dict[str, dict[str, int]]:
+    """{type: {status: n}} of every task that ever finished (pruned ones included)."""
+    boundary = _floor((now or utcnow()) - GRACE, MINUTE)
+    t = task_stats.c
+
+    def total(*where) -> Counter:
+        return Counter({(task_type, status): int(n) for task_type, status, n in conn.execute(
+            select(t.type, t.status, func.sum(t.n)).where(t.metric == COUNT, *where)
+            .group_by(t.type, t.status))})
+    counts = _remember("all-time", (boundary,), lambda: total(t.period_start < boundary))
+    counts = counts + total(t.period_start >= boundary)
+    result: dict[str, dict[str, int]] = {}
+    for (task_type, status), n in sorted(counts.items()):
+        result.setdefault(task_type, {})[status] = n
+    return result
+
+
+def finished_since(conn: Connection, since: dt.datetime, status: str) -> int:
+    return int(conn.execute(select(func.coalesce(func.sum(task_stats.c.n), 0)).where(
+        task_stats.c.metric == COUNT, task_stats.c.period_start >= since,
+        task_stats.c.status == status)).scalar_one())
 
 
 def _read(conn: Connection, step: int, start: dt.datetime, end: dt.datetime) -> dict[dt.datetime, _Slot]:
@@ -268,33 +309,35 @@ def _read(conn: Connection, step: int, start: dt.datetime, end: dt.datetime) -> 
     return slots
 
 
-def _slots(conn: Connection, step: int, start: dt.datetime, end: dt.datetime,
-           now: dt.datetime) -> list[_Slot]:
-    """Every step in [start, end): finished ones from memory (read once, all together),
-    the others from the finer steps they are made of."""
+def _span(conn: Connection, step: int, start: dt.datetime, end: dt.datetime,
+          now: dt.datetime) -> tuple[list[_Slot], int]:
+    """Every step in [start, end), and how many of them (the first ones) have settled."""
     width = dt.timedelta(seconds=step)
     starts = [start + width * i for i in range(round((end - start) / width))]
     settled = [s for s in starts if s + width <= now - GRACE]
-    missing = [s for s in settled if (step, s) not in _done]
+    with _memory_lock:
+        missing = [s for s in settled if (step, s) not in _steps]
     if missing:
         read = _read(conn, step, missing[0], missing[-1] + width)
-        with _done_lock:
+        with _memory_lock:
             for s in missing:
-                _done[(step, s)] = read.get(s) or _Slot()
-            for key in [k for k in _done if k[1] < now - dt.timedelta(days=32)]:
-                del _done[key]  # older than any window
-    result = [_done[(step, s)] for s in settled]
-    for s in starts[len(settled):]:
-        if s > now:
-            result.append(_Slot())
-        elif step == MINUTE:
-            result.append(_read(conn, MINUTE, s, s + width).get(s) or _Slot())
-        else:
-            slot = _Slot()
-            for part in _slots(conn, _FINER[step], s, s + width, now):
-                slot.merge(part)
-            result.append(slot)
-    return result
+                _steps[(step, s)] = read.get(s) or _Slot()
+            for key in [k for k in _steps if k[1] < now - dt.timedelta(days=32)]:
+                del _steps[key]  # older than any window
+    with _memory_lock:
+        slots = [_steps[(step, s)] for s in settled]
+    return slots + [_unsettled(conn, step, s, now) for s in starts[len(settled):]], len(settled)
+
+
+def _unsettled(conn: Connection, step: int, start: dt.datetime, now: dt.datetime) -> _Slot:
+    """A step still open: its settled finer steps (summed once) and the open ones."""
+    if start > now:
+        return _Slot()
+    if step == MINUTE:
+        return _read(conn, MINUTE, start, start + dt.timedelta(minutes=1)).get(start) or _Slot()
+    parts, settled = _span(conn, _FINER[step], start, start + dt.timedelta(seconds=step), now)
+    closed = _remember(f"open-{step}", (start, settled), lambda: _merged(parts[:settled]))
+    return _merged([closed, *parts[settled:]])
 
 
 def window_stats(db: Engine, window: str = "1h", now: dt.datetime | None = None) -> dict[str, Any]:
@@ -305,15 +348,15 @@ def window_stats(db: Engine, window: str = "1h", now: dt.datetime | None = None)
     end = _floor(now, step) + dt.timedelta(seconds=step)
     start = end - dt.timedelta(seconds=length)
     with db.connect() as conn:
-        slots = _slots(conn, step, start, end, now)
-    whole = _Slot()
-    for slot in slots:
-        whole.merge(slot)
+        slots, settled = _span(conn, step, start, end, now)
+    closed = _remember(f"window-{window}", (start, settled), lambda: _merged(slots[:settled]))
+    whole = _merged([closed, *slots[settled:]])
     counts: dict[str, dict[str, int]] = {}
     for (task_type, status), n in sorted(whole.counts.items()):
         counts.setdefault(task_type, {})[status] = n
     finished = sum(whole.counts.values())
     failed = {t: c[FAILURE] for t, c in counts.items() if c.get(FAILURE)}
+    summaries = [slot.summary() for slot in slots]
     return {
         "window": window,
         "start": _iso(start), "end": _iso(end), "step_seconds": step,
@@ -327,14 +370,10 @@ def window_stats(db: Engine, window: str = "1h", now: dt.datetime | None = None)
         "wait_time": {t: percentiles(h) for t, h in sorted(whole.wait.items())},
         "series": {
             "times": [int((start + dt.timedelta(seconds=step * i)).timestamp()) for i in range(len(slots))],
-            "completed": [sum(n for (_, s), n in slot.counts.items() if s == SUCCESS) for slot in slots],
-            "failed": [sum(n for (_, s), n in slot.counts.items() if s == FAILURE) for slot in slots],
-            "run_time": {t: _series([slot.run.get(t) for slot in slots]) for t in sorted(whole.run)},
+            "completed": [summary["completed"] for summary in summaries],
+            "failed": [summary["failed"] for summary in summaries],
+            # p50 and p95 run time per step (None where nothing of the type ran)
+            "run_time": {t: {q: [summary["run"].get(t, {}).get(q) for summary in summaries]
+                             for q in ("p50", "p95")} for t in sorted(whole.run)},
         },
     }
-
-
-def _series(histograms: list[Counter | None]) -> dict[str, list]:
-    """p50 and p95 per step (None where nothing ran)."""
-    cuts = [percentiles(h) if h else {} for h in histograms]
-    return {q: [c.get(q) for c in cuts] for q in ("p50", "p95")}

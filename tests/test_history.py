@@ -28,7 +28,7 @@ def db(request, tmp_path):
     else:
         url = request.getfixturevalue("postgres_server").database(f"history_{secrets.token_hex(4)}")
     engine = make_engine(url)
-    task_stats._done.clear()  # settled steps are remembered per process
+    task_stats._forget()  # settled steps are remembered per process
     yield engine
     engine.dispose()
 
@@ -165,7 +165,7 @@ def test_folding_moves_old_minutes_into_hours_and_days_keeping_every_sum(db):
                                     .where(stats_rows.c.metric == "n")
                                     .group_by(stats_rows.c.period)).all())
     assert periods == {60: 2, 3600: 2, 86400: 2}
-    task_stats._done.clear()
+    task_stats._forget()
     for window, result in before.items():
         after = task_stats.window_stats(db, window, now)
         assert (after["counts"], after["run_time"]) == (result["counts"], result["run_time"]), window
