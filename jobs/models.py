@@ -56,6 +56,7 @@ tasks = Table(
     Column("worker", String(200)),
     Column("terminate", Boolean, nullable=False, default=False),
     Column("parent_id", String(64)),
+    Column("priority", Integer, nullable=False, server_default=text("0")),  # higher runs first
     Column("enqueued_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),

@@ -18,7 +18,7 @@ from jobs.execution import Executor
 from jobs.models import FAILURE, FINAL_STATUSES, PENDING, REVOKED, STARTED, WAITING_STATUSES, utcnow
 from jobs.pause import PauseCache
 from jobs.queue import QueueChoice, choose_backend, make_huey
-from jobs.settings import TASK_TYPES, Settings
+from jobs.settings import TASK_TYPES, Settings, priority_of
 from jobs.tasks import BODIES
 from jobs.tracking import Tracker
 
@@ -115,7 +115,8 @@ class Runtime:
 
     def enqueue(self, task_id: str, task_type: str) -> None:
         # The message carries only the id; parameters live in the record.
-        self.huey.enqueue(self.entries[task_type].s(task_id, id=task_id))
+        self.huey.enqueue(self.entries[task_type].s(task_id, id=task_id,
+                                                     priority=priority_of(task_type)))
         self.wake.set()
 
     def revoke(self, task_id: str, terminate: bool) -> dict:

@@ -17,6 +17,21 @@ TASK_TYPES = (
     "launch_campaign",
 )
 
+# When workers are busy, interactive work (what a person is waiting for) is taken before
+# bulk work (daily operations, reports). Higher runs first.
+INTERACTIVE, BULK = 10, 0
+PRIORITIES = {
+    "content_generation": INTERACTIVE,
+    "post_approval": INTERACTIVE,
+    "status_check": INTERACTIVE,
+    "weekly_report": BULK,
+    "daily_operations": BULK,
+}
+
+
+def priority_of(task_type: str) -> int:
+    return PRIORITIES.get(task_type, BULK)
+
 
 class SettingsError(Exception):
     """A setting has a value the product cannot run with; the message says which and why."""

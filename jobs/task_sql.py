@@ -29,7 +29,7 @@ T = TypeVar("T")
 
 COLUMNS = ("id", "type", "owner", "params", "status", "progress_done", "progress_total",
            "result", "error", "attempts", "max_attempts", "worker", "terminate", "parent_id",
-           "enqueued_at", "started_at", "finished_at", "updated_at", "version")
+           "enqueued_at", "started_at", "finished_at", "updated_at", "version", "priority")
 _JSON = ("params", "result", "error")
 _TIMES = ("enqueued_at", "started_at", "finished_at", "updated_at")
 _HISTORY = ("task_id", "at", "status", "attempt", "worker", "detail")

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from jobs import task_stats
 from jobs.events import EventBus
 from jobs.models import FAILURE, FINAL_STATUSES, PENDING, STARTED, SUCCESS, task_history, tasks, utcnow
+from jobs.settings import priority_of
 from jobs.task_sql import TaskSQL
 
 log = logging.getLogger("jobs.tracking")
@@ -40,6 +41,7 @@ def task_view(row: Mapping[str, Any], *, with_result: bool = True) -> dict[str, 
         "worker": row["worker"],
         "terminate": row["terminate"],
         "parent_id": row["parent_id"],
+        "priority": row["priority"],
         "params": row["params"],
         "enqueued_at": _iso(row["enqueued_at"]),
         "started_at": _iso(row["started_at"]),
@@ -96,7 +98,7 @@ class Tracker:
                      result=None, error=None, attempts=0, max_attempts=max_attempts,
                      worker=None, terminate=False, parent_id=s.get("parent_id"),
                      enqueued_at=now, started_at=None, finished_at=None, updated_at=now,
-                     version=1) for s in specs]
+                     version=1, priority=priority_of(s["type"])) for s in specs]
         details = [f"retry of {r['parent_id']}" if r["parent_id"] else None for r in rows]
         try:
             self.sql.run(lambda cursor: self.sql.insert(cursor, rows, details))

@@ -77,7 +77,7 @@ def test_waiting_tasks_survive_a_redis_that_lost_its_data(fresh_stack, artifacts
     stack.worker_args = []  # no worker yet: tasks wait in Redis
     stack.start()
     waiting = [stack.queue(platforms=["twitter"], count_per_platform=1) for _ in range(3)]
-    assert redis.Redis.from_url(own_redis.url).llen("huey.redis.bookmarketing") == 3
+    assert redis.Redis.from_url(own_redis.url).zcard("huey.redis.bookmarketing") == 3
 
     own_redis.stop()
     own_redis.start()  # same port, empty: the queue is gone
@@ -99,7 +99,8 @@ def test_pickled_payload_is_rejected_not_executed(fresh_stack, tmp_path):
             return (os.system, (f"touch {marker}",))
 
     client = redis.Redis.from_url(stack.env["REDIS_URL"])
-    client.lpush("huey.redis.bookmarketing", pickle.dumps(Exploit()))
+    # The priority queue: a sorted set of 8-byte time prefix + payload.
+    client.zadd("huey.redis.bookmarketing", {b"\0" * 8 + pickle.dumps(Exploit()): 0})
     wait_until(lambda: "Rejected a queue payload that is not JSON" in stack.workers[0].log(), 10,
                "the worker to reject the payload")
     assert not marker.exists()
@@ -186,3 +187,20 @@ def test_worker_sigterm_hands_back_a_task_that_outlives_the_grace(fresh_stack):
     assert (record["status"], record["attempts"]) == ("RETRY", 0)
     stack.start_worker(["--workers", "1"], "next")
     assert stack.wait_status(task_id, {"SUCCESS", "FAILURE"}, timeout=40)["status"] == "SUCCESS"
+
+
+def test_a_plain_list_queue_of_an_earlier_version_is_queued_again_by_priority(fresh_stack, artifacts,
+                                                                            request):
+    own_redis = RedisServer(artifacts)
+    request.addfinalizer(own_redis.stop)
+    stack = fresh_stack("redis", REDIS_URL=own_redis.url)
+    stack.worker_args = []
+    stack.start()
+    waiting = [stack.queue(platforms=["twitter"], count_per_platform=1) for _ in range(2)]
+    client = redis.Redis.from_url(own_redis.url)
+    client.delete("huey.redis.bookmarketing")  # as an earlier version left it: a list
+    client.lpush("huey.redis.bookmarketing", b"left by an earlier version")
+    stack.start_worker(["--workers", "2"], "upgraded")
+    for task_id in waiting:
+        assert stack.wait_status(task_id, "SUCCESS", timeout=30)["status"] == "SUCCESS"
+    assert client.type("huey.redis.bookmarketing") in (b"zset", b"none")

@@ -46,6 +46,7 @@ def test_board_revokes_all_matching_after_a_confirmation_stating_the_count(brows
                        book={"title": f"STALL board {i}"}) for i in range(3)]
     page = browser.page(stack)
     page.goto(stack.base_url + f"/?owner={owner}")
+    expect(page.locator(f"#task-{ids[0]} .priority")).to_have_text("interactive · priority 10")
     page.locator("button[data-action=bulk-revoke]").click()
     confirm = page.locator("#flash .bulk-confirm")
     expect(confirm).to_have_attribute("data-matched", "3")
