@@ -26,6 +26,8 @@ PRIORITIES = {
     "status_check": INTERACTIVE,
     "weekly_report": BULK,
     "daily_operations": BULK,
+    "launch_campaign": BULK,
+    "retention": BULK,
 }
 
 
