@@ -10,7 +10,8 @@ in full). For each:
 - queued: a content-generation task of the same size queued over the API and run by one
   process worker (huey_worker.py --workers 1) on its own redis-server, timed from the task's
   start to its end as recorded (writing, storing and progress reports included), and per CPU
-  second of the worker's processes (what a shared machine's waiting for a core leaves out).
+  second of the worker's processes (what a shared machine's waiting for a core leaves out),
+  less what the idle worker spends in the same time.
 Then a 3-post synchronous request (POST /api/generate-posts, one post on each of three
 platforms): CPU of the web process per request, less that of a plain authenticated GET
 (GET /api/me), from /proc/<pid>/stat over --requests of each.
@@ -69,15 +70,23 @@ def direct(book: dict, count: int) -> tuple[float, int, int]:
     return len(produced) / elapsed, len(produced), len(set(produced))
 
 
-def queued(stack: Stack, book: dict, count: int) -> tuple[float, float, int, int]:
+def idle_cpu_rate(stack: Stack, seconds: float = 3.0) -> float:
+    """CPU seconds per second the idle worker spends (heartbeats, polling), to take off the task's."""
+    worker = stack.workers[0].pid
+    before, started = cpu_seconds(worker, tree=True), time.monotonic()
+    time.sleep(seconds)  # the measurement itself: nothing to wait for
+    return (cpu_seconds(worker, tree=True) - before) / (time.monotonic() - started)
+
+
+def queued(stack: Stack, book: dict, count: int, idle: float = 0.0) -> tuple[float, float, int, int]:
     """(posts/s by the task's record, posts per CPU second of the worker, posts, distinct) of one
     queued content-generation task. On a shared machine the first can wait for a core; the
-    second cannot."""
+    second cannot. ``idle`` (CPU seconds per second of an idle worker) is taken off the second."""
     worker = stack.workers[0].pid
-    before = cpu_seconds(worker, tree=True)
+    before, started = cpu_seconds(worker, tree=True), time.monotonic()
     task_id = stack.queue(platforms=list(PLATFORMS), count_per_platform=count, book=book)
     record = stack.wait_status(task_id, {"SUCCESS", "FAILURE"}, timeout=300)
-    cpu = cpu_seconds(worker, tree=True) - before
+    cpu = cpu_seconds(worker, tree=True) - before - idle * (time.monotonic() - started)
     assert record["status"] == "SUCCESS", record
     started = dt.datetime.fromisoformat(record["started_at"].replace("Z", "+00:00"))
     finished = dt.datetime.fromisoformat(record["finished_at"].replace("Z", "+00:00"))
@@ -138,12 +147,14 @@ def main() -> None:
             stack.start()
             wait_until(lambda: stack.capacity() >= 1, 30, "the worker to report in")
             queued(stack, fresh(books["plain"], "warm-up"), 1)  # the worker's imports and first task
+            idle = idle_cpu_rate(stack)
+            print(f"idle worker: {idle * 1000:.1f} ms CPU per second (taken off the queued figures)")
             for run in range(1, args.repeat + 1):
                 for name, book in books.items():
                     tag = f"(run {run})"
                     rate, made, distinct = direct(fresh(book, tag), args.count)
                     print(f"run {run} {name:10} direct: {rate:7.0f} posts/s ({distinct}/{made} distinct)")
-                    rate, per_cpu, made, distinct = queued(stack, fresh(book, tag), args.count)
+                    rate, per_cpu, made, distinct = queued(stack, fresh(book, tag), args.count, idle)
                     print(f"run {run} {name:10} queued: {rate:7.0f} posts/s, {per_cpu:7.0f} posts per CPU "
                           f"second ({distinct}/{made} distinct, stored, one process worker)")
                 extra, plain = sync_cpu_ms(stack, args.requests)

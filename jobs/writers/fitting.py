@@ -14,7 +14,7 @@ import dataclasses
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import regex
 
@@ -40,8 +40,10 @@ class Draft:
     protected: tuple[str, ...] = ()  # spans tidying must leave alone: title, link
     note: str = ""
 
+    @cached_property
     def blocks(self) -> list[list[str]]:
-        """Tidied pieces by paragraph, the hashtag line last: what ``render`` joins."""
+        """Tidied pieces by paragraph, the hashtag line last: what ``render`` joins (worked out
+        once per draft: measuring, reading ease and rendering all look at them)."""
         paragraphs: dict[int, list[str]] = {}
         for segment in self.segments:
             piece = _tidy_piece(segment.text, self.protected)
@@ -55,7 +57,7 @@ class Draft:
     def render(self, paragraph_break: str = "\n\n") -> str:
         # Pieces are tidied one by one (and remembered); joining tidy, stripped pieces with one
         # space or line break leaves nothing for tidying to do.
-        return paragraph_break.join(_join_sentences(block) for block in self.blocks())
+        return paragraph_break.join(_join_sentences(block) for block in self.blocks)
 
     def optional(self) -> list[Segment]:
         return [s for s in self.segments if not s.required]
@@ -172,7 +174,7 @@ class Gauge:
 
     def reading_ease(self, draft: Draft) -> float:
         words = syllable_total = sentences = 0
-        for block in draft.blocks():
+        for block in draft.blocks:
             for piece in block:
                 w, s, n, _ = prose_stats(piece)
                 words += w
@@ -184,7 +186,7 @@ class Gauge:
     def reading_ease_adds_up(draft: Draft) -> bool:
         """True when the sums give the rendered text's reading ease: every piece followed by another
         in its paragraph ends its last sentence (a line break ends one anyway)."""
-        return all(prose_stats(piece)[3] for block in draft.blocks() for piece in block[:-1])
+        return all(prose_stats(piece)[3] for block in draft.blocks for piece in block[:-1])
 
 
 @lru_cache(maxsize=64)

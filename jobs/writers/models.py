@@ -100,7 +100,8 @@ class Post:
     note: str = ""  # e.g. why a fallback happened or why the link was left out
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        # Plain fields only, so no deep copy (dataclasses.asdict) is needed.
+        return {f: getattr(self, f) for f in _POST_FIELDS}
 
 
 @runtime_checkable
@@ -119,3 +120,6 @@ class Writer(Protocol):
     ) -> Iterator[Post]:
         """Yield ``count`` posts one at a time; ``avoid`` holds texts already made in this batch."""
         ...
+
+
+_POST_FIELDS = tuple(f.name for f in dataclasses.fields(Post))

@@ -409,7 +409,8 @@ def _compose(profile: BookProfile, kit: Kit, plan: Plan) -> Draft:
         Segment(_hook(profile, plan.template, plan.start, plan.theme_shift), _HOOK, required=True),
         # Excerpts of one to three sentences, so the long posts of a batch differ in length too.
         *_body(profile, plan.template, plan.start, 1 + (plan.cta + plan.tag_shift) % _MAX_BODY_SENTENCES),
-        *_extra_lines(profile, plan.angle, plan.tone, plan.template, plan.cta, plan.theme_shift),
+        *_extra_lines(profile, plan.angle, plan.tone, "hemes}" in plan.template, plan.cta + plan.theme_shift,
+                      plan.theme_shift),
         Segment(_cta_text(kit.link_mode.kind, plan.tone, plan.cta, book.link), _CTA, required=True),
     )
     return Draft(
@@ -461,8 +462,8 @@ def _body(profile: BookProfile, template: str, start: int, span: int) -> tuple[S
 
 
 @lru_cache(maxsize=4096)
-def _extra_lines(profile: BookProfile, angle: str, tone: str, template: str, cta: int, theme_shift: int
-                 ) -> tuple[Segment, ...]:
+def _extra_lines(profile: BookProfile, angle: str, tone: str, hook_has_themes: bool, pick: int,
+                 theme_shift: int) -> tuple[Segment, ...]:
     """One context line that neither repeats the hook's angle nor restates what it already says,
     and the launch date. One line, a different one from post to post, reads better than every
     line in every post, and keeps the posts of a batch apart."""
@@ -471,7 +472,7 @@ def _extra_lines(profile: BookProfile, angle: str, tone: str, template: str, cta
     wanted: list[str] = []
     blurb = profile.book.blurb.casefold()
     fresh_themes = any(t.casefold() not in blurb for t in profile.themes)
-    if angle not in ("readers_who", "behind_the_scenes") and "hemes}" not in template and fresh_themes:
+    if angle not in ("readers_who", "behind_the_scenes") and not hook_has_themes and fresh_themes:
         wanted.append("themes")
     if angle != "readers_who":
         wanted.append("audience")
@@ -480,10 +481,10 @@ def _extra_lines(profile: BookProfile, angle: str, tone: str, template: str, cta
     for offset, kind in enumerate(wanted):
         options = [t for t in wording.EXTRA_LINES[kind][tone] if _usable(t, slots)]
         if options:
-            text = options[(cta + theme_shift) % len(options)].format(**slots)
+            text = options[pick % len(options)].format(**slots)
             lines.append(Segment(text, _EXTRA, drop_order=_DROP_EXTRA_LINE + offset))
     if lines:
-        lines = [lines[(cta + theme_shift) % len(lines)]]
+        lines = [lines[pick % len(lines)]]
     launch_kind = {"future": "launch_future", "today": "launch_today", "past": "launch_past"}.get(profile.phase)
     if launch_kind and angle not in ("launch_countdown", "release_day", "review_request"):
         options = [t for t in wording.EXTRA_LINES[launch_kind][tone] if _usable(t, slots)]
