@@ -144,3 +144,39 @@ def test_author_path(stack, browser, screen, tmp_path):
     task_link.click()
     expect(page.locator("#task-live")).to_have_attribute("data-status", "SUCCESS")
     _no_sideways_scroll(page)
+
+
+# Words a line break cut in two: a word whose text spans more than one line box.
+BROKEN_WORDS = """(selector) => {
+  const broken = [];
+  for (const element of document.querySelectorAll(selector)) {
+    const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const match of node.textContent.matchAll(/[A-Za-z]{2,}/g)) {
+        const range = document.createRange();
+        range.setStart(node, match.index);
+        range.setEnd(node, match.index + match[0].length);
+        const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+        if (tops.size > 1) broken.push(match[0]);
+      }
+    }
+  }
+  return broken;
+}"""
+
+
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+def test_board_and_task_page_fit_a_phone(stack, browser):
+    task_id = stack.queue(platforms=["twitter", "bluesky", "linkedin"], count_per_platform=4,
+                          user_id="a.rather.long.address@example.com",
+                          book={"title": "Extraordinarily Long Titles of Lighthouses"})
+    stack.wait_status(task_id, "SUCCESS", timeout=60)
+    page = browser.page(stack, width=390, height=844)
+    page.goto(stack.base_url + "/")
+    expect(page.locator(f"#task-{task_id}")).to_be_visible()
+    _no_sideways_scroll(page)
+    assert page.evaluate(BROKEN_WORDS, "#board .summary, #board .owner, #board .status") == []
+    page.goto(f"{stack.base_url}/tasks/{task_id}")
+    expect(page.locator("#task-live")).to_have_attribute("data-status", "SUCCESS")
+    _no_sideways_scroll(page)
+    assert page.evaluate(BROKEN_WORDS, "h1, .post-text") == []
