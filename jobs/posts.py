@@ -33,6 +33,8 @@ MOVES = {
     PUBLISHED: set(),
 }
 PAST_GRACE = dt.timedelta(minutes=1)  # a time picked "now" in a form is not in the past
+HORIZON = dt.timedelta(days=3660)  # how far ahead a post may be planned
+MAX_ID = 2**63 - 1  # larger ids cannot exist (and databases refuse to compare with them)
 
 
 class PostError(ValueError):
@@ -81,9 +83,10 @@ def batch_posts(db: Engine, batch_id: str, owner: str | None = None) -> list[dic
 
 
 def approve_posts(db: Engine, owner: str, post_ids: list[int]) -> tuple[list[int], list[int]]:
-    """Approve the owner's drafts among `post_ids` (approving an approved post changes
-    nothing); return (approved, not found, not theirs or past approval)."""
+    """Approve the owner's drafts (and rejected posts) among `post_ids`; an approved one
+    stays as it is. Return (approved, the others: not found, not theirs, or past approval)."""
     now = utcnow()
+    post_ids = [i for i in post_ids if 0 < i <= MAX_ID]
     with db.begin() as conn:
         changed = set(conn.execute(
             update(posts).where(posts.c.id.in_(post_ids), posts.c.owner == owner,
@@ -141,6 +144,8 @@ def _conditions(f: PostFilters) -> list:
 
 
 def get_post(db: Engine, post_id: int, owner: str | None = None) -> dict | None:
+    if not 0 < post_id <= MAX_ID:
+        return None
     query = _with_book().where(posts.c.id == post_id)
     if owner is not None:
         query = query.where(posts.c.owner == owner)
@@ -182,9 +187,7 @@ def _planned(post: dict, changes: dict, mastodon_limit: int, now: dt.datetime) -
     target = changes.get("status") or post["status"]
     if "scheduled_at" in changes:
         when = changes["scheduled_at"]
-        if when is not None and when < now - PAST_GRACE:
-            raise PostError("in_the_past", "pick a time from now on",
-                            fields={"scheduled_at": "in the past"})
+        check_time(when, now, "scheduled_at")
         if "status" not in changes and post["status"] in (APPROVED, SCHEDULED):
             target = SCHEDULED if when is not None else APPROVED  # moved, or taken off
         values["scheduled_at"] = when
@@ -212,6 +215,16 @@ def _planned(post: dict, changes: dict, mastodon_limit: int, now: dt.datetime) -
         raise PostError("missing_time", "say when to publish it: scheduled_at is needed",
                         fields={"scheduled_at": "required to schedule"})
     return values
+
+
+def check_time(when: dt.datetime | None, now: dt.datetime, field: str) -> None:
+    if when is None:
+        return
+    if when < now - PAST_GRACE:
+        raise PostError("in_the_past", "pick a time from now on", fields={field: "in the past"})
+    if when > now + HORIZON:
+        raise PostError("too_far_ahead", "pick a time within the next ten years",
+                        fields={field: "too far ahead"})
 
 
 def _checked_text(platform_name: str, text: str, mastodon_limit: int) -> dict:

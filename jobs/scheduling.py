@@ -11,7 +11,7 @@ import datetime as dt
 from sqlalchemy import Engine, select, update
 
 from jobs.models import posts, utcnow
-from jobs.posts import APPROVED, PAST_GRACE, SCHEDULED, PostError, get_post
+from jobs.posts import APPROVED, HORIZON, MAX_ID, SCHEDULED, PostError, check_time, get_post
 
 SCHEDULABLE = (APPROVED, SCHEDULED)  # a scheduled post given again is moved
 
@@ -35,16 +35,17 @@ def schedule_posts(db: Engine, owner: str | None, post_ids: list[int], start: dt
     """Schedule the approved posts among `post_ids` (only `owner`'s, unless None); return
     (the scheduled posts, {id, reason} for the others)."""
     now = now or utcnow()
-    if start < now - PAST_GRACE:
-        raise PostError("in_the_past", "the first slot is in the past: start from now on",
-                        fields={"start": "in the past"})
-    ids = list(dict.fromkeys(post_ids))
+    check_time(start, now, "start")
+    if every * len(post_ids) > HORIZON:
+        raise PostError("too_far_ahead", "the slots would run past ten years from now: "
+                        "fewer hours between posts, or fewer posts", fields={"every_hours": "too long"})
+    ids = [i for i in dict.fromkeys(post_ids) if 0 < i <= MAX_ID]
     query = select(posts.c.id, posts.c.owner, posts.c.platform, posts.c.status).where(posts.c.id.in_(ids))
     if owner is not None:
         query = query.where(posts.c.owner == owner)
     with db.begin() as conn:
         found = {r.id: r for r in conn.execute(query)}
-        skipped = [{"id": i, "reason": "not_found"} for i in ids if i not in found]
+        skipped = [{"id": i, "reason": "not_found"} for i in dict.fromkeys(post_ids) if i not in found]
         skipped += [{"id": i, "reason": f"{found[i].status}: approve it first"}
                     for i in ids if i in found and found[i].status not in SCHEDULABLE]
         items = [(i, found[i].owner, found[i].platform) for i in ids

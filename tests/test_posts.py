@@ -42,17 +42,18 @@ def test_posts_are_drafts_that_authors_edit_approve_and_schedule(stack):
                       json={"text": "x" * 250 + " https://example.com/" + "a" * 100})
     assert edited.status_code == 200 and edited.json()["length"] == 274
 
+    year = dt.date.today().year + 2
     early = me.patch(f"/api/posts/{tweet['id']}", json={"status": "scheduled",
-                                                        "scheduled_at": "2099-01-01T09:00:00Z"})
+                                                        "scheduled_at": f"{year}-01-01T09:00:00Z"})
     assert early.status_code == 409 and early.json()["error"] == "invalid_transition"
     assert me.patch(f"/api/posts/{tweet['id']}", json={"status": "approved"}).json()["status"] == "approved"
     past = me.patch(f"/api/posts/{tweet['id']}", json={"scheduled_at": "2001-01-01T09:00:00Z"})
     assert past.status_code == 400 and past.json()["error"] == "in_the_past"
-    naive = me.patch(f"/api/posts/{tweet['id']}", json={"scheduled_at": "2099-01-01T09:00:00"})
+    naive = me.patch(f"/api/posts/{tweet['id']}", json={"scheduled_at": f"{year}-01-01T09:00:00"})
     assert naive.status_code == 400
-    moved = me.patch(f"/api/posts/{tweet['id']}", json={"scheduled_at": "2099-01-01T09:00:00+02:00"})
+    moved = me.patch(f"/api/posts/{tweet['id']}", json={"scheduled_at": f"{year}-01-01T09:00:00+02:00"})
     assert moved.json()["status"] == "scheduled"
-    assert moved.json()["scheduled_at"] == "2099-01-01T07:00:00Z"
+    assert moved.json()["scheduled_at"] == f"{year}-01-01T07:00:00Z"
     published = me.patch(f"/api/posts/{tweet['id']}", json={"status": "published"}).json()
     assert published["status"] == "published" and published["published_at"]
     frozen = me.patch(f"/api/posts/{tweet['id']}", json={"text": "changed"})
@@ -171,9 +172,33 @@ def test_launch_campaign_plans_dated_drafts_around_the_launch(stack):
     refused = me.post(f"/api/books/{no_date['id']}/campaign", json={"platforms": ["twitter"]})
     assert refused.status_code == 400 and refused.json()["error"] == "no_launch_date"
     passed = me.post(f"/api/books/{no_date['id']}/campaign",
-                     json={"platforms": ["twitter"], "launch_date": "2001-01-01"})
+                     json={"platforms": ["twitter"],
+                           "launch_date": (launch - dt.timedelta(days=200)).isoformat()})
     assert passed.status_code == 400 and passed.json()["error"] == "launch_passed"
     _, other, _ = _author(stack, "interloper")
     assert other.post(f"/api/books/{book['id']}/campaign",
                       json={"platforms": ["twitter"]}).status_code == 404
     assert me.post(f"/api/books/{book['id']}/campaign", json={"platforms": []}).status_code == 400
+
+
+def test_out_of_range_input_is_a_4xx(stack):
+    _, me, book = _author(stack, "edges")
+    huge = 10**30
+    assert me.get(f"/api/posts/{huge}").status_code == 404
+    assert me.patch(f"/api/posts/{huge}", json={"status": "approved"}).status_code == 404
+    assert me.get("/api/posts", params={"book_id": huge}).status_code == 400
+    assert me.post(f"/api/books/{huge}/campaign", json={"platforms": ["twitter"]}).status_code == 404
+    far = me.post("/api/posts/schedule", json={"post_ids": [huge, -1], "start": "9999-12-31T00:00:00Z"})
+    assert far.status_code == 400 and far.json()["error"] == "too_far_ahead"
+    soon = _iso(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    skipped = me.post("/api/posts/schedule", json={"post_ids": [huge, -1], "start": soon}).json()
+    assert skipped == {"scheduled": [], "not_scheduled": [{"id": huge, "reason": "not_found"},
+                                                          {"id": -1, "reason": "not_found"}]}
+    post_id = me.get("/api/posts", params={"book_id": book["id"]}).json()["posts"][0]["id"]
+    me.patch(f"/api/posts/{post_id}", json={"status": "approved"})
+    assert me.patch(f"/api/posts/{post_id}", json={"scheduled_at": "9999-12-31T23:59:00Z"}).status_code == 400
+    assert me.get("/api/calendar", params={"from": "9999-12-01T00:00:00Z",
+                                           "to": "9999-12-31T00:00:00Z"}).status_code == 200
+    long_campaign = me.post(f"/api/books/{book['id']}/campaign",
+                            json={"platforms": ["twitter"], "launch_date": "9999-12-31"})
+    assert long_campaign.status_code == 400

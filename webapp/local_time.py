@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from markupsafe import Markup, escape
 from quart import has_request_context, request
 
+from jobs.posts import iso
+
 TZ_COOKIE = "tz"
 FORMATS = {  # strftime twins of app.js's Intl options, by `data-local` style
     "datetime": "%a %-d %b %Y, %H:%M %Z",
@@ -50,8 +52,7 @@ def local_time(value: str | dt.datetime | None, style: str = "datetime") -> Mark
     when = as_datetime(value)
     if when is None:
         return Markup("—")
-    iso = when.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    return Markup(f'<time datetime="{escape(iso)}" data-local="{escape(style)}">'
+    return Markup(f'<time datetime="{escape(iso(when))}" data-local="{escape(style)}">'
                   f"{escape(local_text(when, style))}</time>")
 
 
@@ -73,4 +74,4 @@ def from_input(text: str) -> dt.datetime | None:
 
 
 def register(app) -> None:
-    app.jinja_env.filters.update(local=local_time, local_text=local_text, input_time=input_value)
+    app.jinja_env.filters.update(local=local_time, input_time=input_value)

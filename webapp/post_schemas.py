@@ -20,7 +20,7 @@ class Error(BaseModel):
 class PostQuery(BaseModel):
     status: PostState | None = None
     platform: PlatformName | None = None
-    book_id: int | None = Field(None, ge=1)
+    book_id: int | None = Field(None, ge=1, le=2**63 - 1)
     owner: Annotated[str, StringConstraints(max_length=200)] | None = None  # managers
     page: int = Field(1, ge=1, le=100_000)
     per_page: int = Field(100, ge=1, le=500)
@@ -88,13 +88,6 @@ class ExportQuery(BaseModel):
     status: PostState = "scheduled"
     owner: Annotated[str, StringConstraints(max_length=200)] | None = None  # managers
     tz: Annotated[str, StringConstraints(max_length=64)] = "UTC"  # of Hootsuite's dates
-
-
-class Me(BaseModel):
-    id: int
-    email: str
-    role: str
-    calendar_url: str
 
 
 class Campaign(BaseModel):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import calendar as month_calendar
 import datetime as dt
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from pydantic import ValidationError
 from quart import Blueprint, redirect, render_template, request
@@ -22,6 +22,7 @@ from webapp.auth import any_signed_in_user, current, owner_scope
 from webapp.errors import ApiError
 from webapp.local_time import from_input, viewer_tz
 from webapp.post_schemas import Campaign
+from webapp.routes.pages import _back, _log_position
 from webapp.routes.posts import calendar_posts, calendar_url, queue_campaign, schedule, update_post
 
 bp = Blueprint("authoring", __name__)
@@ -35,14 +36,6 @@ def _install(state) -> None:
     state.app.jinja_env.globals.update(POST_STATES=POST_STATES, MOVES=MOVES)
 
 
-def _back(default: str) -> str:
-    """The page the form came from, when it is ours."""
-    back = request.referrer and urlsplit(request.referrer)
-    if back and back.netloc == request.host and back.path.startswith("/"):
-        return back.path + (f"?{back.query}" if back.query else "")
-    return default
-
-
 async def _refused(exc: ApiError, back: str):
     return await render_template("error.html", message=exc.message, status=exc.status,
                                  back=back), exc.status
@@ -54,8 +47,8 @@ async def author_home():
     overview, running = await asyncio.gather(
         asyncio.to_thread(author_overview, rt.db, me),
         asyncio.to_thread(queries.active_tasks, rt.db, me))
-    position = await rt.bus.head() if running else ""
-    return await render_template("home.html", running=running, position=position or "", **overview)
+    position = await _log_position() if running else ""
+    return await render_template("home.html", running=running, position=position, **overview)
 
 
 # -- reviewing posts --
@@ -69,7 +62,7 @@ async def review():
     platform = args.get("platform", "")
     filters = PostFilters(owner=owner_scope(), status=status or None,
                           platform=platform if platform in PLATFORMS else None,
-                          book_id=int(book_id) if book_id.isdigit() else None)
+                          book_id=int(book_id) if book_id.isdigit() and len(book_id) < 10 else None)
     db = runtime().db
     (rows, total), my_books = await asyncio.gather(
         asyncio.to_thread(list_posts, db, filters, limit=REVIEW_PAGE),
@@ -129,7 +122,7 @@ def _local(path: str) -> str:
 async def post_schedule():
     form = await request.form
     back = _back("/posts?status=approved")
-    ids = [int(i) for i in form.getlist("post_ids") if i.isdigit()]
+    ids = [int(i) for i in form.getlist("post_ids") if i.isdigit() and len(i) < 19]
     start = from_input(form.get("start", ""))
     try:
         every = float(form.get("every_hours", "24"))
@@ -208,10 +201,13 @@ def _step(view: str, anchor: dt.date, direction: int) -> dt.date:
 async def calendar_page():
     tz = viewer_tz()
     view = "week" if request.args.get("view") == "week" else "month"
+    today = dt.datetime.now(tz).date()
     try:
         anchor = dt.date.fromisoformat(request.args.get("date", ""))
     except ValueError:
-        anchor = dt.datetime.now(tz).date()
+        anchor = today
+    if abs(anchor.year - today.year) > 100:  # and far from the ends of the calendar
+        anchor = today
     days = _grid(view, anchor)
     start = dt.datetime.combine(days[0], dt.time(), tz)
     end = dt.datetime.combine(days[-1] + dt.timedelta(days=1), dt.time(), tz)

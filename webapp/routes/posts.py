@@ -13,7 +13,7 @@ from quart_schema import document_querystring, document_request, document_respon
 
 from jobs import books, calendar_feed, exports
 from jobs.campaign import plan
-from jobs.posts import PostError, PostFilters, change_post, get_post, list_posts
+from jobs.posts import MAX_ID, PostError, PostFilters, change_post, get_post, list_posts
 from jobs.scheduling import schedule_posts
 from webapp import runtime
 from webapp.actions import audit_action, now_iso, submit
@@ -187,13 +187,17 @@ async def posts_export():
 
 async def queue_campaign(book_id: int, body: Campaign) -> dict:
     """Queue the planning of a book's launch campaign; the task record."""
-    book = await asyncio.to_thread(books.get_book, runtime().db, book_id, owner_scope())
+    book = (await asyncio.to_thread(books.get_book, runtime().db, book_id, owner_scope())
+            if book_id <= MAX_ID else None)
     if book is None:
         raise ApiError(404, "book_not_found", f"no book has id {book_id}")
     launch = body.launch_date or (book["launch_date"] and dt.date.fromisoformat(book["launch_date"]))
     if not launch:
         raise ApiError(400, "no_launch_date", "the book has no launch date: set one on the book "
                        "or send launch_date", fields={"launch_date": "required"})
+    if abs(launch.year - dt.date.today().year) > 10:
+        raise ApiError(400, "invalid_request", "pick a launch date within ten years of today",
+                       fields={"launch_date": "too far"})
     try:
         ZoneInfo(body.tz)
     except (ZoneInfoNotFoundError, ValueError):
