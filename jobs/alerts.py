@@ -23,8 +23,9 @@ import httpx
 import redis
 from sqlalchemy import Engine, desc, func, insert, select, update
 
+from jobs import queries
 from jobs import workers as worker_states
-from jobs.models import FAILURE, STARTED, WAITING_STATUSES, alerts, tasks, utcnow
+from jobs.models import FAILURE, STARTED, alerts, tasks, utcnow
 
 log = logging.getLogger("jobs.alerts")
 
@@ -136,12 +137,9 @@ class Alerter:
 
     def _check_backlog(self, now: dt.datetime) -> None:
         with self.db.connect() as conn:
-            oldest = conn.execute(select(func.min(tasks.c.enqueued_at))
-                                  .where(tasks.c.status.in_(WAITING_STATUSES))).scalar_one()
+            oldest = queries.oldest_waiting(conn)
         if oldest is None:
             return
-        if oldest.tzinfo is None:
-            oldest = oldest.replace(tzinfo=dt.UTC)
         age = (now - oldest).total_seconds()
         if age > self.settings.alert_backlog_seconds:
             self.raise_alert(

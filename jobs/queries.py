@@ -18,7 +18,7 @@ ACTIVE_STATUSES = (*WAITING_STATUSES, STARTED)
 
 # Lists leave out `result` (posts, reports): a list shows records, a task's page its result.
 LIST_COLUMNS = tuple(c for c in tasks.c if c.name != "result")
-COUNT_LIMIT = 10_000  # lists count their matches up to this, then say "more"
+COUNT_LIMIT = 1_000  # lists count their matches up to this, then say "more"
 # An id prefix this long (1 in 256 random ids) is read and sorted from the primary key; a
 # shorter one matches so often that walking each status newest-first finds a page sooner.
 BY_ID = 2
@@ -146,6 +146,16 @@ def _unfinished(conn) -> dict[tuple[str, str], int]:
         .where(tasks.c.status.in_(ACTIVE_STATUSES)).group_by(tasks.c.type, tasks.c.status))}
 
 
+def oldest_waiting(conn) -> dt.datetime | None:
+    """When the longest-waiting task was queued: one index seek per waiting status. (A bare
+    min(enqueued_at) over both lets PostgreSQL walk the enqueued_at index from the oldest
+    task of all, past every finished one.)"""
+    firsts = [conn.execute(select(tasks.c.enqueued_at).where(tasks.c.status == status)
+                           .order_by(tasks.c.enqueued_at).limit(1)).scalar()
+              for status in WAITING_STATUSES]
+    return min((at for at in firsts if at is not None), default=None)
+
+
 def counts(db: Engine) -> dict[str, dict[str, int]]:
     """{type: {status: n}} over every task ever recorded (finished ones from the stored
     aggregates, so pruned tasks still count)."""
@@ -175,12 +185,9 @@ def queue_summary(db: Engine) -> dict:
     now = utcnow()
     with db.connect() as conn:
         unfinished = _unfinished(conn)
-        oldest = conn.execute(select(func.min(tasks.c.enqueued_at))
-                              .where(tasks.c.status.in_(WAITING_STATUSES))).scalar_one()
+        oldest = oldest_waiting(conn)
         failures = task_stats.finished_since(conn, now - dt.timedelta(hours=1), FAILURE)
         finished = task_stats.all_time_counts(conn)
-    if oldest is not None and oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=dt.UTC)
     by_status: dict[str, int] = {}
     for (_, status), n in unfinished.items():
         by_status[status] = by_status.get(status, 0) + n
