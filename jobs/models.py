@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
-    JSON, Boolean, Column, DateTime, Index, Integer, MetaData, String, Table, Text,
+    JSON, Boolean, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text,
     UniqueConstraint, text,
 )
 from sqlalchemy.types import TypeDecorator
@@ -234,4 +234,37 @@ alerts = Table(
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("sent_at", UTCDateTime),
     Column("last_error", String(500)),
+)
+
+# Completion webhooks (jobs/webhooks.py): where to POST a task's record when it ends, each
+# attempt and its answer, and each owner's signing secret.
+webhooks = Table(
+    "webhooks", metadata,
+    Column("task_id", String(64), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("state", String(20), nullable=False),  # waiting, delivered, failed
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("due_at", UTCDateTime, nullable=False),
+    Index("ix_webhooks_state_due", "state", "due_at"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("status_code", Integer),
+    Column("error", String(500)),
+    Column("response", String(500)),
+    Column("ms", Float),
+    Index("ix_webhook_attempts_task", "task_id", "id"),
+)
+
+webhook_secrets = Table(
+    "webhook_secrets", metadata,
+    Column("owner", String(200), primary_key=True),
+    Column("secret", String(100), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
 )

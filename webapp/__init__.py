@@ -10,6 +10,7 @@ from quart_schema import QuartSchema
 
 from jobs.alerts import Alerter
 from jobs.embedded import EmbeddedConsumer
+from jobs.webhooks import Deliverer
 from jobs.reaper import Reaper
 from jobs.relay import Relay
 from jobs.runtime import Runtime, build_runtime
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     consumer: EmbeddedConsumer | None = None
     reaper = Reaper(rt)
     alerter = Alerter(rt)
+    deliverer = Deliverer(rt.db)
     # Redis mode: changes whose event was lost (Redis down, a worker killed between its
     # commit and its publish) reach the boards from here, a process that outlives workers.
     relay = Relay(rt.tracker) if rt.mode == "redis" else None
@@ -91,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Quart:
             await asyncio.to_thread(consumer.start)
         reaper.start()
         alerter.start()
+        deliverer.start()
         if relay is not None:
             relay.start()
         log.info("serving with the %s queue (%s)", rt.mode, rt.choice.reason)
@@ -101,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         for task in background:
             task.cancel()
         await asyncio.to_thread(alerter.stop)
+        await asyncio.to_thread(deliverer.stop)
         if relay is not None:
             await asyncio.to_thread(relay.stop)
         await asyncio.to_thread(_stop_workers, rt, consumer, reaper)

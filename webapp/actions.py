@@ -5,10 +5,12 @@ import asyncio
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from typing import Annotated
 
-from quart import current_app
+from pydantic import HttpUrl, TypeAdapter, UrlConstraints, ValidationError
+from quart import current_app, request
 
-from jobs import audit, autonomous, books
+from jobs import audit, autonomous, books, webhooks
 from jobs.generation import generate_batch
 from jobs.runtime import AlreadyFinished, NotFound, NotRetryable, QueueUnavailable
 from webapp import runtime
@@ -25,11 +27,43 @@ def _queue_down(exc: Exception) -> ApiError:
     return ApiError(503, "queue_unavailable", f"the task queue is unreachable ({exc}); retry shortly")
 
 
-async def submit(task_type: str, owner: str, params: dict) -> dict:
+_URL = TypeAdapter(Annotated[HttpUrl, UrlConstraints(max_length=2000,
+                                                     allowed_schemes=["http", "https"])])
+
+
+async def callback_url() -> str | None:
+    """The `callback_url` of a JSON request that creates a task: checked before the task is
+    made, so a bad one is a 400 and no task."""
+    if not request.is_json:
+        return None
+    body = await request.get_json(silent=True)
+    raw = body.get("callback_url") if isinstance(body, dict) else None
+    if raw is None:
+        return None
     try:
-        return await asyncio.to_thread(runtime().submit, task_type, owner, params)
+        return str(_URL.validate_python(raw))
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_request", f"callback_url: {exc.errors()[0]['msg']} "
+                       "(an http:// or https:// URL)",
+                       fields={"callback_url": "an http:// or https:// URL"}) from None
+
+
+async def _with_callback(record: dict, url: str | None) -> dict:
+    if url is not None:
+        await asyncio.to_thread(webhooks.register, runtime().db, record["task_id"],
+                                current().email, url)
+    return record
+
+
+async def submit(task_type: str, owner: str, params: dict) -> dict:
+    """Record and queue a task; with a `callback_url` in the request, POST its record there
+    when it ends (signed with the requester's webhook secret)."""
+    url = await callback_url()
+    try:
+        record = await asyncio.to_thread(runtime().submit, task_type, owner, params)
     except QueueUnavailable as exc:
         raise _queue_down(exc) from None
+    return await _with_callback(record, url)
 
 
 @dataclass(frozen=True)
@@ -70,7 +104,7 @@ async def _generation_params(body: GeneratePosts | GenerationParams, owner: str)
                        f"{total} posts requested; at most {settings.max_posts_per_request} per "
                        "request: lower count_per_platform or split the request",
                        requested=total, limit=settings.max_posts_per_request)
-    params = body.model_dump(mode="json", exclude={"async_"}, exclude_none=True)
+    params = body.model_dump(mode="json", exclude={"async_", "callback_url"}, exclude_none=True)
     book_id, params["book"] = await _book_for(body, owner)
     if book_id is not None:
         params["book_id"] = book_id
@@ -141,6 +175,7 @@ async def revoke(task_id: str, terminate: bool) -> dict:
 
 async def retry(task_id: str) -> dict:
     await get_task(task_id)
+    url = await callback_url()
     try:
         record = await asyncio.to_thread(runtime().retry, task_id)
     except NotFound:
@@ -152,7 +187,7 @@ async def retry(task_id: str) -> dict:
     except QueueUnavailable as exc:
         raise _queue_down(exc) from None
     await audit_action("task.retry", task_id, {"new_task_id": record["task_id"]})
-    return record
+    return await _with_callback(record, url)
 
 
 async def set_autonomous(enabled: bool) -> dict:

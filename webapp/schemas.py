@@ -38,6 +38,8 @@ class GeneratePosts(BaseModel):
     book_id: StrictInt | None = Field(None, ge=1)
     book: BookIn | None = None  # a one-off book, not stored
     seed: StrictInt | None = Field(None, ge=0, le=2**31 - 1)
+    # When the queued task ends, its record is POSTed here, signed (see README, webhooks).
+    callback_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
 
     @field_validator("platforms")
     @classmethod

@@ -11,11 +11,11 @@ from quart import Blueprint, jsonify, redirect, render_template, request
 from pydantic import ValidationError
 from quart_schema import document_request
 
-from jobs import alerts, bulk, pause, schedules, workers
+from jobs import alerts, bulk, pause, schedules, webhooks, workers
 from jobs.runtime import QueueUnavailable
 from webapp import runtime
-from webapp.actions import audit_action, now_iso, submit
-from webapp.auth import current, manager_only, owner_scope
+from webapp.actions import audit_action, get_task, now_iso, submit
+from webapp.auth import any_signed_in_user, current, manager_only, owner_scope
 from webapp.errors import ApiError, describe, load_body
 from webapp.schemas import BulkAction, QueueTarget
 
@@ -172,6 +172,31 @@ async def resume_form():
 async def api_alerts():
     rows = await asyncio.to_thread(alerts.recent, runtime().db)
     return jsonify({"alerts": rows, "webhook_configured": bool(runtime().settings.alert_webhook_url)})
+
+
+# -- completion webhooks --
+
+@bp.get("/api/tasks/<task_id>/deliveries")
+async def api_deliveries(task_id: str):
+    await get_task(task_id)  # 404 unless this user may see it
+    hook = await asyncio.to_thread(webhooks.deliveries, runtime().db, task_id)
+    return jsonify({"task_id": task_id, "webhook": hook})
+
+
+@bp.get("/api/webhook-secret")
+async def api_webhook_secret():
+    secret = await asyncio.to_thread(webhooks.secret_for, runtime().db, current().email)
+    return jsonify({"secret": secret, "signature_header": "X-Signature",
+                    "scheme": "t=<unix time>,v1=hex(HMAC-SHA256(secret, '<t>.<body>'))"})
+
+
+@bp.post("/api/webhook-secret")
+@any_signed_in_user
+async def api_rotate_webhook_secret():
+    secret = await asyncio.to_thread(webhooks.secret_for, runtime().db, current().email,
+                                     rotate=True)
+    await audit_action("webhook.secret_rotate", current().email)
+    return jsonify({"secret": secret})
 
 
 # -- workers --

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from quart import Blueprint, redirect, render_template, request
 
-from jobs import alerts, autonomous, books, queries, task_stats
+from jobs import alerts, autonomous, books, queries, task_stats, webhooks
 from jobs.posts import batch_posts
 from webapp import board_queries, runtime, view_helpers
 from webapp.actions import request_generation, retry, revoke, run_daily, set_autonomous
@@ -96,7 +96,8 @@ async def task_page(task_id: str):
     if detail is None or not can_see(detail["task"]["owner"]):
         return await render_template("error.html", status=404,
                                      message=f"No task has id {task_id}."), 404
-    return await render_template("task.html", position=position, **detail)
+    webhook = await asyncio.to_thread(webhooks.deliveries, runtime().db, task_id)
+    return await render_template("task.html", position=position, webhook=webhook, **detail)
 
 
 async def _unconfirmed(form, task_id: str, action: str, question: str, detail: str,
