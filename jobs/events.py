@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import secrets
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -63,12 +64,21 @@ class Resync:
     reason: str
 
 
+# "<epoch>:<ms>-<seq>" as we write them; ASCII digits only ("²".isdigit() is true, and
+# int() takes other scripts' digits), each part within Redis' unsigned 64 bits.
+_EVENT_ID = re.compile(r"([A-Za-z0-9_.-]{1,64}):([0-9]{1,20})-([0-9]{1,20})")
+_MAX_PART = 2**64 - 1
+
+
 def parse_id(event_id: str) -> tuple[str, tuple[int, int]] | None:
-    epoch, sep, position = event_id.partition(":")
-    ms, dash, seq = position.partition("-")
-    if not (sep and dash and ms.isdigit() and seq.isdigit()):
+    """The parts of an event id, or None for anything we did not write (the caller resyncs)."""
+    match = _EVENT_ID.fullmatch(event_id)
+    if match is None:
         return None
-    return epoch, (int(ms), int(seq))
+    ms, seq = int(match[2]), int(match[3])
+    if ms > _MAX_PART or seq > _MAX_PART:
+        return None
+    return match[1], (ms, seq)
 
 
 class _Hub:
@@ -274,6 +284,8 @@ class MemoryEventBus(EventBus):
                 return Resync(self._head_locked(), "the server restarted since this id")
             if position[1] < self._dropped_upto:
                 return Resync(self._head_locked(), "this id is older than the kept events")
+            if position > parse_id(self._head_locked())[1]:
+                return Resync(self._head_locked(), "this id is ahead of the event log")
             return [e for e in self._ring if parse_id(e.id)[1][1] > position[1]]
 
     def _head_locked(self) -> str:
@@ -406,6 +418,8 @@ class RedisEventBus(EventBus):
         dropped = info.get("max-deleted-entry-id")
         if dropped is not None and position < _position(dropped):
             return Resync(await self.head(), "this id is older than the kept events")
+        if position > _position(info["last-generated-id"]):
+            return Resync(await self.head(), "this id is ahead of the event log")
         start = f"({position[0]}-{position[1]}"
         entries = await self._async.xrange(STREAM_KEY, min=start, max="+")
         return [_entry_to_event(entry_id, fields) for entry_id, fields in entries]

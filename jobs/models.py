@@ -184,6 +184,20 @@ calendar_feeds = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# Signed-in browsers. The cookie carries a random secret; only its SHA-256 is kept. Ending
+# a session deletes its row, so a copied cookie stops working at once.
+sessions = Table(
+    "sessions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("address", String(64), nullable=False, server_default=""),
+    Column("agent", String(200), nullable=False, server_default=""),
+    Index("ix_sessions_user", "user_id"),
+)
+
 # Who did what to whom: operator actions, kept for managers to read.
 audit_log = Table(
     "audit_log", metadata,

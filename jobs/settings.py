@@ -52,6 +52,15 @@ class Settings(BaseSettings):
     max_posts_per_request: int = Field(200, ge=1)
     generation_rate_limit: int = Field(30, ge=1)  # generation requests per user per minute
     secret_key: SecretStr | None = None  # signs session cookies; share it across web machines
+    # Sign-in attempts allowed per `login_window` seconds, for one account and from one
+    # address (over all accounts); successful sign-ins do not count.
+    login_attempts_per_account: int = Field(5, ge=1)
+    login_attempts_per_address: int = Field(30, ge=1)
+    login_window: int = Field(300, ge=1)
+    # How many proxies in front of the web server to believe about the client's address and
+    # scheme (X-Forwarded-For / -Proto / -Host); 0: none, the connection is the client.
+    trusted_proxies: int = Field(0, ge=0, le=10)
+    metrics_token: SecretStr | None = None  # lets Prometheus read /metrics as a bearer token
 
     timeout_content_generation: float = Field(300, gt=0)
     timeout_weekly_report: float = Field(600, gt=0)
@@ -92,7 +101,8 @@ class Settings(BaseSettings):
     stream_limit: int = Field(10_000, ge=1)
 
     @field_validator("redis_url", "database_url", "llm_base_url", "llm_model", "llm_api_key",
-                     "secret_key", "alert_webhook_url", mode="before")
+                     "secret_key", "alert_webhook_url", "metrics_token",
+                     mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -19,10 +19,11 @@ from webapp import errors
 from jobs.logs import configure_logging
 from webapp.auth import init_auth
 from webapp.fanout import Streams, is_stream_path
-from webapp.sse import DirectStreams
+from webapp.inputs import init_inputs
 from webapp.limits import RateLimiter
 from webapp.metrics import Metrics
 from webapp.security import init_security
+from webapp.sse import DirectStreams
 
 log = logging.getLogger("webapp")
 
@@ -46,16 +47,18 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.extensions["runtime"] = rt
     app.extensions["metrics"] = Metrics(rt)
     errors.register(app)
+    init_inputs(app)  # first: refused input never reaches sign-in or a route
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
     init_auth(app, rt.db, settings.data_dir, secret)
-    init_security(app)
+    init_security(app, settings.trusted_proxies)
     app.extensions["limiter"] = RateLimiter(rt.redis_client)
     app.extensions["streams"] = Streams(rt.bus, settings)
     app.asgi_app = DirectStreams(app.asgi_app, is_stream_path)
 
     from webapp.routes import (api, auth, authoring, board, books, console, events, library, pages,
-                               posts)
+                               posts, users)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(users.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(books.bp)
     app.register_blueprint(events.bp)

@@ -1,7 +1,8 @@
 """Who is asking, and may they? Every route is protected unless marked public.
 
 Identity comes from an API token (`Authorization: Bearer ...`) or the session cookie
-(quart-auth). The rules: anonymous requests get 401 (JSON) or a redirect to the login page;
+(quart-auth), which carries the secret of a server-side session (jobs.users): signing out,
+"sign out everywhere", a password change or disabling the user ends it at once. The rules: anonymous requests get 401 (JSON) or a redirect to the login page;
 viewers may only read; routes marked `manager_only` need a manager; authors see and act
 on their own work only (`owner_scope`). State-changing requests carried by a cookie must
 come from our own pages (Sec-Fetch-Site / Origin), so another site cannot forge them.
@@ -15,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from quart import Quart, g, redirect, request, url_for
-from quart_auth import AuthUser, QuartAuth
+from quart_auth import AuthUser, QuartAuth, login_user, logout_user
 
 from jobs import users
 from jobs.users import User
@@ -87,13 +88,13 @@ def init_auth(app: Quart, db, data_dir: Path, secret_key: str | None) -> None:
         view = app.view_functions.get(request.endpoint) if request.endpoint else None
         if view is None or request.endpoint in PUBLIC_ENDPOINTS or getattr(view, "_public", False):
             return None
-        g.user, by_cookie = await _identify(auth, db)
+        g.user, g.session_secret = await _identify(auth, db)
+        by_cookie = g.session_secret is not None
         refusal = None
         if g.user is None:
             refusal = await _refuse_anonymous(db)
-        elif request.method not in SAFE_METHODS and by_cookie and not _same_site():
-            refusal = ApiError(403, "cross_site_request",
-                               "state-changing requests must come from this site's own pages")
+        elif request.method not in SAFE_METHODS and by_cookie and not same_site():
+            refusal = cross_site_refusal()
         elif (request.method not in SAFE_METHODS and not g.user.can_act
               and not getattr(view, "_any_role", False)):
             refusal = ApiError(403, "forbidden", "viewers can watch but not change anything")
@@ -113,14 +114,21 @@ def init_auth(app: Quart, db, data_dir: Path, secret_key: str | None) -> None:
         return {"user": getattr(g, "user", None)}
 
 
-async def _identify(auth: QuartAuth, db) -> tuple[User | None, bool]:
+async def _identify(auth: QuartAuth, db) -> tuple[User | None, str | None]:
+    """(the user, the session secret when the cookie identified them)."""
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":
-        return await asyncio.to_thread(users.user_for_token, db, header[7:].strip()), False
-    auth_id = auth.load_user().auth_id
-    if auth_id is None or not auth_id.isdigit():
-        return None, False
-    return await asyncio.to_thread(users.get_user, db, int(auth_id)), True
+        return await asyncio.to_thread(users.user_for_token, db, header[7:].strip()), None
+    secret = auth.load_user().auth_id
+    if not secret:
+        return None, None
+    user = await asyncio.to_thread(users.user_for_session, db, secret)
+    return user, secret if user is not None else None
+
+
+def session_secret() -> str | None:
+    """The secret of the session this request came with, if it came with a cookie."""
+    return g.get("session_secret")
 
 
 async def _refuse_anonymous(db) -> ApiError | object:
@@ -136,7 +144,12 @@ async def _refuse_anonymous(db) -> ApiError | object:
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
-def _same_site() -> bool:
+def cross_site_refusal() -> ApiError:
+    return ApiError(403, "cross_site_request",
+                    "state-changing requests must come from this site's own pages")
+
+
+def same_site() -> bool:
     fetch_site = request.headers.get("Sec-Fetch-Site")
     if fetch_site is not None:
         return fetch_site in ("same-origin", "none")
@@ -146,9 +159,30 @@ def _same_site() -> bool:
     return urlsplit(origin).netloc == request.host
 
 
-def sign_in(user: User) -> None:
-    from quart_auth import login_user
-    login_user(AuthUser(str(user.id)))
+def local_path(target: str | None, default: str) -> str:
+    """`target` if it is a path on this site, else `default`: the only redirect targets taken
+    from a request. Browsers read `/\\host`, `/<tab>/host` and the like as other sites, so
+    anything but printable, unambiguous path characters is refused."""
+    if (not target or not target.startswith("/") or target.startswith("//")
+            or any(c == "\\" or c.isspace() or not c.isprintable() for c in target)):
+        return default
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else default
+
+
+async def sign_in(db, user: User) -> None:
+    """Start a server-side session for `user` and hand its secret to the browser."""
+    secret = await asyncio.to_thread(users.create_session, db, user.id, request.remote_addr or "",
+                                     request.headers.get("User-Agent", ""))
+    login_user(AuthUser(secret))
+
+
+async def sign_out(db) -> None:
+    """End this request's session (server side first) and clear the cookie."""
+    secret = session_secret()
+    if secret is not None:
+        await asyncio.to_thread(users.end_session, db, secret)
+    logout_user()
 
 
 def _local_secret(data_dir: Path) -> str:

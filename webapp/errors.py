@@ -1,7 +1,6 @@
 """JSON errors: `{"error": "<code>", "message": "<what to do>"}` with a fitting status."""
 from __future__ import annotations
 
-import json
 import logging
 from typing import TypeVar
 
@@ -33,10 +32,8 @@ async def load_body(model: type[M], *, optional: bool = False) -> M:
         if optional:
             return model()
         raise ApiError(400, "missing_body", "send a JSON object as the request body")
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ApiError(400, "bad_json", f"the request body is not valid JSON: {exc}") from None
+    from webapp.inputs import loads  # here: inputs raises ApiError, defined above
+    data = loads(raw)
     if not isinstance(data, dict):
         raise ApiError(400, "bad_json", "the request body must be a JSON object")
     try:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from webapp.inputs import parse_id
 from webapp.schemas import GeneratePosts
 
 FORM_ERROR = "_form"  # an error about the request as a whole
@@ -58,7 +59,7 @@ def parse_generate(form) -> GenerateForm:
     data = {"user_id": values["user_id"] or None, "platforms": values["platforms"],
             "count_per_platform": count, "async": values["async"]}
     if values["book_id"]:  # one of the author's saved books
-        data["book_id"] = int(values["book_id"]) if values["book_id"].isdigit() else -1
+        data["book_id"] = parse_id(values["book_id"]) or -1
     else:  # a book described in the form, for this request only
         if not values["book.title"]:
             result.errors["book.title"] = "Enter the book's title, or choose a saved book."

@@ -4,7 +4,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints, field_validator
+from urllib.parse import urlsplit
+
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt,
+                      StringConstraints, field_validator)
+
+from webapp.inputs import MAX_ID
 
 from jobs.models import STATUSES
 from jobs.platforms import PLATFORMS
@@ -13,6 +18,23 @@ from jobs.settings import TASK_TYPES
 PlatformName = Literal[tuple(PLATFORMS)]  # the platforms the writers know, in their order
 UserId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ShortText = Annotated[str, StringConstraints(max_length=300)]
+Id = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
+
+
+def _web_link(value: str) -> str:
+    """A link readers may follow from a post: http or https to a host, nothing else
+    (`javascript:`, `data:` and the like would run or hide content where posts are shown)."""
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if (parts.scheme.lower() not in ("http", "https") or not parts.hostname
+            or any(c.isspace() or not c.isprintable() for c in value)):
+        raise ValueError("a link must be a web address starting with http:// or https://")
+    return value
+
+
+WebLink = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000),
+                    AfterValidator(_web_link)]
 
 
 class BookIn(BaseModel):
@@ -23,7 +45,7 @@ class BookIn(BaseModel):
     blurb: Annotated[str, StringConstraints(max_length=5000)] = ""
     audience: ShortText = ""
     keywords: list[ShortText] = Field(default_factory=list, max_length=30)
-    link: Annotated[str, StringConstraints(max_length=2000)] = ""
+    link: WebLink = ""
     launch_date: dt.date | None = None
     comparables: list[ShortText] = Field(default_factory=list, max_length=20)
     tone: Literal["warm", "punchy", "professional", "playful"] = "warm"
@@ -35,7 +57,7 @@ class GeneratePosts(BaseModel):
     platforms: list[PlatformName] = Field(min_length=1, max_length=8)
     count_per_platform: StrictInt = Field(1, ge=1, le=50)
     async_: StrictBool = Field(False, alias="async")
-    book_id: StrictInt | None = Field(None, ge=1)
+    book_id: Id | None = None
     book: BookIn | None = None  # a one-off book, not stored
     seed: StrictInt | None = Field(None, ge=0, le=2**31 - 1)
     # When the queued task ends, its record is POSTed here, signed (see README, webhooks).
@@ -57,7 +79,7 @@ class Revoke(BaseModel):
 
 class ApprovePosts(BaseModel):
     user_id: UserId | None = None
-    post_ids: list[StrictInt] = Field(min_length=1, max_length=500)
+    post_ids: list[Id] = Field(min_length=1, max_length=500)
 
 
 class Owner(BaseModel):

@@ -1,7 +1,10 @@
-"""Response headers that keep the pages to our own scripts and styles, and out of frames."""
+"""Response headers that keep the pages to our own scripts and styles, out of frames and
+out of caches; HTTPS for a year once a browser has seen it; the client's real address and
+scheme behind trusted proxies."""
 from __future__ import annotations
 
-from quart import Quart
+from hypercorn.middleware import ProxyFixMiddleware
+from quart import Quart, request
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
@@ -25,9 +28,25 @@ HEADERS = {
 }
 
 
-def init_security(app: Quart) -> None:
+HSTS = "max-age=31536000"
+
+
+def init_security(app: Quart, trusted_proxies: int = 0) -> None:
+    if trusted_proxies:
+        # X-Forwarded-For/-Proto/-Host as set by the last `trusted_proxies` proxies: the
+        # address rate limits count, the scheme that makes cookies Secure, the host
+        # same-site checks compare with. Without proxies these headers are not believed.
+        app.asgi_app = ProxyFixMiddleware(app.asgi_app, mode="legacy",
+                                          trusted_hops=trusted_proxies)
+
     @app.after_request
     async def _headers(response):
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
+        if request.endpoint != "static":
+            # Pages and answers are per user and may carry secrets (a new token, a reset
+            # password): no shared or back-button cache keeps them.
+            response.headers.setdefault("Cache-Control", "no-store")
         return response

@@ -1,42 +1,41 @@
-"""Signing in and out, the first-run setup, API tokens, users and the audit log."""
+"""Signing in and out, the first-run setup, your account (password, sessions, API tokens)
+and the audit log. Managing other users is in routes/users.py."""
 from __future__ import annotations
 
 import asyncio
 
 from pydantic import BaseModel, Field
 from quart import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
-from quart_auth import logout_user
 from quart_schema import document_request
 
 from jobs import audit, users
 from webapp import runtime
-from webapp.auth import any_signed_in_user, current, manager_only, public, sign_in
+from webapp.auth import (any_signed_in_user, cross_site_refusal, current, local_path, manager_only,
+                         public, same_site, session_secret, sign_in, sign_out)
 from webapp.errors import ApiError, load_body
 
 bp = Blueprint("auth", __name__)
-
-LOGIN_FAILURES_ALLOWED = 5
-LOGIN_WINDOW = 300
-
-
-class NewUser(BaseModel):
-    email: str = Field(min_length=3, max_length=254)
-    role: str = Field(pattern="^(manager|author|viewer)$")
-    password: str | None = Field(None, min_length=8, max_length=200)
 
 
 class NewToken(BaseModel):
     name: str = Field("", max_length=100)
 
 
-def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
-    return url_for("pages.home")
+class PasswordChange(BaseModel):
+    current_password: str = Field(max_length=200)
+    new_password: str = Field(max_length=200)
 
 
 async def _audit(action: str, target: str | None, detail: dict | None = None) -> None:
     await asyncio.to_thread(audit.record, runtime().db, current().email, action, target, detail)
+
+
+async def _posted_form():
+    """A public form's fields, refused if another site posted it (login CSRF)."""
+    form = await request.form
+    if not same_site():
+        raise cross_site_refusal()
+    return form
 
 
 @bp.get("/login")
@@ -45,31 +44,50 @@ async def login():
     return await render_template("login.html", next=request.args.get("next", ""), error=None)
 
 
+async def _login_throttled(email: str) -> float | None:
+    """Count this attempt against the account and the address before any password is
+    checked: while either is over its limit the answer is 429, whatever the password.
+    Seconds to wait, or None."""
+    settings, limiter = runtime().settings, current_app.extensions["limiter"]
+    waits = [await limiter.hit(key, limit, settings.login_window) for key, limit in _login_keys(email)]
+    return max((w for w in waits if w is not None), default=None)
+
+
+def _login_keys(email: str) -> list[tuple[str, int]]:
+    settings = runtime().settings
+    return [(f"login:account:{email}", settings.login_attempts_per_account),
+            (f"login:address:{request.remote_addr}", settings.login_attempts_per_address)]
+
+
 @bp.post("/login")
 @public
 async def login_post():
-    form = await request.form
+    form = await _posted_form()
     email, password = form.get("email", "").strip().lower(), form.get("password", "")
-    limiter = current_app.extensions["limiter"]
-    key = f"login:{email}:{request.remote_addr}"
     db = runtime().db
-    user = await asyncio.to_thread(users.authenticate, db, email, password) if email else None
+    wait = await _login_throttled(email)
+    user = None
+    if wait is None and email:
+        user = await asyncio.to_thread(users.authenticate, db, email, password)
     if user is None:
-        wait = await limiter.hit(key, LOGIN_FAILURES_ALLOWED, LOGIN_WINDOW)
-        status, error = 401, "That email and password do not match an account."
+        status, error, headers = 401, "That email and password do not match an account.", {}
         if wait is not None:
-            status, error = 429, f"Too many failed attempts; try again in {int(wait)} seconds."
+            status, headers = 429, {"Retry-After": str(int(wait))}
+            error = f"Too many sign-in attempts; try again in {int(wait)} seconds."
         page = await render_template("login.html", next=form.get("next", ""), error=error, email=email)
-        headers = {"Retry-After": str(int(wait))} if wait is not None else {}
         return page, status, headers
-    sign_in(user)
-    return redirect(_safe_next(form.get("next")))
+    limiter = current_app.extensions["limiter"]
+    for key, _ in _login_keys(email):  # a successful sign-in is not an attempt to guess
+        await limiter.forgive(key, runtime().settings.login_window)
+    await sign_in(db, user)
+    return redirect(local_path(form.get("next"), url_for("pages.home")))
 
 
 @bp.post("/logout")
 @any_signed_in_user
 async def logout():
-    logout_user()
+    await sign_out(runtime().db)
+    await _audit("session.end", current().email)
     return redirect(url_for("auth.login"))
 
 
@@ -85,17 +103,17 @@ async def setup():
 @public
 async def setup_post():
     db = runtime().db
-    form = await request.form
-    if await asyncio.to_thread(users.count_users, db):
-        return redirect(url_for("auth.login"))  # someone finished the setup first
+    form = await _posted_form()
     try:
-        user = await asyncio.to_thread(users.create_user, db, form.get("email", ""), "manager",
+        user = await asyncio.to_thread(users.create_first_manager, db, form.get("email", ""),
                                        form.get("password", ""))
+    except users.AlreadySetUp:
+        return redirect(url_for("auth.login"))  # someone finished the setup first
     except users.UserError as exc:
         return await render_template("setup.html", error=str(exc), email=form.get("email", "")), 400
     await asyncio.to_thread(audit.record, db, user.email, "user.create", user.email,
                             {"role": "manager", "via": "first-run setup"})
-    sign_in(user)
+    await sign_in(db, user)
     return redirect(url_for("pages.home"))
 
 
@@ -108,11 +126,19 @@ async def healthz():
     return ("ok\n" if ok else "not ok\n"), (200 if ok else 503), {"Content-Type": "text/plain"}
 
 
+async def _account_page(status: int = 200, **shown):
+    db, user = runtime().db, current()
+    tokens, sessions = await asyncio.gather(
+        asyncio.to_thread(users.list_tokens, db, user.id),
+        asyncio.to_thread(users.list_sessions, db, user.id, session_secret()))
+    context = {"new_token": None, "password_error": None, "password_changed": False, **shown}
+    return await render_template("account.html", tokens=tokens, sessions=sessions,
+                                 feed_url=await _calendar_url(), **context), status
+
+
 @bp.get("/account")
 async def account():
-    tokens = await asyncio.to_thread(users.list_tokens, runtime().db, current().id)
-    return await render_template("account.html", tokens=tokens, new_token=None,
-                                 feed_url=await _calendar_url())
+    return await _account_page()
 
 
 @bp.post("/account/tokens")
@@ -122,9 +148,7 @@ async def account_new_token():
     token, _ = await asyncio.to_thread(users.create_token, runtime().db, current().id,
                                        form.get("name", "")[:100])
     await _audit("token.create", current().email, {"name": form.get("name", "")[:100]})
-    tokens = await asyncio.to_thread(users.list_tokens, runtime().db, current().id)
-    return await render_template("account.html", tokens=tokens, new_token=token,
-                                 feed_url=await _calendar_url())
+    return await _account_page(new_token=token)
 
 
 @bp.post("/account/tokens/<int:token_id>/revoke")
@@ -137,7 +161,43 @@ async def account_revoke_token(token_id: int):
             button="Yes, revoke it", fields={}, cancel="/account")
     if await asyncio.to_thread(users.revoke_token, runtime().db, current().id, token_id):
         await _audit("token.revoke", current().email, {"token_id": token_id})
-    return redirect(url_for("auth.account"))
+    return redirect(url_for("auth.account"), 303)
+
+
+async def _change_password(current_password: str, new_password: str) -> int:
+    """Change the signed-in user's password; their other sessions end. Sessions ended."""
+    ended = await asyncio.to_thread(users.change_password, runtime().db, current(),
+                                    current_password, new_password, session_secret())
+    await _audit("password.change", current().email, {"sessions_ended": ended})
+    return ended
+
+
+@bp.post("/account/password")
+@any_signed_in_user
+async def account_password():
+    form = await request.form
+    if form.get("new_password", "") != form.get("repeat_password", ""):
+        return await _account_page(400, password_error="The two new passwords differ.")
+    try:
+        await _change_password(form.get("current_password", ""), form.get("new_password", ""))
+    except users.UserError as exc:
+        return await _account_page(400, password_error=f"{str(exc).capitalize()}.")
+    return await _account_page(password_changed=True)
+
+
+async def _end_all_sessions() -> int:
+    ended = await asyncio.to_thread(users.end_sessions, runtime().db, current().id)
+    await _audit("session.end_all", current().email, {"sessions_ended": ended})
+    return ended
+
+
+@bp.post("/account/sessions/end")
+@any_signed_in_user
+async def account_end_sessions():
+    """Sign out everywhere, this browser included."""
+    await _end_all_sessions()
+    await sign_out(runtime().db)
+    return redirect(url_for("auth.login"), 303)
 
 
 @bp.get("/audit")
@@ -183,24 +243,30 @@ async def revoke_token(token_id: int):
     return jsonify({"revoked": token_id})
 
 
-@bp.get("/api/users")
-@manager_only
-async def list_users():
-    return jsonify({"users": await asyncio.to_thread(users.list_users, runtime().db)})
+@bp.get("/api/me/sessions")
+async def my_sessions():
+    sessions = await asyncio.to_thread(users.list_sessions, runtime().db, current().id,
+                                       session_secret())
+    return jsonify({"sessions": sessions})
 
 
-@bp.post("/api/users")
-@manager_only
-@document_request(NewUser)
-async def create_user():
-    body = await load_body(NewUser)
+@bp.delete("/api/me/sessions")
+@any_signed_in_user
+async def end_my_sessions():
+    """Sign out everywhere: every browser session of this user ends (API tokens do not)."""
+    return jsonify({"sessions_ended": await _end_all_sessions()})
+
+
+@bp.post("/api/me/password")
+@any_signed_in_user
+@document_request(PasswordChange)
+async def change_my_password():
+    body = await load_body(PasswordChange)
     try:
-        user = await asyncio.to_thread(users.create_user, runtime().db, body.email, body.role,
-                                       body.password)
+        ended = await _change_password(body.current_password, body.new_password)
     except users.UserError as exc:
-        raise ApiError(409 if "exists" in str(exc) else 400, "invalid_user", str(exc)) from None
-    await _audit("user.create", user.email, {"role": user.role})
-    return jsonify(user.view()), 201
+        raise ApiError(400, "invalid_password", str(exc)) from None
+    return jsonify({"changed": True, "sessions_ended": ended})
 
 
 @bp.get("/api/audit")

@@ -15,7 +15,7 @@ from jobs import alerts, autonomous, books, queries, task_stats, webhooks
 from jobs.posts import batch_posts
 from webapp import board_queries, runtime, view_helpers
 from webapp.actions import request_generation, retry, revoke, run_daily, set_autonomous
-from webapp.auth import can_see, current, manager_only, owner_scope
+from webapp.auth import can_see, current, local_path, manager_only, owner_scope
 from webapp.board_feed import task_detail
 from webapp.board_queries import BoardFilters
 from webapp.errors import ApiError
@@ -48,8 +48,8 @@ async def _log_position() -> str:
 def _back(default: str) -> str:
     """The page the form was posted from, when it is ours; `default` otherwise."""
     referrer = urlsplit(request.headers.get("Referer", ""))
-    if referrer.netloc and referrer.netloc == request.host and referrer.path.startswith("/"):
-        return referrer.path + (f"?{referrer.query}" if referrer.query else "")
+    if referrer.netloc and referrer.netloc == request.host:
+        return local_path(referrer.path + (f"?{referrer.query}" if referrer.query else ""), default)
     return default
 
 
@@ -128,9 +128,7 @@ async def revoke_task(task_id: str):
         return await (_flash(exc.message, kind="error", status=exc.status) if _htmx()
                       else _error_page(exc))
     if not _htmx():
-        back = form.get("back", "")
-        local = back.startswith("/") and not back.startswith("//")
-        return redirect(back if local else _back(f"/tasks/{task_id}"), 303)
+        return redirect(local_path(form.get("back"), _back(f"/tasks/{task_id}")), 303)
     verb = "Stop" if record.get("started_at") else "Revoke"
     how = " (forced)" if terminate else ""
     return await _flash(f"{verb}{how} requested for task {task_id}.", link=f"/tasks/{task_id}",

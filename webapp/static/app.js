@@ -328,6 +328,12 @@
     });
   }
 
+  // Plain forms that destroy or lock out something ask first (data-confirm).
+  document.addEventListener("submit", (event) => {
+    const question = event.target.dataset && event.target.dataset.confirm;
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+
   document.addEventListener("DOMContentLoaded", () => {
     rememberTimeZone();
     refreshTimes(document);
