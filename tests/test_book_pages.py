@@ -7,9 +7,9 @@ import httpx
 
 
 def _signed_in(stack, email: str, role: str = "author") -> httpx.Client:
-    stack.create_user(email, role, password="a long password")
+    stack.create_user(email, role, password="a long password here")
     client = httpx.Client(base_url=stack.base_url, timeout=10)
-    response = client.post("/login", data={"email": email, "password": "a long password"})
+    response = client.post("/login", data={"email": email, "password": "a long password here"})
     assert response.status_code == 303 or response.status_code == 302
     return client
 

@@ -22,6 +22,7 @@ from webapp.fanout import Streams, is_stream_path
 from webapp.inputs import init_inputs
 from webapp.limits import RateLimiter
 from webapp.metrics import Metrics
+from webapp.openapi import ApiDocument
 from webapp.security import init_security
 from webapp.sse import DirectStreams
 
@@ -42,14 +43,15 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.config["QUART_SCHEMA_CONVERT_CASING"] = False
     QuartSchema(app, info={"title": "Book Marketing Agent API", "version": "1.0"},
                 swagger_ui_path=None, redoc_ui_path=None, scalar_ui_path=None,
-                openapi_path="/openapi.json")
+                openapi_path="/openapi.json", openapi_provider_class=ApiDocument)
     rt = build_runtime(settings, worker_kind="thread")
     app.extensions["runtime"] = rt
     app.extensions["metrics"] = Metrics(rt)
     errors.register(app)
     init_inputs(app)  # first: refused input never reaches sign-in or a route
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
-    init_auth(app, rt.db, settings.data_dir, secret)
+    metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    init_auth(app, rt.db, settings.data_dir, secret, metrics_token)
     init_security(app, settings.trusted_proxies)
     app.extensions["limiter"] = RateLimiter(rt.redis_client)
     app.extensions["streams"] = Streams(rt.bus, settings)

@@ -10,6 +10,7 @@ come from our own pages (Sec-Fetch-Site / Origin), so another site cannot forge 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +34,13 @@ def public(view: Callable) -> Callable:
 
 def manager_only(view: Callable) -> Callable:
     view._manager_only = True
+    return view
+
+
+def metrics_reader(view: Callable) -> Callable:
+    """For managers, or for a scraper holding the METRICS_TOKEN (a bearer token of its own)."""
+    view._manager_only = True
+    view._metrics_token = True
     return view
 
 
@@ -77,7 +85,8 @@ class _SessionAuth(QuartAuth):
         return await super().after_request(response)
 
 
-def init_auth(app: Quart, db, data_dir: Path, secret_key: str | None) -> None:
+def init_auth(app: Quart, db, data_dir: Path, secret_key: str | None,
+              metrics_token: str | None = None) -> None:
     app.secret_key = secret_key or _local_secret(data_dir)
     app.config["QUART_AUTH_COOKIE_NAME"] = "bma_session"
     app.config["QUART_AUTH_DURATION"] = 14 * 24 * 3600
@@ -87,6 +96,9 @@ def init_auth(app: Quart, db, data_dir: Path, secret_key: str | None) -> None:
     async def _guard():
         view = app.view_functions.get(request.endpoint) if request.endpoint else None
         if view is None or request.endpoint in PUBLIC_ENDPOINTS or getattr(view, "_public", False):
+            return None
+        if getattr(view, "_metrics_token", False) and metrics_token and hmac.compare_digest(
+                _bearer().encode(), metrics_token.encode()):
             return None
         g.user, g.session_secret = await _identify(auth, db)
         by_cookie = g.session_secret is not None
@@ -116,14 +128,19 @@ def init_auth(app: Quart, db, data_dir: Path, secret_key: str | None) -> None:
 
 async def _identify(auth: QuartAuth, db) -> tuple[User | None, str | None]:
     """(the user, the session secret when the cookie identified them)."""
-    header = request.headers.get("Authorization", "")
-    if header[:7].lower() == "bearer ":
-        return await asyncio.to_thread(users.user_for_token, db, header[7:].strip()), None
+    token = _bearer()
+    if token:
+        return await asyncio.to_thread(users.user_for_token, db, token), None
     secret = auth.load_user().auth_id
     if not secret:
         return None, None
     user = await asyncio.to_thread(users.user_for_session, db, secret)
     return user, secret if user is not None else None
+
+
+def _bearer() -> str:
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() if header[:7].lower() == "bearer " else ""
 
 
 def session_secret() -> str | None:

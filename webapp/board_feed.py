@@ -25,6 +25,7 @@ from jobs.posts import batch_posts
 from webapp import board_queries
 from webapp.board_queries import BoardFilters
 from webapp.health import health_report
+from webapp.role_views import health_for_author
 from webapp.sse import id_only, message
 
 log = logging.getLogger("webapp.board")
@@ -99,7 +100,7 @@ class HealthTicker:
     """Renders the health and autonomous panels every HEALTH_INTERVAL while anyone listens.
 
     Two variants per tick: "full" names the tasks each worker runs; "limited", for authors,
-    does not show other people's task ids.
+    is the service's state without other people's work or worker internals (role_views).
     """
 
     VARIANTS = ("full", "limited")
@@ -139,8 +140,9 @@ class HealthTicker:
 
     async def render(self) -> dict[str, bytes]:
         report = self.annotate(await health_report(self._feed.runtime))
+        views = {"full": report, "limited": health_for_author(report)}
         return {variant: message(await self._feed.render(
-                    "_health_panels_oob.html", oob=True, health=report,
+                    "_health_panels_oob.html", oob=True, health=views[variant],
                     limited=variant == "limited"))
                 for variant in self.VARIANTS}
 

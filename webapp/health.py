@@ -148,18 +148,3 @@ def stats_window() -> str:
                        f"window must be one of {', '.join(task_stats.WINDOWS)}, not {window[:20]!r}")
     return window
 
-
-def without_task_ids(report: dict) -> dict:
-    """The report for an author: the service's state, not which tasks other people run."""
-    def workers(items: list[dict]) -> list[dict]:
-        return [{**w, "running": len(w["running"])} for w in items]
-    if "task_queue_status" in report:
-        queue = report["task_queue_status"]
-        report = {**report, "problems": [p for p in report["problems"] if not p.startswith("task ")],
-                  "task_queue_status": {**queue, "workers": workers(queue["workers"]),
-                                        "overdue_tasks": len(queue["overdue_tasks"])}}
-    if "celery" in report:
-        celery = report["celery"]
-        report = {**report, "celery": {**celery, "workers": {
-            k: v for k, v in zip(celery["workers"], workers(list(celery["workers"].values())))}}}
-    return report

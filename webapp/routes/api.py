@@ -11,9 +11,10 @@ from jobs.posts import batch_posts
 from webapp import runtime
 from webapp.actions import (get_task, now_iso, request_generation, retry, revoke, run_daily,
                              set_autonomous, submit, submit_batch)
-from webapp.auth import acting_owner, current, manager_only, owner_scope
+from webapp.auth import acting_owner, current, manager_only, metrics_reader, owner_scope
 from webapp.errors import ApiError, load_body
-from webapp.health import health_report, queue_stats, stats_window, without_task_ids
+from webapp.health import health_report, queue_stats, stats_window
+from webapp.role_views import autonomous_for_author, health_for_author, stats_for_author
 from webapp.schemas import ApprovePosts, BatchTasks, GeneratePosts, Owner, Revoke, TaskQuery
 
 bp = Blueprint("api", __name__)
@@ -128,7 +129,8 @@ async def autonomous_stop():
 
 @bp.get("/api/autonomous/status")
 async def autonomous_status():
-    return jsonify(await asyncio.to_thread(autonomous.status, runtime().db))
+    status = await asyncio.to_thread(autonomous.status, runtime().db)
+    return jsonify(status if owner_scope() is None else autonomous_for_author(status))
 
 
 @bp.post("/api/autonomous/execute-daily")
@@ -179,16 +181,18 @@ async def batch_tasks():
 async def health():
     report = await health_report(runtime())
     status = 503 if report["status"] == "unhealthy" else 200
-    return jsonify(report if owner_scope() is None else without_task_ids(report)), status
+    return jsonify(report if owner_scope() is None else health_for_author(report)), status
 
 
 @bp.get("/api/tasks/stats")
 async def stats():
     stats = await queue_stats(runtime(), stats_window())
-    return jsonify(stats if owner_scope() is None else without_task_ids(stats))
+    return jsonify(stats if owner_scope() is None else stats_for_author(stats))
 
 
 @bp.get("/metrics")
+@metrics_reader
 async def metrics():
+    """For managers, and for Prometheus with `Authorization: Bearer <METRICS_TOKEN>`."""
     body = await asyncio.to_thread(current_app.extensions["metrics"].render)
     return Response(body, content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -21,6 +21,7 @@ from webapp.board_queries import BoardFilters
 from webapp.errors import ApiError
 from webapp.forms import FORM_ERROR, GenerateForm, field_errors_from, parse_generate
 from webapp.health import health_report, stats_window
+from webapp.role_views import health_for_author
 
 log = logging.getLogger("webapp.pages")
 
@@ -82,7 +83,7 @@ async def board():
     filters = BoardFilters.from_args(request.args).within(scope)
     position = await _log_position()  # before reading, so the stream replays what follows
     data, health = await asyncio.gather(
-        asyncio.to_thread(board_queries.board, rt.db, filters), health_report(rt))
+        asyncio.to_thread(board_queries.board, rt.db, filters), _health())
     return await render_template("board.html", board=data, health=health, position=position,
                                  filters=filters, scoped=scope is not None)
 
@@ -198,10 +199,16 @@ async def autonomous_run_daily():
 
 # -- health and stats --
 
+async def _health() -> dict:
+    """The health report as the signed-in user may see it."""
+    report = await health_report(runtime())
+    return report if owner_scope() is None else health_for_author(report)
+
+
 @bp.get("/health")
 async def health():
     rt = runtime()
-    report = await health_report(rt)
+    report = await _health()
     raised = (await asyncio.to_thread(alerts.recent, rt.db, 20)
               if owner_scope() is None else None)  # what went wrong where is for staff
     return await render_template("health.html", health=report, alerts=raised,
