@@ -70,7 +70,7 @@ class ApiDocument(OpenAPIProvider):
         return f"{method.lower()}_{func.__module__.rsplit('.', 1)[-1]}_{func.__name__}"
 
     def _complete(self, operation: dict, view, api: bool) -> dict:
-        responses = dict(operation["responses"])
+        responses = {str(code): answer for code, answer in operation["responses"].items()}
         if not any(str(code).startswith("2") for code in responses):
             responses["2XX"] = {"description": operation.get("summary") or "done",
                                 "content": {"application/json" if api else "text/html":
