@@ -203,7 +203,7 @@ def test_users_page(stack):
 
 
 def test_authors_cannot_open_the_users_page(stack):
-    email = _ensure_user(stack, f"nosy.{stack.name}@example.com")
+    email = _ensure_user(stack, f"nosy-users.{stack.name}@example.com")
     author = _signed_in(stack, email)
     assert author.get("/users").status_code == 403
     assert author.post(f"/users/{_user_id(stack, email)}", data={"action": "enable"}).status_code == 403
@@ -337,7 +337,8 @@ def test_authors_see_no_one_elses_work_nor_worker_internals(stack, people_here):
     secrets = [task_id, "manager@example.com", *(w["id"] for w in workers),
                *(w["hostname"] for w in workers)]
     author = people_here
-    for path in ("/api/health", "/api/tasks/stats", "/api/autonomous/status", "/", "/health", "/stats"):
+    for path in ("/api/health", "/api/tasks/stats", "/api/autonomous/status", "/api/workers", "/",
+                 "/health", "/stats", "/workers"):
         body = author.get(path)
         assert body.status_code == 200, path
         leaked = [s for s in secrets if s in body.text.replace(author.email, "")]

@@ -2,9 +2,10 @@
 
 Identity comes from an API token (`Authorization: Bearer ...`) or the session cookie
 (quart-auth), which carries the secret of a server-side session (jobs.users): signing out,
-"sign out everywhere", a password change or disabling the user ends it at once. The rules: anonymous requests get 401 (JSON) or a redirect to the login page;
-viewers may only read; routes marked `manager_only` need a manager; authors see and act
-on their own work only (`owner_scope`). State-changing requests carried by a cookie must
+"sign out everywhere", a password change or disabling the user ends it at once. The rules:
+anonymous requests get 401 (JSON) or a redirect to the login page; viewers may only read;
+routes marked `manager_only` need a manager; authors see and act on their own work only
+(`owner_scope`). State-changing requests carried by a cookie must
 come from our own pages (Sec-Fetch-Site / Origin), so another site cannot forge them.
 """
 from __future__ import annotations
