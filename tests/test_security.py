@@ -100,7 +100,7 @@ def test_successful_sign_ins_do_not_use_up_the_limit(fresh_stack):
 # -- 2. sessions and users --
 
 def test_sessions_end_at_once(stack):
-    email = f"sessions.{stack.name}@example.com"
+    email = f"sec-sessions.{stack.name}@example.com"
     stack.create_user(email, "author")
     first, second = _signed_in(stack, email), _signed_in(stack, email)
     copied = dict(first.cookies)
@@ -120,7 +120,7 @@ def test_sessions_end_at_once(stack):
 
 
 def test_password_change_ends_other_sessions(stack):
-    email = f"change.{stack.name}@example.com"
+    email = f"sec-change.{stack.name}@example.com"
     stack.create_user(email, "author")
     mine, other = _signed_in(stack, email), _signed_in(stack, email)
     refused = mine.post("/api/me/password", json={"current_password": "not it",
@@ -140,7 +140,7 @@ def test_password_change_ends_other_sessions(stack):
 
 
 def test_managers_disable_enable_change_roles_and_reset_passwords(stack):
-    email = f"managed.{stack.name}@example.com"
+    email = f"sec-managed.{stack.name}@example.com"
     token = stack.create_user(email, "author")
     user_id = _user_id(stack, email)
     script, browser = stack.client_for(token), _signed_in(stack, email)
@@ -181,7 +181,7 @@ def test_the_last_manager_stays(fresh_stack):
 
 
 def test_users_page(stack):
-    email = f"page.{stack.name}@example.com"
+    email = f"sec-page.{stack.name}@example.com"
     stack.create_user(email, "author")
     manager = _signed_in(stack, "manager@example.com")
     page = manager.get("/users")
@@ -194,16 +194,16 @@ def test_users_page(stack):
     assert manager.post(f"/users/{user_id}", data={"action": "disable"}).status_code == 200
     assert next(u for u in stack.client.get("/api/users").json()["users"] if u["id"] == user_id)["disabled"]
     assert manager.post(f"/users/{user_id}", data={"action": "enable"}).status_code == 200
-    added = manager.post("/users", data={"email": f"added.{stack.name}@example.com",
+    added = manager.post("/users", data={"email": f"sec-added.{stack.name}@example.com",
                                          "role": "viewer", "password": "twelve chars!"})
-    assert added.status_code == 200 and f"added.{stack.name}@example.com" in added.text
+    assert added.status_code == 200 and f"sec-added.{stack.name}@example.com" in added.text
     bad = manager.post("/users", data={"email": "not an address", "role": "viewer"})
     assert bad.status_code == 400 and "not an email address" in bad.text
     manager.close()
 
 
 def test_authors_cannot_open_the_users_page(stack):
-    email = _ensure_user(stack, f"nosy-users.{stack.name}@example.com")
+    email = _ensure_user(stack, f"sec-nosy-users.{stack.name}@example.com")
     author = _signed_in(stack, email)
     assert author.get("/users").status_code == 403
     assert author.post(f"/users/{_user_id(stack, email)}", data={"action": "enable"}).status_code == 403
@@ -218,7 +218,7 @@ def test_authors_cannot_open_the_users_page(stack):
     "/\r\nLocation: https://evil.example.com", "javascript:alert(1)", "/\\\\evil.example.com",
     " /x", "/x\u2028", "/\x00"])
 def test_sign_in_redirects_only_to_our_own_paths(stack, target):
-    email = _ensure_user(stack, f"next.{stack.name}@example.com")
+    email = _ensure_user(stack, f"sec-next.{stack.name}@example.com")
     response = _browser(stack).post("/login", data={"email": email, "password": PASSWORD,
                                                     "next": target})
     if "\x00" in target:
@@ -228,7 +228,7 @@ def test_sign_in_redirects_only_to_our_own_paths(stack, target):
 
 
 def test_local_redirects_are_kept(stack):
-    email = _ensure_user(stack, f"keep.{stack.name}@example.com")
+    email = _ensure_user(stack, f"sec-keep.{stack.name}@example.com")
     response = _browser(stack).post("/login", data={"email": email, "password": PASSWORD,
                                                     "next": "/tasks?status=FAILURE"})
     assert response.headers["location"] == "/tasks?status=FAILURE"
@@ -351,7 +351,7 @@ def test_authors_see_no_one_elses_work_nor_worker_internals(stack, people_here):
 
 @pytest.fixture
 def people_here(stack):
-    email = _ensure_user(stack, f"watcher.{stack.name}@example.com")
+    email = _ensure_user(stack, f"sec-watcher.{stack.name}@example.com")
     browser = _signed_in(stack, email)
     browser.email = email
     yield browser
@@ -438,7 +438,7 @@ def test_pages_with_secrets_are_not_stored(stack):
 
 @pytest.mark.parametrize("password", ["eleven char", " " * 20, "\t\n " * 5])
 def test_weak_passwords_are_refused(stack, password):
-    response = stack.client.post("/api/users", json={"email": f"weak.{stack.name}@example.com",
+    response = stack.client.post("/api/users", json={"email": f"sec-weak.{stack.name}@example.com",
                                                      "role": "author", "password": password})
     assert response.status_code == 400
 
