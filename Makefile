@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 HOST    ?= 127.0.0.1
 PORT    ?= 5000
 
-.PHONY: run test venv dev-venv system-deps worker bench multihost clean
+.PHONY: run test venv dev-venv system-deps worker bench multihost fuzz clean
 
 run: $(VENV)/.runtime
 	$(PY) -m webapp --host $(HOST) --port $(PORT)
@@ -42,6 +42,11 @@ bench: $(VENV)/.dev
 # `make test` runs a short version (40 tasks).
 multihost: $(VENV)/.dev system-deps
 	$(PY) -m tests.multihost $(MULTIHOST_ARGS)
+
+# The API fuzzed for 5xx answers on SQLite and PostgreSQL, longer than in `make test`: every
+# path (pages too) and 100 random cases per operation after the boundary values.
+fuzz: $(VENV)/.dev system-deps
+	FUZZ_EXAMPLES=100 FUZZ_ALL_PATHS=1 $(PY) -m pytest tests/test_auth.py -k test_fuzzed -p no:timeout $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
