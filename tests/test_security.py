@@ -337,7 +337,7 @@ def test_authors_see_no_one_elses_work_nor_worker_internals(stack, people_here):
     secrets = [task_id, "manager@example.com", *(w["id"] for w in workers),
                *(w["hostname"] for w in workers)]
     author = people_here
-    for path in ("/api/health", "/api/tasks/stats", "/api/autonomous/status", "/api/workers", "/",
+    for path in ("/api/health", "/api/tasks/stats", "/api/autonomous/status", "/api/workers", "/", "/tasks",
                  "/health", "/stats", "/workers"):
         body = author.get(path)
         assert body.status_code == 200, path
