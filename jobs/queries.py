@@ -122,12 +122,13 @@ def task_page(db: Engine, *, statuses: tuple[str, ...] | None = None, task_type:
     views = [task_view(r, with_result=False) for r in rows[:per_page]]
     if not newest_first:
         views.reverse()
-    first = encode_cursor(views[0]) if views else None
-    last = encode_cursor(views[-1]) if views else None
+    # Read newest first, "more" lies on the older side; read from `after`, on the newer.
+    has_older = more if newest_first else True
+    has_newer = (before is not None or page > 1) if newest_first else more
     return TaskPage(
         views, min(total, COUNT_LIMIT), total <= COUNT_LIMIT,
-        older=last if (more or not newest_first) else None,
-        newer=first if (more if not newest_first else (before is not None or page > 1)) else None)
+        older=encode_cursor(views[-1]) if views and has_older else None,
+        newer=encode_cursor(views[0]) if views and has_newer else None)
 
 
 def active_tasks(db: Engine, owner: str | None = None) -> list[dict]:
