@@ -259,5 +259,7 @@ def test_stats_window_and_list_cursor_over_http(stack):
         second = client.get(f"/api/tasks?per_page=1&before={first['older']}").json()
         assert second["tasks"][0]["task_id"] != first["tasks"][0]["task_id"]
         assert client.get(f"/api/tasks?per_page=1&after={second['newer']}").json()["tasks"] == first["tasks"]
+    schedules = {s["name"]: s for s in client.get("/api/schedules").json()["schedules"]}
+    assert schedules["retention"]["enabled"] and schedules["retention"]["next_run"]
     bad = client.get("/api/tasks?before=yesterday")
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_query"
