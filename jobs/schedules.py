@@ -15,7 +15,7 @@ from huey import crontab
 from sqlalchemy import Engine, desc, select
 
 from jobs import autonomous
-from jobs.models import tasks, utcnow
+from jobs.models import posts, tasks, utcnow
 from jobs.settings import load_settings
 
 HORIZON = dt.timedelta(days=32)  # how far ahead a next run is looked for
@@ -120,3 +120,18 @@ def list_schedules(db: Engine) -> list[dict]:
                 },
             })
     return result
+
+
+def dated_work(db: Engine, owner: str | None = None, limit: int = 50) -> list[dict]:
+    """The next planned posts (campaigns' dated drafts and scheduled posts), soonest first."""
+    query = (select(posts.c.id, posts.c.owner, posts.c.platform, posts.c.status, posts.c.label,
+                    posts.c.scheduled_at, posts.c.batch_id)
+             .where(posts.c.scheduled_at >= utcnow(), posts.c.published_at.is_(None))
+             .order_by(posts.c.scheduled_at).limit(limit))
+    if owner is not None:
+        query = query.where(posts.c.owner == owner)
+    with db.connect() as conn:
+        rows = conn.execute(query).all()
+    return [{"post_id": r.id, "owner": r.owner, "platform": r.platform, "status": r.status,
+             "label": r.label, "task_id": r.batch_id,
+             "scheduled_at": r.scheduled_at.isoformat().replace("+00:00", "Z")} for r in rows]

@@ -1,9 +1,11 @@
 """The operator's console: `python -m webapp inspect`, workers and draining, schedules."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import subprocess
+import time
 
 from tests.support import PYTHON, wait_until
 
@@ -137,3 +139,21 @@ def test_schedules_list_next_and_last_runs_and_run_now(stack):
     assert stack.client.post("/api/schedules/nothing/run").status_code == 404
     author = stack.client_for(stack.create_user("schedule-author@example.com", "author"))
     assert author.post("/api/schedules/weekly_report/run").status_code == 403
+
+
+def test_schedules_list_a_campaigns_dated_work_each_author_their_own(stack):
+    email = f"campaigner-{time.monotonic_ns()}@example.com"
+    me = stack.client_for(stack.create_user(email, "author"))
+    launch = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).date()
+    book = me.post("/api/books", json={"title": "Tidewater", "launch_date": launch.isoformat(),
+                                       "link": "https://ex.com/t"}).json()
+    queued = me.post(f"/api/books/{book['id']}/campaign", json={"platforms": ["twitter"]})
+    assert queued.status_code == 202, queued.text
+    stack.wait_status(queued.json()["task_id"], "SUCCESS", timeout=60)
+    dated = me.get("/api/schedules").json()["dated_work"]
+    assert dated and {d["owner"] for d in dated} == {email}
+    assert [d["scheduled_at"] for d in dated] == sorted(d["scheduled_at"] for d in dated)
+    assert any(d["label"] == "Launch day" for d in dated)
+    assert any(d["owner"] == email for d in stack.client.get("/api/schedules").json()["dated_work"]) \
+        or len(stack.client.get("/api/schedules").json()["dated_work"]) == 50
+    assert "dated work" in inspect(stack, "schedules").stdout

@@ -86,7 +86,11 @@ def schedules_(rt: Runtime) -> tuple[dict, str]:
         ("last run", lambda s: (f"{s['last_run']['task_id']} {s['last_run']['status']} "
                                 f"{s['last_run']['enqueued_at']}") if s["last_run"] else "never"),
         ("enabled", lambda s: "yes" if s["enabled"] else f"no ({s['disabled_reason']})")])
-    return {"schedules": rows}, text
+    dated = schedules.dated_work(rt.db, limit=20)
+    text += "\n\ndated work (next planned posts)\n" + table(dated, [
+        ("when (UTC)", "scheduled_at"), ("what", "label"), ("platform", "platform"),
+        ("owner", "owner"), ("state", "status")])
+    return {"schedules": rows, "dated_work": dated}, text
 
 
 def task(rt: Runtime, task_id: str) -> tuple[dict, str] | None:

@@ -271,10 +271,15 @@ async def undrain_form(worker_id: str):
 
 # -- schedules --
 
+async def _schedules() -> dict:
+    db, scope = runtime().db, owner_scope()
+    return {"schedules": await asyncio.to_thread(schedules.list_schedules, db),
+            "dated_work": await asyncio.to_thread(schedules.dated_work, db, scope)}
+
+
 @bp.get("/api/schedules")
 async def api_schedules():
-    rows = await asyncio.to_thread(schedules.list_schedules, runtime().db)
-    return jsonify({"schedules": rows, "timestamp": now_iso()})
+    return jsonify({**await _schedules(), "timestamp": now_iso()})
 
 
 async def _run_now(name: str) -> dict:
@@ -298,8 +303,7 @@ async def api_run_now(name: str):
 
 @bp.get("/schedules")
 async def schedules_page():
-    rows = await asyncio.to_thread(schedules.list_schedules, runtime().db)
-    return await render_template("schedules.html", schedules=rows)
+    return await render_template("schedules.html", **await _schedules())
 
 
 @bp.post("/schedules/<name>/run")
