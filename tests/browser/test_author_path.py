@@ -180,3 +180,17 @@ def test_board_and_task_page_fit_a_phone(stack, browser):
     expect(page.locator("#task-live")).to_have_attribute("data-status", "SUCCESS")
     _no_sideways_scroll(page)
     assert page.evaluate(BROKEN_WORDS, "h1, .post-text") == []
+
+
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+def test_author_home_shows_running_work_live(stack, browser):
+    email = "busy@example.com"
+    stack.create_user(email, "author", password=PASSWORD)
+    page = browser.page(stack, email=email, password=PASSWORD)
+    task_id = stack.queue(platforms=["twitter", "bluesky"], count_per_platform=8, user_id=email,
+                          book={"title": "SLOW Morning Tide"})
+    page.goto(stack.base_url + "/")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    running = page.locator(f"#rows-active #task-{task_id}")
+    expect(running.locator(".progress-text")).to_have_text(re.compile(r"^([1-9]|1[0-5])/16$"))
+    expect(running).to_have_count(0, timeout=30_000)  # finished: it leaves the running list
