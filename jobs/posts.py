@@ -203,17 +203,15 @@ def _planned(post: dict, changes: dict, mastodon_limit: int, now: dt.datetime) -
             values["published_at"] = now
         if target == REJECTED or (target == APPROVED and post["status"] == SCHEDULED):
             values["scheduled_at"] = None  # off the calendar
-    if target == SCHEDULED and post["status"] != SCHEDULED and "scheduled_at" not in values:
-        planned = post["scheduled_at"] and dt.datetime.fromisoformat(post["scheduled_at"])
-        if not planned:
+    if target == SCHEDULED:
+        planned = "scheduled_at" not in values
+        when = (post["scheduled_at"] and dt.datetime.fromisoformat(post["scheduled_at"])
+                if planned else values["scheduled_at"])
+        if not when:
             raise PostError("missing_time", "say when to publish it: scheduled_at is needed",
                             fields={"scheduled_at": "required to schedule"})
-        if planned < now - PAST_GRACE:
-            raise PostError("in_the_past", "its planned time has passed: pick a new one",
-                            fields={"scheduled_at": "in the past"})
-    if target == SCHEDULED and values.get("scheduled_at", True) is None:
-        raise PostError("missing_time", "say when to publish it: scheduled_at is needed",
-                        fields={"scheduled_at": "required to schedule"})
+        if planned and post["status"] != SCHEDULED:
+            check_time(when, now, "scheduled_at")  # a proposal's time may have passed
     return values
 
 
