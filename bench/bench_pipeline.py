@@ -104,8 +104,12 @@ class Bench:
         started = time.perf_counter()
         with open(self.tmp / "workers.log", "ab") as log:
             worker = subprocess.Popen(cmd, env=self.env, cwd=self.tmp, stdout=log, stderr=log)
+        def finished() -> bool:
+            if worker.poll() is not None or not self.web.alive():
+                raise RuntimeError(f"a process of the run exited early; see {self.tmp}")
+            return done()
         try:
-            wait_until(done, 900, "the queued tasks to finish", POLL)
+            wait_until(finished, 900, "the queued tasks to finish", POLL)
             elapsed = time.perf_counter() - started
             web1, redis1 = proc_cpu(self.web.pid), redis_cpu(self.client)
         finally:

@@ -82,7 +82,7 @@ class Relay:
                 with self.tracker.db.connect() as conn:
                     rows = conn.execute(select(tasks).where(tasks.c.id.in_(behind))
                                         .order_by(tasks.c.updated_at)).mappings().all()
-                self.bus.publish_tasks([task_view(r, with_result=False) for r in rows])
+                self.bus.send_tasks([task_view(r, with_result=False) for r in rows])
                 sent += len(rows)
         self.since = upto
         if sent:

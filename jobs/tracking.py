@@ -72,7 +72,6 @@ class Tracker:
         self.bus = bus
         self.sql = TaskSQL(db)
         self._statements: dict[tuple, Any] = {}
-        self._publishing = True  # false while events fail to reach the bus: one log line each way
 
     def create(self, *, task_type: str, owner: str, params: dict, max_attempts: int,
                task_id: str | None = None, parent_id: str | None = None) -> dict | None:
@@ -226,20 +225,10 @@ class Tracker:
     def _publish_many(self, rows: list[Mapping[str, Any]]) -> None:
         # Results can be large; subscribers fetch them from the record when they want them.
         # Each event carries the record's version: the bus drops one older than what it
-        # has already sent for the task, so a late publisher never rolls a board back.
-        try:
-            self.bus.publish_tasks([task_view(r, with_result=False) for r in rows])
-        except Exception as exc:  # noqa: BLE001 - the record is written and stays the truth
-            # An event that could not be sent is not lost: the relay (jobs/relay.py) finds
-            # records whose version is ahead of what the bus has sent, and sends them.
-            if self._publishing:
-                self._publishing = False
-                log.warning("task events are not reaching the event bus (%s); they will be "
-                            "sent when it is back", exc)
-            return
-        if not self._publishing:
-            self._publishing = True
-            log.info("task events reach the event bus again")
+        # has already sent for the task, so a late publisher never rolls a board back. An
+        # event that cannot be sent is not lost: the relay (jobs/relay.py) finds records
+        # whose version is ahead of what the bus has sent, and sends them.
+        self.bus.publish_tasks([task_view(r, with_result=False) for r in rows])
 
     @staticmethod
     def _log(row: Mapping[str, Any]) -> None:

@@ -87,12 +87,14 @@ def test_changes_made_while_redis_is_down_arrive_after_it_returns_in_order(track
     first = tracker.create(task_type="status_check", owner="ann", params={}, max_attempts=3)
     second = tracker.create(task_type="status_check", owner="ann", params={}, max_attempts=3)
     row = tracker.claim(first["task_id"], "host:1")
+    assert tracker.bus.flush()
 
     durable_redis.stop()
     row = tracker.advance(row, STARTED, progress_done=1, progress_total=2)   # version 3
     row = tracker.advance(row, SUCCESS, result={"ok": 1}, finished_at=utcnow())  # version 4
     tracker.transition(second["task_id"], REVOKED, expect=(*WAITING_STATUSES, STARTED),
                        finished_at=utcnow())
+    assert tracker.bus.flush()  # the sender tried, and gave up on, these changes
     with pytest.raises((redis.RedisError, OSError)):
         relay.pass_once()  # Redis is still down: nothing is lost, the next pass retries
 
@@ -111,6 +113,7 @@ def test_a_change_never_published_is_sent_by_the_relay(tracker, durable_redis, m
     relay = _relay_after_grace(tracker)
     task = tracker.create(task_type="status_check", owner="ann", params={}, max_attempts=3)
     row = tracker.claim(task["task_id"], "host:1")
+    assert tracker.bus.flush()
     with monkeypatch.context() as m:
         m.setattr(tracker.bus, "publish_tasks", lambda views: None)  # committed, never sent
         tracker.advance(row, SUCCESS, result=None, finished_at=utcnow())
@@ -126,5 +129,6 @@ def test_a_late_publisher_cannot_roll_a_task_back(tracker, durable_redis):
     stale = {**row}
     tracker.transition(task["task_id"], REVOKED, expect=(STARTED,), finished_at=utcnow())
     tracker._publish(stale)  # the worker's STARTED event arriving after the revoke's
+    assert tracker.bus.flush()
     events = [e for e in _stream(durable_redis.url) if e["task_id"] == task["task_id"]]
     assert [e["status"] for e in events] == ["PENDING", "STARTED", REVOKED]
