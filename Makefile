@@ -33,6 +33,7 @@ system-deps:
 	@scripts/install-system-deps
 
 bench: $(VENV)/.dev
+	$(PY) bench/bench_pipeline.py --tasks 3000
 	$(PY) bench/bench_writer.py --requests 50
 	$(PY) bench/bench_fanout.py --clients 500 --seconds 3 --flood 500
 	$(PY) bench/bench_api_load.py --seconds 6
