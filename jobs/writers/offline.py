@@ -22,9 +22,10 @@ them, ...") only appears right after that one; hooks quote only sentences and
 questions that stand alone.
 
 Variety: plans cycle through angles in a seeded order, hooks and calls to action
-varying first; a candidate whose rapidfuzz ratio to any earlier post of the batch
-(``avoid`` included) is above 90 is thinned of the pieces it shares, or skipped;
-a text already tried is skipped at once. Openings (the first words) already used
+varying first, and a hook already used in the call waits for the fresh ones; a
+candidate whose rapidfuzz ratio to any earlier post of the batch (``avoid``
+included) is above 90 is thinned of the pieces it shares, or skipped; a draft or
+text already tried is skipped at once. Openings (the first words) already used
 by a share of the batch wait until the fresh ones run out. When the book's own
 tone runs out of fresh wording, the neighbouring tone is borrowed.
 
@@ -77,8 +78,8 @@ _FORMATTER = string.Formatter()
 # OPENING_SHARE of the batch (one in four) before the fresh ones are used up.
 _OPENING_WORDS = regex.compile(r"[\p{L}\p{N}]+")
 OPENING_SHARE = 4
-# A hook whose plans twice made no new post (a repeat, a near-copy) is passed over: on a tight
-# platform the hook is most of the post, and the rest (call to action, tags) rarely saves it.
+# A hook whose plan made no new post (a repeat, a near-copy) is passed over from then on: on a
+# tight platform the hook is most of the post, and the rest (call to action, tags) rarely saves it.
 _HOOK_MISSES = 1
 
 # Paragraph order inside a post.
