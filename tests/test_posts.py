@@ -184,10 +184,11 @@ def test_launch_campaign_plans_dated_drafts_around_the_launch(stack):
 def test_out_of_range_input_is_a_4xx(stack):
     _, me, book = _author(stack, "edges")
     huge = 10**30
-    assert me.get(f"/api/posts/{huge}").status_code == 404
-    assert me.patch(f"/api/posts/{huge}", json={"status": "approved"}).status_code == 404
-    assert me.get("/api/posts", params={"book_id": huge}).status_code == 400
-    assert me.post(f"/api/books/{huge}/campaign", json={"platforms": ["twitter"]}).status_code == 404
+    for response in (me.get(f"/api/posts/{huge}"),
+                     me.patch(f"/api/posts/{huge}", json={"status": "approved"}),
+                     me.get("/api/posts", params={"book_id": huge}),
+                     me.post(f"/api/books/{huge}/campaign", json={"platforms": ["twitter"]})):
+        assert 400 <= response.status_code < 500 and response.json()["error"]
     far = me.post("/api/posts/schedule", json={"post_ids": [huge, -1], "start": "9999-12-31T00:00:00Z"})
     assert far.status_code == 400 and far.json()["error"] == "too_far_ahead"
     soon = _iso(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
