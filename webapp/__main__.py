@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     user_cmd = sub.add_parser("create-user", help="create an account")
     user_cmd.add_argument("--email", required=True)
     user_cmd.add_argument("--role", required=True, choices=("manager", "author", "viewer"))
-    user_cmd.add_argument("--password", help="for signing in to the dashboard (8+ characters)")
+    user_cmd.add_argument("--password", help="for signing in to the dashboard (12+ characters)")
     user_cmd.add_argument("--token", action="store_true", help="also print a new API token")
     inspect_cmd = sub.add_parser("inspect", help="show tasks, workers, schedules without a server")
     inspect_cmd.add_argument("what", choices=("active", "stats", "workers", "schedules", "task"))

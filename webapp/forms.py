@@ -25,6 +25,7 @@ _MESSAGES = {
     ("count_per_platform", "greater_than_equal"): "Ask for at least 1 post per platform.",
     ("count_per_platform", "less_than_equal"): "At most 50 posts per platform.",
     ("user_id", "string_too_short"): "Enter a user id.",
+    ("book.link", "value_error"): "Enter a web address starting with http:// or https://.",
 }
 
 

@@ -10,6 +10,7 @@ from quart_schema import document_request
 
 from jobs import audit, users
 from webapp import runtime
+from webapp.actions import audit_action
 from webapp.auth import (any_signed_in_user, cross_site_refusal, current, local_path, manager_only,
                          public, same_site, session_secret, sign_in, sign_out)
 from webapp.errors import ApiError, load_body
@@ -25,9 +26,6 @@ class PasswordChange(BaseModel):
     current_password: str = Field(max_length=200)
     new_password: str = Field(max_length=200)
 
-
-async def _audit(action: str, target: str | None, detail: dict | None = None) -> None:
-    await asyncio.to_thread(audit.record, runtime().db, current().email, action, target, detail)
 
 
 async def _posted_form():
@@ -87,7 +85,7 @@ async def login_post():
 @any_signed_in_user
 async def logout():
     await sign_out(runtime().db)
-    await _audit("session.end", current().email)
+    await audit_action("session.end", current().email)
     return redirect(url_for("auth.login"))
 
 
@@ -147,7 +145,7 @@ async def account_new_token():
     form = await request.form
     token, _ = await asyncio.to_thread(users.create_token, runtime().db, current().id,
                                        form.get("name", "")[:100])
-    await _audit("token.create", current().email, {"name": form.get("name", "")[:100]})
+    await audit_action("token.create", current().email, {"name": form.get("name", "")[:100]})
     return await _account_page(new_token=token)
 
 
@@ -160,7 +158,7 @@ async def account_revoke_token(token_id: int):
             detail="Anything that uses it (scripts, automation) is refused from then on.",
             button="Yes, revoke it", fields={}, cancel="/account")
     if await asyncio.to_thread(users.revoke_token, runtime().db, current().id, token_id):
-        await _audit("token.revoke", current().email, {"token_id": token_id})
+        await audit_action("token.revoke", current().email, {"token_id": token_id})
     return redirect(url_for("auth.account"), 303)
 
 
@@ -168,7 +166,7 @@ async def _change_password(current_password: str, new_password: str) -> int:
     """Change the signed-in user's password; their other sessions end. Sessions ended."""
     ended = await asyncio.to_thread(users.change_password, runtime().db, current(),
                                     current_password, new_password, session_secret())
-    await _audit("password.change", current().email, {"sessions_ended": ended})
+    await audit_action("password.change", current().email, {"sessions_ended": ended})
     return ended
 
 
@@ -187,7 +185,7 @@ async def account_password():
 
 async def _end_all_sessions() -> int:
     ended = await asyncio.to_thread(users.end_sessions, runtime().db, current().id)
-    await _audit("session.end_all", current().email, {"sessions_ended": ended})
+    await audit_action("session.end_all", current().email, {"sessions_ended": ended})
     return ended
 
 
@@ -230,7 +228,7 @@ async def list_tokens():
 async def create_token():
     body = await load_body(NewToken, optional=True)
     token, view = await asyncio.to_thread(users.create_token, runtime().db, current().id, body.name)
-    await _audit("token.create", current().email, {"name": body.name})
+    await audit_action("token.create", current().email, {"name": body.name})
     return jsonify({**view, "token": token}), 201
 
 
@@ -239,7 +237,7 @@ async def create_token():
 async def revoke_token(token_id: int):
     if not await asyncio.to_thread(users.revoke_token, runtime().db, current().id, token_id):
         raise ApiError(404, "token_not_found", f"you have no active token {token_id}")
-    await _audit("token.revoke", current().email, {"token_id": token_id})
+    await audit_action("token.revoke", current().email, {"token_id": token_id})
     return jsonify({"revoked": token_id})
 
 

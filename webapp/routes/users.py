@@ -8,8 +8,9 @@ from pydantic import BaseModel, Field, StrictBool
 from quart import Blueprint, jsonify, render_template, request
 from quart_schema import document_request
 
-from jobs import audit, users
+from jobs import users
 from webapp import runtime
+from webapp.actions import audit_action
 from webapp.auth import current, manager_only
 from webapp.errors import ApiError, load_body
 
@@ -37,13 +38,10 @@ def _not_found(user_id: int) -> ApiError:
     return ApiError(404, "user_not_found", f"no user has id {user_id}")
 
 
-async def _audit(action: str, target: str, detail: dict | None = None) -> None:
-    await asyncio.to_thread(audit.record, runtime().db, current().email, action, target, detail)
-
 
 async def _create(email: str, role: str, password: str | None) -> users.User:
     user = await asyncio.to_thread(users.create_user, runtime().db, email, role, password)
-    await _audit("user.create", user.email, {"role": user.role})
+    await audit_action("user.create", user.email, {"role": user.role})
     return user
 
 
@@ -57,9 +55,9 @@ async def _change(user_id: int, *, role: str | None = None, disabled: bool | Non
         raise _not_found(user_id)
     account, changes = result
     if "role" in changes:
-        await _audit("user.role", account["email"], {"role": changes["role"]})
+        await audit_action("user.role", account["email"], {"role": changes["role"]})
     if "disabled" in changes:
-        await _audit("user.disable" if changes["disabled"] else "user.enable", account["email"])
+        await audit_action("user.disable" if changes["disabled"] else "user.enable", account["email"])
     return account
 
 
@@ -71,7 +69,7 @@ async def _reset_password(user_id: int, password: str | None) -> tuple[dict, str
         raise _not_found(user_id)
     password = password or users.new_password()
     ended = await asyncio.to_thread(users.set_password, db, user_id, password)
-    await _audit("user.password_reset", account["email"], {"sessions_ended": ended})
+    await audit_action("user.password_reset", account["email"], {"sessions_ended": ended})
     return account, password, ended
 
 
