@@ -309,7 +309,7 @@ def test_links_are_web_addresses_only(stack, link):
 
 @pytest.mark.parametrize("last_id", ["x:²-1", "x:" + "1" * 5000 + "-0", "{epoch}:18446744073709551616-0",
                                      "{epoch}:18446744073709551615-18446744073709551615",
-                                     "{epoch}:99999999999-0", "garbage", "{epoch}:-1"])
+                                     "{epoch}:9999999999999999-0", "garbage", "{epoch}:-1"])
 def test_malformed_last_event_id_gets_a_resync(stack, last_id):
     tracebacks = stack.web.log().count("Traceback")
     probe = stack.events()
