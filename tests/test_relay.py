@@ -132,3 +132,25 @@ def test_a_late_publisher_cannot_roll_a_task_back(tracker, durable_redis):
     assert tracker.bus.flush()
     events = [e for e in _stream(durable_redis.url) if e["task_id"] == task["task_id"]]
     assert [e["status"] for e in events] == ["PENDING", "STARTED", REVOKED]
+
+
+def test_an_open_stream_receives_a_change_whose_writer_never_published_it(fresh_stack):
+    """A process that commits a change and dies before publishing it: the web process's
+    relay sends it to every open stream within seconds."""
+    from jobs.events import MemoryEventBus
+    from jobs.tracking import Tracker
+    stack = fresh_stack("redis").start()
+    reader = stack.events()
+    wait_until(lambda: reader.comments or reader.events, 10, "the stream to open")
+    db = make_engine(f"sqlite:///{stack.data_dir / 'app.db'}")
+    try:
+        # The same database, but events that go nowhere: as if the writer died at COMMIT.
+        writer = Tracker(db, MemoryEventBus(10))
+        task = writer.create(task_type="status_check", owner="ann", params={}, max_attempts=3)
+        writer.transition(task["task_id"], REVOKED, expect=WAITING_STATUSES, finished_at=utcnow())
+        wait_until(lambda: reader.task_events(task["task_id"]), 15, "the relayed change")
+    finally:
+        db.dispose()
+        reader.close()
+    assert [(t["status"], t["version"]) for _, t in reader.task_events(task["task_id"])] == [
+        (REVOKED, 2)]
