@@ -6,7 +6,6 @@ event per changed task, so thousands take seconds and every board sees each chan
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from sqlalchemy import exists, func, select
@@ -15,8 +14,6 @@ from sqlalchemy.orm import aliased
 from jobs import queries
 from jobs.models import FAILURE, PENDING, REVOKED, STARTED, WAITING_STATUSES, tasks, utcnow
 from jobs.runtime import QueueUnavailable
-
-log = logging.getLogger("jobs.bulk")
 
 CHUNK = 500
 ACTIONS = {

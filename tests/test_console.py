@@ -96,6 +96,8 @@ def test_a_drained_worker_finishes_its_task_and_takes_no_new_ones(fresh_stack, f
     # The busy one keeps its task (stopping); the idle one has obeyed (stopped).
     wait_until(lambda: _workers(stack)[idle]["state"] == "stopped", 10, "the idle worker to stop")
     assert _workers(stack)[busy]["state"] == "stopping"
+    # Counts as of a heartbeat that has seen the busy worker's claim.
+    wait_until(lambda: _workers(stack)[busy]["tasks_run"] == 1, 10, "the busy worker's count")
     before = {w: _workers(stack)[w]["tasks_run"] for w in (busy, idle)}
     quick = [stack.queue(platforms=["bluesky"], count_per_platform=1) for _ in range(6)]
     done = [stack.wait_status(t, "SUCCESS") for t in quick]

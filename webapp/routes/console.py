@@ -1,34 +1,40 @@
 """The operator's console: acting on every task that matches a filter, pausing the queue,
-workers (and draining one), the periodic schedules (and running one now). JSON under /api, pages and forms beside
-them; every change is audited."""
+alerts, completion webhooks, workers (and draining one), the periodic schedules (and running
+one now). JSON under /api, pages and forms beside them; every change is audited."""
 from __future__ import annotations
 
 import asyncio
 from urllib.parse import urlencode
 
-from quart import Blueprint, jsonify, redirect, render_template, request
-
 from pydantic import ValidationError
+from quart import Blueprint, jsonify, redirect, render_template, request
 from quart_schema import document_request
 
 from jobs import alerts, bulk, pause, schedules, webhooks, workers
 from jobs.runtime import QueueUnavailable
 from webapp import runtime
-from webapp.actions import audit_action, get_task, now_iso, submit
+from webapp.actions import _queue_down, audit_action, get_task, now_iso, submit
 from webapp.auth import any_signed_in_user, current, manager_only, owner_scope
 from webapp.errors import ApiError, describe, load_body
+from webapp.routes.pages import _flash as _flash_fragment
+from webapp.routes.pages import _htmx
 from webapp.schemas import BulkAction, QueueTarget
 
 bp = Blueprint("console", __name__)
 
 
-def _htmx() -> bool:
-    return request.headers.get("HX-Request") == "true"
+async def _flash(message: str, *, link: str | None = None) -> str:
+    html, _ = await _flash_fragment(message, kind="success", link=link,
+                                    link_text="follow it" if link else None)
+    return html
 
 
-async def _flash(message: str, *, kind: str = "success", link: str | None = None) -> str:
-    return await render_template("_flash.html", message=message, kind=kind, link=link,
-                                 link_text="follow it" if link else None)
+def _from_form(model, data: dict):
+    """A form's fields checked by the API's own model; a 400 that says what is wrong."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_request", describe(exc)) from None
 
 
 # -- bulk actions --
@@ -38,6 +44,7 @@ async def bulk_action(body: BulkAction) -> dict:
     f = body.filter
     scope = owner_scope()
     task_filter = bulk.TaskFilter(status=f.status, type=f.type, owner=scope or f.owner, q=f.q)
+    shown = {k: v for k, v in vars(task_filter).items() if v}
     rt = runtime()
     if body.dry_run:
         matched, done = await asyncio.to_thread(bulk.count, rt.db, body.action, task_filter), 0
@@ -48,13 +55,11 @@ async def bulk_action(body: BulkAction) -> dict:
             else:
                 matched, done = await asyncio.to_thread(bulk.retry, rt, task_filter)
         except QueueUnavailable as exc:
-            raise ApiError(503, "queue_unavailable",
-                           f"the task queue is unreachable ({exc}); retry shortly") from None
+            raise _queue_down(exc) from None
         await audit_action(f"tasks.bulk_{body.action}", None, {
-            "filter": {k: v for k, v in vars(task_filter).items() if v},
-            "matched": matched, "done": done, "terminate": body.terminate})
+            "filter": shown, "matched": matched, "done": done, "terminate": body.terminate})
     return {"action": body.action, "dry_run": body.dry_run, "matched": matched, "done": done,
-            "filter": {k: v for k, v in vars(task_filter).items() if v}, "timestamp": now_iso()}
+            "filter": shown, "timestamp": now_iso()}
 
 
 @bp.post("/api/tasks/bulk")
@@ -75,13 +80,10 @@ async def bulk_form():
     the action. With htmx both answers go to the flash area; without, they are pages."""
     form = await request.form
     raw_filter = {k: form.get(k, "").strip() for k in ("status", "type", "owner", "q")}
-    try:
-        body = BulkAction.model_validate({
-            "action": form.get("action", ""), "terminate": form.get("terminate") == "1",
-            "filter": {k: v for k, v in raw_filter.items() if v},
-            "dry_run": form.get("confirmed") != "yes"})
-    except ValidationError as exc:
-        raise ApiError(400, "invalid_request", describe(exc)) from None
+    body = _from_form(BulkAction, {
+        "action": form.get("action", ""), "terminate": form.get("terminate") == "1",
+        "filter": {k: v for k, v in raw_filter.items() if v},
+        "dry_run": form.get("confirmed") != "yes"})
     result = await bulk_action(body)
     verb, done_word, detail = BULK_WORDS[body.action]
     if body.dry_run:
@@ -137,10 +139,7 @@ async def api_resume():
 
 async def _pause_form(paused: bool):
     form = await request.form
-    try:
-        target = QueueTarget.model_validate({"type": form.get("type") or None})
-    except ValidationError as exc:
-        raise ApiError(400, "invalid_request", describe(exc)) from None
+    target = _from_form(QueueTarget, {"type": form.get("type") or None})
     result = await set_paused(paused, target.type)
     if not _htmx():
         return redirect("/", 303)
