@@ -35,6 +35,7 @@ log = logging.getLogger("webapp.fanout")
 ID_ONLY_EVERY = 1.0  # seconds; how often a stream moves a browser past events it does not show
 OPEN_FILE_RESERVE = 256  # descriptors kept for the API, sign-in, health, database and Redis
 RETRY_AFTER = 5          # seconds a refused client is told to wait
+SWEEP_SLICE = 128        # streams written per turn of the event loop in a pump pass
 
 
 class View(Protocol):
@@ -159,9 +160,12 @@ class Pump:
             while self.followers and not cursor.closed:
                 if await cursor.wait(min(self.keepalive, 1.0)):
                     cursor.take()
-                    for follower in list(self.followers):
-                        if not follower.busy:
+                    followers = list(self.followers)
+                    for n, follower in enumerate(followers, 1):
+                        if not follower.busy and not follower.ended:
                             self._write_pending(follower)
+                        if n % SWEEP_SLICE == 0:
+                            await asyncio.sleep(0)  # let requests in between
                 now = time.monotonic()
                 if now - quiet_since >= self.keepalive:
                     quiet_since = now
