@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import tempfile
 import time
@@ -143,6 +144,7 @@ def main() -> None:
     parser.add_argument("--queue", type=int, default=60, help="200-post tasks queued to load")
     parser.add_argument("--web-workers", type=int, default=1)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the servers on the way out
     try:
         import uvloop
         uvloop.install()

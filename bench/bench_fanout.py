@@ -15,6 +15,9 @@ so that publish and receipt times come from one clock. For each stream path and 
   as delivered once the newer one arrives);
 - KB per client (web process RSS with the streams open minus before), Redis connections.
 
+With `--before DIR`, every scenario runs against that checkout too, one after the other in
+the same run (the way to compare two versions on a shared machine).
+
 The reader runs in the same 2-core machine as the server: at 2,000 clients its own work is part
 of the measured delay, so the figures are upper bounds.
 """
@@ -25,7 +28,7 @@ import asyncio
 import os
 import re
 import resource
-import statistics
+import signal
 import subprocess
 import sys
 import tempfile
@@ -61,13 +64,15 @@ def pct(values: list[float], q: float) -> float:
 class Server:
     """redis-server + one web server (with `web_workers` processes) on a fresh data folder."""
 
-    def __init__(self, tmp: Path, web_workers: int, extra_env: dict[str, str] | None = None) -> None:
-        self.tmp = tmp
+    def __init__(self, tmp: Path, web_workers: int, extra_env: dict[str, str] | None = None,
+                 root: Path = ROOT) -> None:
+        self.tmp, self.root = tmp, root
+        tmp.mkdir(parents=True, exist_ok=True)
         self.redis = RedisServer(tmp)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "REDIS_URL": self.redis.url, "DATA_DIR": str(tmp / "data"),
-                    "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT), "SSE_KEEPALIVE": "15",
+                    "LOG_LEVEL": "WARNING", "PYTHONPATH": str(root), "SSE_KEEPALIVE": "15",
                     "STREAM_LIMIT_PER_USER": "100000",  # all streams are one user here
                     **(extra_env or {})}
         out = subprocess.run([PYTHON, "-m", "webapp", "create-user", "--email",
@@ -85,7 +90,7 @@ class Server:
         self.client.headers["Authorization"] = f"Bearer {self.token}"
 
     def start_workers(self, concurrency: int) -> None:
-        self.workers.append(Proc("worker", [PYTHON, str(ROOT / "huey_worker.py"), "--workers",
+        self.workers.append(Proc("worker", [PYTHON, str(self.root / "huey_worker.py"), "--workers",
                                             str(concurrency)], self.env, self.tmp))
         wait_until(lambda: self.client.get("/api/health").json()["task_queue_status"]["workers"],
                    30, "a live worker")
@@ -156,19 +161,21 @@ class Clients:
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
+        self._connecting = asyncio.Semaphore(100)  # the listen backlog drops SYN floods
         self._tasks = [asyncio.create_task(self._read(i)) for i in range(self.n)]
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while self.open + sum(self.refused.values()) + self.ended < self.n:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"only {self.open} of {self.n} streams opened")
             await asyncio.sleep(0.05)
 
     async def _read(self, i: int) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.server.port, limit=1 << 20)
-        writer.write((f"GET {self.path} HTTP/1.1\r\nHost: bench\r\n"
-                      f"Authorization: Bearer {self.server.token}\r\nAccept: text/event-stream\r\n\r\n"
-                      ).encode())
-        head = await reader.readuntil(b"\r\n\r\n")
+        async with self._connecting:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.server.port,
+                                                           limit=1 << 20)
+            writer.write((f"GET {self.path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer "
+                          f"{self.server.token}\r\nAccept: text/event-stream\r\n\r\n").encode())
+            head = await reader.readuntil(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
         if status != 200:
             self.refused[status] = self.refused.get(status, 0) + 1
@@ -181,8 +188,8 @@ class Clients:
         try:
             while True:
                 data = await reader.read(1 << 16)
-                if not data:
-                    break
+                if not data or data.endswith(b"\r\n0\r\n\r\n"):
+                    break  # closed, or the response ended (the server cut this stream off)
                 now = time.perf_counter()
                 data = tail + data
                 cut = data.rfind(b"\n\n") + 2
@@ -280,10 +287,14 @@ async def scenario(server: Server, publisher: Publisher, path: str, n: int, args
 
     clients.delays.clear()
     clients.published.clear()
+    started, server_cpu, own_cpu = time.perf_counter(), server.cpu_seconds(), time.process_time()
     await loop.run_in_executor(None, publisher.at_rate, clients.published, args.rate, args.seconds)
     last_rate = max(clients.published, key=_pos)
     await wait_all(clients, last_rate, 30)
     fresh = list(clients.delays)
+    wall = time.perf_counter() - started
+    server_cpu = (server.cpu_seconds() - server_cpu) / wall
+    own_cpu = (time.process_time() - own_cpu) / wall
 
     clients.published.clear()
     start = time.perf_counter()
@@ -292,10 +303,13 @@ async def scenario(server: Server, publisher: Publisher, path: str, n: int, args
 
     clients.published.clear()
     received_before = sum(clients.received)
-    start = time.perf_counter()
+    start, flood_cpu = time.perf_counter(), server.cpu_seconds()
     ids = await loop.run_in_executor(None, publisher.burst, clients.published, args.flood)
     done = await wait_all(clients, ids[-1], 120)
+    if not done:
+        print(server.web.log()[-3000:], flush=True)
     elapsed = time.perf_counter() - start
+    flood_cpu = server.cpu_seconds() - flood_cpu
     delivered = sum(clients.received) - received_before
     still_open = clients.open
     await clients.stop()
@@ -304,35 +318,43 @@ async def scenario(server: Server, publisher: Publisher, path: str, n: int, args
         "cut_off": opened - still_open, "p50_ms": pct(fresh, 0.5) * 1000, "p99_ms": pct(fresh, 0.99) * 1000,
         "burst_s": burst, "flood_msgs_per_s": still_open * args.flood / elapsed if done else None,
         "flood_sent_per_s": delivered / elapsed,
+        "per_cpu_s": still_open * args.flood / flood_cpu if done and flood_cpu else None,
         "kb_per_client": (rss_open - rss_before) / max(opened, 1),
-        "redis_conns": f"{redis_before}→{redis_open}",
+        "redis_conns": f"{redis_before}→{redis_open}", "cpu": (server_cpu, own_cpu),
     }
 
 
-def show(r: dict) -> None:
+def show(label: str, r: dict) -> None:
     fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
-    print(f"{r['path']:<14} {r['clients']:>6} {fmt(r['p50_ms'], '9.1f')} {fmt(r['p99_ms'], '9.1f')}"
-          f" {fmt(r['burst_s'], '9.3f')} {fmt(r['flood_msgs_per_s'], '12,.0f')}"
-          f" {fmt(r['flood_sent_per_s'], '12,.0f')} {r['kb_per_client']:8.1f}"
-          f"  {r['redis_conns']:>7}  {r['refused'] or ''}"
-          + (f" {r['cut_off']} cut off" if r["cut_off"] else ""), flush=True)
+    print(f"{label:<7} {r['path']:<14} {r['clients']:>6} {fmt(r['p50_ms'], '9.1f')}"
+          f" {fmt(r['p99_ms'], '9.1f')} {fmt(r['burst_s'], '9.3f')}"
+          f" {fmt(r['flood_msgs_per_s'], '12,.0f')} {fmt(r['per_cpu_s'], '12,.0f')}"
+          f" {r['kb_per_client']:8.1f}  {r['redis_conns']:>7} {r['cpu'][0]:4.0%}/{r['cpu'][1]:4.0%}"
+          f" {r['refused'] or ''}" + (f" {r['cut_off']} cut off" if r["cut_off"] else ""),
+          flush=True)
 
 
 async def run(args) -> None:
     raise_nofile()
+    trees = [("after", ROOT)] + ([("before", Path(args.before).resolve())] if args.before else [])
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
-        server = Server(Path(tmp), args.web_workers)
+        servers = []
         try:
-            publisher = Publisher(server.redis.url, server.sample_task())
-            print(f"web processes: {args.web_workers}; rate {args.rate}/s for {args.seconds}s, "
-                  f"burst {args.burst}, flood {args.flood} events", flush=True)
-            print(f"{'path':<14} {'conns':>6} {'p50 ms':>9} {'p99 ms':>9} {'burst s':>9}"
-                  f" {'flood msg/s':>12} {'sent msg/s':>12} {'KB/conn':>8}  {'redis':>7}")
+            for label, root in trees:
+                server = Server(Path(tmp) / label, args.web_workers, root=root)
+                servers.append((label, server, Publisher(server.redis.url, server.sample_task())))
+            print(f"web processes: {args.web_workers}; rate {args.rate:g}/s for {args.seconds:g}s, "
+                  f"burst {args.burst}, flood {args.flood} events; CPU: of the web process(es) "
+                  f"and of this reader process, during the rate phase", flush=True)
+            print(f"{'':<7} {'path':<14} {'conns':>6} {'p50 ms':>9} {'p99 ms':>9} {'burst s':>9}"
+                  f" {'flood msg/s':>12} {'msg/CPU-s':>12} {'KB/conn':>8}  {'redis':>7} CPU")
             for path in args.paths.split(","):
                 for n in (int(c) for c in args.clients.split(",")):
-                    show(await scenario(server, publisher, path, n, args))
+                    for label, server, publisher in servers:
+                        show(label, await scenario(server, publisher, path, n, args))
         finally:
-            server.stop()
+            for _, server, _ in servers:
+                server.stop()
 
 
 def main() -> None:
@@ -345,7 +367,10 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=20)
     parser.add_argument("--flood", type=int, default=1000)
     parser.add_argument("--web-workers", type=int, default=1)
+    parser.add_argument("--before", help="another checkout (e.g. a worktree of an older "
+                        "commit) to measure in the same run, scenario by scenario")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the servers on the way out
     try:
         import uvloop
         uvloop.install()

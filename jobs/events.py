@@ -31,6 +31,7 @@ log = logging.getLogger("jobs.events")
 
 STREAM_KEY = "bma:events"
 EPOCH_KEY = "bma:events:epoch"
+READ_BLOCK_SECONDS = 5  # how long the live reader's XREAD waits for new entries
 SUBSCRIBER_BACKLOG = 2_000  # a client further behind than this is cut off and replays
 
 
@@ -458,7 +459,10 @@ class RedisEventBus(EventBus):
 
     async def start(self) -> None:
         await super().start()
-        self._async = aioredis.Redis.from_url(self._url, socket_connect_timeout=5)
+        # redis-py reads with a 5 s socket timeout by default: a blocking XREAD must be
+        # allowed longer, or a quiet stream looks like a lost Redis and the reader backs off.
+        self._async = aioredis.Redis.from_url(self._url, socket_connect_timeout=5,
+                                              socket_timeout=READ_BLOCK_SECONDS + 5)
         self._reader = asyncio.create_task(self._read_forever(), name="event-reader")
 
     async def close(self) -> None:
@@ -479,7 +483,8 @@ class RedisEventBus(EventBus):
         backoff = 0.1
         while True:
             try:
-                reply = await self._async.xread({STREAM_KEY: position}, block=5000, count=500)
+                reply = await self._async.xread({STREAM_KEY: position},
+                                                block=READ_BLOCK_SECONDS * 1000, count=500)
                 backoff = 0.1
             except (redis.RedisError, OSError) as exc:
                 log.warning("event reader lost Redis (%s); retrying in %.1fs", exc, backoff)
