@@ -45,7 +45,8 @@ def test_a_slow_board_gets_the_latest_state_of_each_row_in_order():
 
 def test_an_author_sees_own_rows_and_moves_past_the_others():
     view = _view(scope="ada")
-    items = [_event(1, "a"), _event(2, "x", owner="bob"), _event(3, "a"), _event(4, "y", owner="bob")]
+    items = [_event(1, "a"), _event(2, "x", owner="bob"), _event(3, "a"),
+             _event(4, "y", owner="bob")]
     shown, marker = view.now(items, (0, 4))
     assert shown == b"[e:1-3]"
     assert marker == b"id: e:1-4\n\n"

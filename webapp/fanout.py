@@ -155,6 +155,17 @@ class Pump:
             self.followers.discard(follower)
 
     async def _run(self) -> None:
+        try:
+            await self._pass_deliveries()
+        except Exception:
+            # Every stream it served would stall: end them (clients reconnect and replay).
+            log.exception("the stream pump failed; ending its streams")
+            for follower in self.followers:
+                follower.ended = True
+                follower.wake.set()
+            raise
+
+    async def _pass_deliveries(self) -> None:
         with self.bus.follow(counted=False) as cursor:
             quiet_since = time.monotonic()
             while self.followers and not cursor.closed:

@@ -133,7 +133,8 @@ class _TaskView:
 
     def _latest(self, items: list) -> Event | None:
         for item in reversed(items):
-            if isinstance(item, Event) and (item.data.get("task") or {}).get("task_id") == self.task_id:
+            if isinstance(item, Event) and (item.data.get("task") or {}).get("task_id") \
+                    == self.task_id:
                 return item
         return None
 
