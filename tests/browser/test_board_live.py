@@ -39,7 +39,10 @@ def test_large_batch_from_the_generate_page_runs_live_on_the_board(stack, browse
     expect(progress).to_have_text("12/12")
 
     statuses = board.evaluate("window.__statuses")[task_id]
-    assert statuses[0] == "PENDING" and statuses[-1] == "SUCCESS", statuses
+    # The board conflates a row's changes for a client that falls behind, so PENDING may be
+    # passed over; what it shows must still only move forward and end where the task did.
+    order = ["PENDING", "STARTED", "SUCCESS"]
+    assert statuses[-1] == "SUCCESS" and statuses == sorted(statuses, key=order.index), statuses
     assert "STARTED" in statuses, statuses
     assert board.evaluate("window.__loaded") is True  # never reloaded
     assert board.locator(f"#rows-active #task-{task_id}").count() == 0
