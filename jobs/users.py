@@ -125,17 +125,6 @@ def count_users(db: Engine) -> int:
         return conn.execute(select(func.count()).select_from(users)).scalar_one()
 
 
-def find_user(db: Engine, email_or_id: str) -> User | None:
-    with db.connect() as conn:
-        query = select(users.c.id, users.c.email, users.c.role).where(users.c.disabled.is_(False))
-        if email_or_id.isascii() and email_or_id.isdigit() and len(email_or_id) <= 10:
-            query = query.where(users.c.id == int(email_or_id))
-        else:
-            query = query.where(users.c.email == email_or_id.strip().lower())
-        row = conn.execute(query).first()
-    return _user(row) if row else None
-
-
 _ACCOUNT = (users.c.id, users.c.email, users.c.role, users.c.disabled, users.c.created_at)
 
 
