@@ -2,8 +2,8 @@
 
 Health, queue statistics and the autonomous status name tasks (ids of everyone's runs),
 the manager who switched automation on, and the machines workers run on. An author gets
-the same documents with those left out: counts instead of task lists, workers numbered
-instead of named by host and process. Managers and viewers see everything.
+the same documents with those left out: what runs by type only, workers numbered instead
+of named by host and process. Managers and viewers see everything.
 """
 from __future__ import annotations
 

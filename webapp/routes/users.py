@@ -38,7 +38,6 @@ def _not_found(user_id: int) -> ApiError:
     return ApiError(404, "user_not_found", f"no user has id {user_id}")
 
 
-
 async def _create(email: str, role: str, password: str | None) -> users.User:
     user = await asyncio.to_thread(users.create_user, runtime().db, email, role, password)
     await audit_action("user.create", user.email, {"role": user.role})
