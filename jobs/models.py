@@ -27,6 +27,11 @@ class UTCDateTime(TypeDecorator):
         return value
 
 
+# The largest id an Integer column holds on every database (PostgreSQL's is 32-bit, and a
+# bound parameter is cast to the column's type: a larger number is an error, not a miss).
+MAX_ID = 2**31 - 1
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from jobs.models import books, posts, utcnow
+from jobs.models import MAX_ID, books, posts, utcnow
 from jobs.platforms import get_platform
 
 DRAFT, APPROVED, REJECTED, SCHEDULED, PUBLISHED = (
@@ -34,7 +34,6 @@ MOVES = {
 }
 PAST_GRACE = dt.timedelta(minutes=1)  # a time picked "now" in a form is not in the past
 HORIZON = dt.timedelta(days=3660)  # how far ahead a post may be planned
-MAX_ID = 2**63 - 1  # larger ids cannot exist (and databases refuse to compare with them)
 
 
 class PostError(ValueError):

@@ -13,9 +13,9 @@ import re
 from quart import Quart, request
 from werkzeug.routing import IntegerConverter
 
+from jobs.models import MAX_ID
 from webapp.errors import ApiError
 
-MAX_ID = 2**31 - 1  # the largest value of an Integer id column on every database
 MAX_JSON_DEPTH = 32
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 

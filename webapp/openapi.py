@@ -14,7 +14,7 @@ from typing import Any
 from quart_schema import OpenAPIProvider
 from werkzeug.routing import IntegerConverter
 
-from webapp.inputs import MAX_ID
+from jobs.models import MAX_ID
 
 ERROR_SCHEMA = {
     "type": "object",

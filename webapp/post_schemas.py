@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
+from jobs.models import MAX_ID
 from webapp.schemas import PlatformName
 
 PostState = Literal["draft", "approved", "rejected", "scheduled", "published"]
@@ -20,7 +21,7 @@ class Error(BaseModel):
 class PostQuery(BaseModel):
     status: PostState | None = None
     platform: PlatformName | None = None
-    book_id: int | None = Field(None, ge=1, le=2**63 - 1)
+    book_id: int | None = Field(None, ge=1, le=MAX_ID)
     owner: Annotated[str, StringConstraints(max_length=200)] | None = None  # managers
     page: int = Field(1, ge=1, le=100_000)
     per_page: int = Field(100, ge=1, le=500)

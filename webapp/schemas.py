@@ -8,10 +8,9 @@ from urllib.parse import urlsplit
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt,
                       StringConstraints, field_validator)
 
-from jobs.models import STATUSES
+from jobs.models import MAX_ID, STATUSES
 from jobs.platforms import PLATFORMS
 from jobs.settings import TASK_TYPES
-from webapp.inputs import MAX_ID
 
 PlatformName = Literal[tuple(PLATFORMS)]  # the platforms the writers know, in their order
 UserId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
