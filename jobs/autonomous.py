@@ -1,9 +1,10 @@
 """Autonomous operations: when on, the scheduler queues the daily operations every day."""
 from __future__ import annotations
 
-from sqlalchemy import Engine, desc, select
+from sqlalchemy import Engine, select
 
-from jobs.models import state, tasks, utcnow
+from jobs import queries
+from jobs.models import state, utcnow
 
 KEY = "autonomous"
 
@@ -29,10 +30,7 @@ def set_enabled(db: Engine, enabled: bool, by: str) -> dict:
 def status(db: Engine) -> dict:
     with db.connect() as conn:
         value = _read(conn)
-        last = conn.execute(
-            select(tasks.c.id, tasks.c.status, tasks.c.enqueued_at)
-            .where(tasks.c.type == "daily_operations").order_by(desc(tasks.c.enqueued_at)).limit(1)
-        ).first()
+        last = queries.latest_of_type(conn, "daily_operations")
     return {
         "enabled": bool(value.get("enabled")),
         "since": value.get("since"),

@@ -131,6 +131,16 @@ def task_page(db: Engine, *, statuses: tuple[str, ...] | None = None, task_type:
         newer=encode_cursor(views[0]) if views and has_newer else None)
 
 
+def latest_of_type(conn, task_type: str):
+    """The newest task of a type (id, status, enqueued_at, finished_at), or None: one index
+    seek per status on (type, status, enqueued_at), not a sort of every task of the type."""
+    columns = (tasks.c.id, tasks.c.status, tasks.c.enqueued_at, tasks.c.finished_at)
+    pieces = [select(*columns).where(tasks.c.type == task_type, tasks.c.status == status)
+              .order_by(desc(tasks.c.enqueued_at)).limit(1).subquery() for status in STATUSES]
+    merged = union_all(*(select(p) for p in pieces)).subquery()
+    return conn.execute(select(merged).order_by(desc(merged.c.enqueued_at)).limit(1)).first()
+
+
 def active_tasks(db: Engine, owner: str | None = None) -> list[dict]:
     query = select(*LIST_COLUMNS).where(tasks.c.status.in_(ACTIVE_STATUSES))
     if owner is not None:

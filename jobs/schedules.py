@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from huey import crontab
-from sqlalchemy import Engine, desc, select
+from sqlalchemy import Engine, select
 
-from jobs import autonomous
-from jobs.models import posts, tasks, utcnow
+from jobs import autonomous, queries
+from jobs.models import posts, utcnow
 from jobs.settings import load_settings
 
 HORIZON = dt.timedelta(days=32)  # how far ahead a next run is looked for
@@ -102,10 +102,7 @@ def list_schedules(db: Engine) -> list[dict]:
     result = []
     with db.connect() as conn:
         for s in SCHEDULES:
-            last = conn.execute(
-                select(tasks.c.id, tasks.c.status, tasks.c.enqueued_at, tasks.c.finished_at)
-                .where(tasks.c.type == s.task_type)
-                .order_by(desc(tasks.c.enqueued_at)).limit(1)).first()
+            last = queries.latest_of_type(conn, s.task_type)
             skipped = s.skipped_because(db)
             next_run = s.next_run(now)
             result.append({

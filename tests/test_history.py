@@ -263,3 +263,13 @@ def test_stats_window_and_list_cursor_over_http(stack):
     assert schedules["retention"]["enabled"] and schedules["retention"]["next_run"]
     bad = client.get("/api/tasks?before=yesterday")
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_query"
+
+
+def test_latest_of_a_type_is_the_newest_whatever_its_status(db):
+    base = utcnow() - dt.timedelta(hours=1)
+    rows = [_task(f"d{i}", task_type="daily_operations", status=s, enqueued=base + dt.timedelta(minutes=i))
+            for i, s in enumerate((SUCCESS, FAILURE, PENDING, REVOKED))]
+    with db.begin() as conn:
+        conn.execute(insert(tasks), rows)
+        assert queries.latest_of_type(conn, "daily_operations").id == "d3"
+        assert queries.latest_of_type(conn, "weekly_report") is None
