@@ -106,3 +106,16 @@ def test_viewers_read_without_forms_and_times_are_local(stack):
     manager = _signed_in(stack, f"chief.{stack.name}@example.com", role="manager")
     audit = manager.get("/audit")
     assert 'data-local="datetime"' in audit.text and re.search(r">\d{4}-\d\d-\d\dT", audit.text) is None
+
+
+def test_authors_see_the_last_daily_operations_without_its_id(stack):
+    queued = stack.client.post("/api/autonomous/execute-daily")
+    assert queued.status_code in (200, 202), queued.text
+    task_id = queued.json()["task_id"]
+    stack.wait_status(task_id, "SUCCESS")
+    me = _signed_in(stack, f"daily.reader.{stack.name}@example.com")
+    for path in ("/health", "/tasks"):
+        page = me.get(path)
+        assert page.status_code == 200, (path, page.text[-2000:])
+        if "Last daily operations" in page.text:
+            assert task_id not in page.text and "SUCCESS" in page.text
