@@ -187,10 +187,12 @@ class Clients:
         try:
             while True:
                 data = await reader.read(1 << 16)
-                if not data or data.endswith(b"\r\n0\r\n\r\n"):
-                    break  # closed, or the response ended (the server cut this stream off)
+                if not data:
+                    break
                 now = time.perf_counter()
                 data = tail + data
+                if data.endswith(b"\n\r\n0\r\n\r\n"):
+                    break  # the response ended: the server cut this stream off
                 cut = data.rfind(b"\n\n") + 2
                 tail = data[cut:] if cut > 1 else data
                 if cut <= 1:

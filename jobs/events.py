@@ -150,6 +150,10 @@ class Cursor:
             return False
         return True
 
+    def skip(self) -> None:
+        """Move to the newest item without reading what came before."""
+        self.next = self._hub.end
+
     def take(self) -> tuple[int, list] | None:
         """(absolute index of the first, items) since the last take; None when this follower
         fell further behind than the hub keeps, and must replay from the log instead."""

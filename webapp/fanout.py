@@ -170,7 +170,7 @@ class Pump:
             quiet_since = time.monotonic()
             while self.followers and not cursor.closed:
                 if await cursor.wait(min(self.keepalive, 1.0)):
-                    cursor.take()
+                    cursor.skip()  # the pump only waits on it; each stream has its own
                     followers = list(self.followers)
                     for n, follower in enumerate(followers, 1):
                         if not follower.busy and not follower.ended:
@@ -365,10 +365,3 @@ async def serve(view: View, *, first: bytes, last_id: str | None,
                 yield chunk
 
     return await sse.stream_response(slot.holding(body()))
-
-
-def sse_event(event: Event) -> bytes:
-    return b"".join((b"id: ", event.id.encode(), b"\nevent: ",
-                     event.data.get("kind", "message").encode(), b"\ndata: ", event.json,
-                     b"\n\n"))
-

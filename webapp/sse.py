@@ -19,6 +19,13 @@ def message(data: str, *, event: str | None = None, event_id: str | None = None)
     return ("\n".join(lines) + "\n\n").encode()
 
 
+def event_message(event) -> bytes:
+    """A `jobs.events.Event` as JSON, named by its kind: its JSON is encoded once per process."""
+    return b"".join((b"id: ", event.id.encode(), b"\nevent: ",
+                     event.data.get("kind", "message").encode(), b"\ndata: ", event.json,
+                     b"\n\n"))
+
+
 def id_only(event_id: str) -> bytes:
     """Moves a browser's Last-Event-ID forward without changing the page."""
     return f"id: {event_id}\n\n".encode()

@@ -38,7 +38,7 @@ class _JsonView:
         for item in items:
             if isinstance(item, Event):
                 if scope is None or item.owner == scope:
-                    parts.append(fanout.sse_event(item))
+                    parts.append(sse.event_message(item))
             elif isinstance(item, Resync):
                 data = json.dumps({"reason": item.reason, "action": "reload your state"},
                                   separators=(",", ":"))
