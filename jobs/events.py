@@ -26,6 +26,10 @@ from functools import cached_property
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
+
+from jobs.outage import REDIS_ERRORS, redis_outage
 
 log = logging.getLogger("jobs.events")
 
@@ -407,6 +411,7 @@ class RedisEventBus(EventBus):
         self._reader: asyncio.Task | None = None
         self._sender: _Sender | None = None
         self._sender_lock = threading.Lock()
+        self.reader_problem: str | None = None  # why live events are not flowing, for health
 
     def publish(self, data: dict) -> str:
         epoch, entry_id = self._publish_script(
@@ -463,10 +468,13 @@ class RedisEventBus(EventBus):
 
     async def start(self) -> None:
         await super().start()
-        # redis-py reads with a 5 s socket timeout by default: a blocking XREAD must be
-        # allowed longer, or a quiet stream looks like a lost Redis and the reader backs off.
-        self._async = aioredis.Redis.from_url(self._url, socket_connect_timeout=5,
-                                              socket_timeout=READ_BLOCK_SECONDS + 5)
+        # A retry on a stale connection makes the first replay after an outage work. redis-py
+        # reads with a 5 s socket timeout by default: a blocking XREAD must be allowed
+        # longer, or a quiet stream looks like a lost Redis and the reader backs off.
+        self._async = aioredis.Redis.from_url(
+            self._url, socket_connect_timeout=1, socket_timeout=READ_BLOCK_SECONDS + 5,
+            retry=AsyncRetry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError])
         self._reader = asyncio.create_task(self._read_forever(), name="event-reader")
 
     async def close(self) -> None:
@@ -483,24 +491,50 @@ class RedisEventBus(EventBus):
         self._sync.close()
 
     async def _read_forever(self) -> None:
+        """Feed the hub from the stream, forever: any failure is logged once, retried with
+        backoff and shown by health (`reader_problem`); when reading works again every
+        client is told to resynchronise, since what happened meanwhile may be missing."""
         position = "$"
         backoff = 0.1
         while True:
             try:
                 reply = await self._async.xread({STREAM_KEY: position},
-                                                block=READ_BLOCK_SECONDS * 1000, count=500)
-                backoff = 0.1
-            except (redis.RedisError, OSError) as exc:
-                log.warning("event reader lost Redis (%s); retrying in %.1fs", exc, backoff)
+                                                block=READ_BLOCK_SECONDS * 1000,
+                                                count=500)
+                for _stream, entries in reply or ():
+                    for entry_id, fields in entries:
+                        position = entry_id
+                        self._hub.deliver(_entry_to_event(entry_id, fields))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.reader_problem is None:
+                    self.reader_problem = f"{type(exc).__name__}: {exc}"
+                    if isinstance(exc, REDIS_ERRORS):
+                        redis_outage.failed(exc)
+                        log.warning("event reader lost Redis; retrying with backoff")
+                    else:
+                        log.exception("event reader failed; restarting it with backoff")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            for _stream, entries in reply or ():
-                for entry_id, fields in entries:
-                    position = entry_id
-                    self._hub.deliver(_entry_to_event(entry_id, fields))
+            backoff = 0.1
+            if self.reader_problem is not None:
+                log.warning("event reader running again after: %s", self.reader_problem)
+                self.reader_problem = None
+                redis_outage.succeeded()
+                self._hub.deliver(Resync(None, "live updates were interrupted"))
 
     async def _replay(self, epoch: str, position: tuple[int, int]) -> list[Event] | Resync:
+        try:
+            return await self._replay_from_redis(epoch, position)
+        except REDIS_ERRORS as exc:
+            # The stream stays open on keep-alives; the page reloads its state from the
+            # database, which is current, instead of waiting on a log it cannot read.
+            redis_outage.failed(exc)
+            return Resync(None, "the event log is unreachable; reload your state")
+
+    async def _replay_from_redis(self, epoch: str, position: tuple[int, int]) -> list[Event] | Resync:
         current = await self._async.get(EPOCH_KEY)
         if current is None or current.decode() != epoch:
             return Resync(await self.head(), "the event log restarted since this id")
@@ -518,7 +552,12 @@ class RedisEventBus(EventBus):
         return [_entry_to_event(entry_id, fields) for entry_id, fields in entries]
 
     async def head(self) -> str | None:
-        last = await self._async.xrevrange(STREAM_KEY, count=1)
+        """The newest event's id; None when the log is empty or unreachable."""
+        try:
+            last = await self._async.xrevrange(STREAM_KEY, count=1)
+        except REDIS_ERRORS as exc:
+            redis_outage.failed(exc)
+            return None
         return _entry_to_event(*last[0]).id if last else None
 
 

@@ -13,9 +13,12 @@ cannot swallow it.
 """
 from __future__ import annotations
 
+import datetime as dt
+
 import ctypes
 import logging
 import os
+import secrets
 import signal
 import socket
 import threading
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import insert, select, update
 
+from jobs import faults
 from jobs.models import FAILURE, REVOKED, RETRY, STARTED, SUCCESS, tasks, utcnow, workers
 from jobs.settings import Settings
 from jobs.tracking import Tracker
@@ -117,6 +121,9 @@ class Executor:
         self.draining = False
         self.paused: Callable[[str], bool] = lambda _type: False
         self.tasks_run = 0
+        # The shared clock for heartbeats (jobs/clock.py), so lost-worker decisions made on
+        # another machine compare like with like.
+        self.clock: Callable[[], dt.datetime] = utcnow
 
     # -- life cycle (per worker process) --
     def start_in_worker(self) -> None:
@@ -134,7 +141,8 @@ class Executor:
         if self.kind == "process":
             signal.signal(signal.SIGUSR1, self._on_interrupt_signal)
             _die_with_parent()
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        # Unique across restarts: a recycled pid must not revive a dead worker's record.
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._heartbeat(first=True)
         self._watchdog = threading.Thread(target=self._watch, name="task-watchdog", daemon=True)
         self._watchdog.start()
@@ -146,7 +154,7 @@ class Executor:
         if self.worker_id is not None:
             with self.tracker.db.begin() as conn:
                 conn.execute(update(workers).where(workers.c.id == self.worker_id)
-                             .values(stopped_at=utcnow(), running=[]))
+                             .values(stopped_at=self.clock(), running=[]))
 
     def running_ids(self) -> list[str]:
         with self._lock:
@@ -178,6 +186,7 @@ class Executor:
             return
         if self.paused(task_type):
             return
+        faults.point("after_dequeue")
         row = self.tracker.claim(task_id, self.worker_id)
         if row is None:
             log.debug("task %s not claimed: revoked, finished or taken by another worker", task_id)
@@ -300,7 +309,7 @@ class Executor:
             self._interrupt(run, Stopped)
 
     def _heartbeat(self, first: bool = False) -> None:
-        now = utcnow()
+        now = self.clock()
         running = [{"task_id": r.task_id, "type": r.type} for r in list(self._runs.values())]
         with self.tracker.db.begin() as conn:
             if not first:

@@ -177,8 +177,9 @@ def counts(db: Engine) -> dict[str, dict[str, int]]:
     return result
 
 
-def worker_list(db: Engine, lost_after: float) -> list[dict]:
-    now = utcnow()
+def worker_list(db: Engine, lost_after: float, *, now: dt.datetime | None = None) -> list[dict]:
+    """Workers seen in the last hour; `now` from the shared clock (jobs/clock.py)."""
+    now = now or utcnow()
     with db.connect() as conn:
         rows = conn.execute(select(workers).where(
             workers.c.last_seen >= now - dt.timedelta(hours=1)).order_by(workers.c.id)).mappings().all()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import logging
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from huey.api import Huey
 from huey.registry import Message
 from huey.serializer import Serializer
 
-from jobs.settings import Settings, SettingsError
+from jobs.settings import Settings
 
 log = logging.getLogger("jobs.queue")
 
@@ -74,25 +75,25 @@ class QueueChoice:
 
 
 def choose_backend(settings: Settings) -> QueueChoice:
-    """Redis when configured and reachable; else embedded, unless fallback is forbidden."""
+    """Redis whenever REDIS_URL is set, reachable or not; embedded only when it is unset.
+
+    A process that fell back to an embedded queue because Redis was down at its start would
+    run tasks apart from the Redis workers, unseen by them (a split brain). Instead it
+    serves in Redis mode: queueing answers 503 `queue_unavailable` until Redis answers, and
+    everything else works from the database meanwhile.
+    """
     if not settings.redis_url:
         return QueueChoice("embedded", "REDIS_URL is not set")
+    reason = f"REDIS_URL {_safe_url(settings.redis_url)}"
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=1)
     try:
-        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
-        try:
-            client.ping()
-        finally:
-            client.close()
+        client.ping()
     except redis.RedisError as exc:
-        if not settings.queue_fallback:
-            raise SettingsError(
-                f"Redis at {_safe_url(settings.redis_url)} is unreachable ({exc}) and "
-                "QUEUE_FALLBACK=false forbids the embedded queue: start Redis or fix REDIS_URL"
-            ) from None
-        reason = f"Redis at {_safe_url(settings.redis_url)} was unreachable at start-up ({exc})"
-        log.warning("%s: running the embedded queue inside this process instead", reason)
-        return QueueChoice("embedded", reason)
-    return QueueChoice("redis", f"REDIS_URL {_safe_url(settings.redis_url)}")
+        log.warning("Redis at %s is unreachable at start-up (%s): serving anyway; tasks are "
+                    "refused with 503 until it answers", _safe_url(settings.redis_url), exc)
+    finally:
+        client.close()
+    return QueueChoice("redis", reason)
 
 
 def _safe_url(url: str) -> str:
@@ -108,9 +109,14 @@ def make_huey(settings: Settings, mode: str) -> Huey:
     # Results live in the SQL database, read as often as wanted; Huey keeps none.
     common = dict(name=QUEUE_NAME, results=False, serializer=JSONSerializer(), utc=True)
     if mode == "redis":
+        # Short socket timeouts: a request that queues a task answers 503 quickly when Redis
+        # is down (a refused connection fails at once; a silent one after a second). The
+        # read timeout stays above Huey's 1-second blocking dequeue.
+        pool = redis.ConnectionPool.from_url(settings.redis_url, socket_connect_timeout=1,
+                                             socket_timeout=3)
         # A sorted set ordered by priority, then by time: interactive work overtakes a
         # backlog of bulk work (bench/bench_priority.py: no measurable cost in throughput).
-        huey = PriorityRedisHuey(url=settings.redis_url, **common)
+        huey = PriorityRedisHuey(connection_pool=pool, **common)
         _drop_plain_list_queue(huey)
         return huey
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -123,7 +129,25 @@ def _drop_plain_list_queue(huey: PriorityRedisHuey) -> None:
     reaper's queue marker, and the reaper queues every waiting task again, by priority."""
     from jobs.reaper import QUEUE_MARKER_KEY
     storage = huey.storage
-    if storage.conn.type(storage.queue_key) == b"list":
+    try:
+        kind = storage.conn.type(storage.queue_key)
+    except redis.RedisError:
+        return  # Redis is down at start-up: the process serves anyway (see choose_backend)
+    if kind == b"list":
         log.warning("the Redis queue is a plain list from an earlier version: queueing the "
                     "waiting tasks again by priority")
         storage.conn.delete(storage.queue_key, QUEUE_MARKER_KEY)
+
+
+def queued_ids(huey: Huey) -> set[str]:
+    """The task ids of every message waiting in the queue (ids are our task ids)."""
+    found = set()
+    for raw in huey.storage.enqueued_items():
+        match = _MESSAGE_ID.match(bytes(raw))
+        if match:
+            found.add(match.group(1).decode())
+    return found
+
+
+# A message starts `{"$message":["<task id>",...` (see JSONSerializer); the id is all we need.
+_MESSAGE_ID = re.compile(rb'\{"\$message":\["([^"]+)"')

@@ -1,6 +1,7 @@
 """Everything a process needs to queue and run tasks, built once from Settings."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import struct
 import threading
@@ -13,13 +14,15 @@ from huey.api import Huey, TaskWrapper
 from huey.storage import RedisPriorityQueue
 from sqlalchemy import Engine
 
-from jobs import schedules, task_stats
+from jobs import faults, schedules, task_stats
+from jobs.clock import Clock
 from jobs.db import make_engine
 from jobs.events import EventBus, MemoryEventBus, RedisEventBus
 from jobs.execution import Executor
 from jobs.models import FAILURE, FINAL_STATUSES, PENDING, REVOKED, STARTED, WAITING_STATUSES, utcnow
+from jobs.outage import REDIS_ERRORS, redis_outage
 from jobs.pause import PauseCache
-from jobs.queue import QueueChoice, choose_backend, make_huey
+from jobs.queue import QueueChoice, choose_backend, make_huey, queued_ids
 from jobs.settings import TASK_TYPES, Settings, priority_of
 from jobs.tasks import BODIES
 from jobs.tracking import Tracker
@@ -28,7 +31,8 @@ log = logging.getLogger("jobs.runtime")
 
 
 class QueueUnavailable(Exception):
-    """The queue refused a task; its record says FAILURE with error type `enqueue`."""
+    """The queue cannot take tasks now. Refused before recording while Redis is known to be
+    down; a task the queue refused after it was recorded says FAILURE, error type `enqueue`."""
 
 
 class NotFound(Exception):
@@ -57,6 +61,7 @@ class Runtime:
     huey: Huey
     executor: Executor
     redis_client: redis.Redis | None
+    clock: Clock
     entries: dict[str, TaskWrapper] = field(default_factory=dict)
     # Embedded mode: set on enqueue so an idle in-process worker starts at once.
     wake: threading.Event = field(default_factory=threading.Event)
@@ -68,11 +73,13 @@ class Runtime:
     def submit(self, task_type: str, owner: str, params: dict, *, task_id: str | None = None,
                parent_id: str | None = None) -> dict | None:
         """Record a task and queue it. None if `task_id` was already recorded."""
+        self._check_queue()
         record = self.tracker.create(task_type=task_type, owner=owner, params=params,
                                      max_attempts=self.settings.task_max_attempts,
                                      task_id=task_id, parent_id=parent_id)
         if record is None:
             return None
+        faults.point("after_record")
         self.enqueue_recorded(record)
         if task_type == "content_generation":
             log.info("Content generation queued: %s", record["task_id"])
@@ -120,11 +127,31 @@ class Runtime:
                                     error={"type": "enqueue", "message": f"the queue refused it: {exc}"})
             raise QueueUnavailable(str(exc)) from exc
 
+    def _check_queue(self) -> None:
+        """While Redis is known to be down, refuse at once instead of recording a task that
+        could not be queued; one PING tells whether it is back."""
+        if self.redis_client is None or not redis_outage.down:
+            return
+        try:
+            with redis_outage.watch():
+                self.redis_client.ping()
+        except REDIS_ERRORS as exc:
+            raise QueueUnavailable(redis_outage.describe() or str(exc)) from None
+
     def enqueue(self, task_id: str, task_type: str) -> None:
         # The message carries only the id; parameters live in the record.
-        self.huey.enqueue(self.entries[task_type].s(task_id, id=task_id,
-                                                     priority=priority_of(task_type)))
+        with self._watching_redis():
+            self.huey.enqueue(self.entries[task_type].s(task_id, id=task_id,
+                                                         priority=priority_of(task_type)))
         self.wake.set()
+
+    def _watching_redis(self):
+        """Calls to the queue report to the outage tracker in Redis mode."""
+        return redis_outage.watch() if self.redis_client is not None else contextlib.nullcontext()
+
+    def queued_ids(self) -> set[str]:
+        with self._watching_redis():
+            return queued_ids(self.huey)
 
     def revoke(self, task_id: str, terminate: bool) -> dict:
         moved = self.tracker.transition(task_id, REVOKED, expect=(*WAITING_STATUSES, STARTED),
@@ -149,7 +176,8 @@ class Runtime:
         return self.submit(record["type"], record["owner"], record["params"], parent_id=task_id)
 
     def pending_count(self) -> int:
-        return self.huey.pending_count()
+        with self._watching_redis():
+            return self.huey.pending_count()
 
     def close(self) -> None:
         if self.redis_client is not None:
@@ -159,20 +187,24 @@ class Runtime:
 
 def build_runtime(settings: Settings, *, worker_kind: str = "thread",
                   choice: QueueChoice | None = None) -> Runtime:
+    faults.configure(settings.fault_injection)
     choice = choice or choose_backend(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = make_engine(settings.sql_url)
     if choice.mode == "redis":
         bus: EventBus = RedisEventBus(settings.redis_url, settings.events_max)
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        # Short timeouts: while Redis is down, callers learn it within a second.
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
     else:
         bus = MemoryEventBus(settings.events_max)
         client = None
     tracker = Tracker(db, bus)
     huey = make_huey(settings, choice.mode)
-    runtime = Runtime(settings, choice, db, bus, tracker, huey, None, client)  # type: ignore[arg-type]
+    clock = Clock(client)
+    runtime = Runtime(settings, choice, db, bus, tracker, huey, None, client, clock)  # type: ignore[arg-type]
     runtime.executor = Executor(settings, tracker, BODIES, runtime.enqueue, worker_kind)
     runtime.executor.paused = PauseCache(db, settings.pause_check_interval)
+    runtime.executor.clock = clock.now
     _register_tasks(runtime)
     return runtime
 

@@ -43,7 +43,6 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
     redis_url: str | None = None
-    queue_fallback: bool = True  # false: refuse to start when Redis is unreachable
     data_dir: Path = Path("data")
     database_url: str | None = None
     worker_concurrency: int = Field(4, ge=1, le=256)
@@ -93,6 +92,9 @@ class Settings(BaseSettings):
     llm_model: str | None = None
     llm_timeout: float = Field(30.0, gt=0)
     mastodon_limit: int = Field(500, ge=100, le=100_000)
+
+    # Tests only: named steps where a process kills itself (see jobs/faults.py).
+    fault_injection: str | None = None
 
     events_max: int = Field(10_000, ge=100)
     sse_keepalive: float = Field(15.0, gt=0)

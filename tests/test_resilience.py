@@ -27,7 +27,7 @@ def _post_seqs(stack, batch_id: str) -> list[int]:
 
 
 def _worker_pid(record: dict) -> int:
-    return int(record["worker"].rsplit(":", 1)[1])
+    return int(record["worker"].split(":")[1])  # host:pid:random
 
 
 @pytest.mark.parametrize("kind", ["redis", "postgres"])
@@ -134,29 +134,44 @@ def test_embedded_shutdown_hands_running_tasks_back(fresh_stack):
     assert stack.wait_status(task_id, {"SUCCESS", "FAILURE"}, timeout=40)["status"] == "SUCCESS"
 
 
-def test_unreachable_redis_falls_back_to_embedded_and_says_why(fresh_stack):
-    dead = "redis://127.0.0.1:1/0"
-    stack = fresh_stack("embedded", REDIS_URL=dead).start()
-    health = stack.client.get("/api/health").json()
-    assert health["task_queue_status"]["type"] == "embedded"
-    assert "unreachable" in health["task_queue_status"]["reason"]
-    assert health["status"] == "degraded"
-    assert "unreachable" in stack.web.log()
-    task_id = stack.queue(platforms=["twitter"], count_per_platform=1)
-    assert stack.wait_status(task_id, "SUCCESS")["status"] == "SUCCESS"
+def test_unreachable_redis_at_start_serves_503_then_queues_once_it_answers(fresh_stack, artifacts,
+                                                                           request):
+    """No split brain: a web process never runs tasks apart from the Redis workers."""
+    own_redis = RedisServer(artifacts)
+    request.addfinalizer(own_redis.stop)
+    own_redis.stop()  # REDIS_URL names a Redis that is not there yet
+    stack = fresh_stack("redis", REDIS_URL=own_redis.url)
+    stack.worker_args = []
+    stack.dir.mkdir(parents=True, exist_ok=True)
+    stack.token = stack.create_user("manager@example.com", "manager")
+    stack.client.headers["Authorization"] = f"Bearer {stack.token}"
+    stack.start_web()
+    health = stack.client.get("/api/health")
+    assert health.status_code == 200
+    body = health.json()
+    assert body["task_queue_status"]["type"] == "redis"
+    assert body["status"] == "degraded"
+    assert any("queue unreachable" in p for p in body["problems"])
+    started = time.monotonic()
+    refused = stack.client.post("/api/status-check", json={})
+    assert time.monotonic() - started < 1.0
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"] == "queue_unavailable"
+    assert int(refused.headers["Retry-After"]) > 0
+
+    own_redis.start()
+    stack.start_worker(["--workers", "1"], "late-worker")
+    response = wait_until(lambda: (r := stack.client.post("/api/status-check", json={}))
+                          .status_code == 202 and r, 15, "the queue to take tasks")
+    task_id = response.json()["task_id"]
+    assert stack.wait_status(task_id, {"SUCCESS", "FAILURE"})["status"] == "SUCCESS"
+    assert "embedded" not in stack.web.log()
 
 
 def _run(env: dict, *args: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     return subprocess.run([PYTHON, *args], cwd=env["DATA_DIR"], capture_output=True, text=True,
                           env={**clean, "PYTHONPATH": str(ROOT), **env}, timeout=60)
-
-
-def test_forbidden_fallback_refuses_to_start(tmp_path):
-    result = _run({"REDIS_URL": "redis://127.0.0.1:1/0", "QUEUE_FALLBACK": "false",
-                   "DATA_DIR": str(tmp_path)}, "-m", "webapp", "--port", "1")
-    assert result.returncode == 2
-    assert "QUEUE_FALLBACK=false" in result.stderr
 
 
 def test_bad_settings_are_named_at_start_up(tmp_path):

@@ -15,7 +15,7 @@ from jobs.reaper import Reaper
 from jobs.relay import Relay
 from jobs.runtime import Runtime, build_runtime
 from jobs.settings import Settings, load_settings
-from webapp import errors
+from webapp import errors, outages
 from jobs.logs import configure_logging
 from webapp.auth import init_auth
 from webapp.fanout import Streams, is_stream_path
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.extensions["metrics"] = Metrics(rt)
     errors.register(app)
     init_inputs(app)  # first: refused input never reaches sign-in or a route
+    outages.register(app)
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
     metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     init_auth(app, rt.db, settings.data_dir, secret, metrics_token)

@@ -16,6 +16,7 @@ from jobs.runtime import AlreadyFinished, NotFound, NotRetryable, QueueUnavailab
 from webapp import runtime
 from webapp.auth import acting_owner, can_see, current
 from webapp.errors import ApiError
+from webapp.outages import RETRY_AFTER, queue_unavailable_message
 from webapp.schemas import BatchTasks, GeneratePosts, GenerationParams
 
 
@@ -24,7 +25,8 @@ def now_iso() -> str:
 
 
 def _queue_down(exc: Exception) -> ApiError:
-    return ApiError(503, "queue_unavailable", f"the task queue is unreachable ({exc}); retry shortly")
+    return ApiError(503, "queue_unavailable", queue_unavailable_message(str(exc)),
+                    retry_after=RETRY_AFTER)
 
 
 _URL = TypeAdapter(Annotated[HttpUrl, UrlConstraints(max_length=2000,

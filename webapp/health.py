@@ -9,6 +9,7 @@ from quart import request
 from sqlalchemy import text
 
 from jobs import alerts, autonomous, pause, queries, task_stats
+from jobs.outage import REDIS_ERRORS, redis_outage
 from jobs.runtime import Runtime
 from jobs.settings import TASK_TYPES
 from webapp.errors import ApiError
@@ -44,7 +45,7 @@ def _queue_probe(rt: Runtime) -> dict:
 
 
 def _collect(rt: Runtime) -> dict:
-    workers = queries.worker_list(rt.db, rt.settings.worker_lost_after)
+    workers = queries.worker_list(rt.db, rt.settings.worker_lost_after, now=rt.clock.now())
     return {
         "database": _database_probe(rt),
         "queue": _queue_probe(rt),
@@ -65,9 +66,12 @@ async def health_report(rt: Runtime) -> dict:
     if not database["ok"]:
         problems.append(f"database unreachable: {database['error']}")
     if not queue["ok"]:
-        problems.append(f"queue unreachable: {queue['error']}")
-    if rt.settings.redis_url and rt.mode == "embedded":
-        problems.append(f"running the embedded queue: {rt.choice.reason}")
+        # Pages, history and task status still work from the database: degraded, not down.
+        problems.append(f"queue unreachable: {redis_outage.describe() or queue['error']}; "
+                        "new tasks are refused with 503 until it is back")
+    reader_problem = getattr(rt.bus, "reader_problem", None)
+    if reader_problem:
+        problems.append(f"live events interrupted: {reader_problem}")
     if not alive:
         problems.append("no live worker: queued tasks will wait")
     for worker in workers:
@@ -76,8 +80,7 @@ async def health_report(rt: Runtime) -> dict:
     for task in data.get("overdue") or []:
         problems.append(f"task {task['task_id']} has run {task['running_seconds']}s, "
                         f"past its {task['timeout']:g}s timeout")
-    unhealthy = not database["ok"] or not queue["ok"]
-    status = "unhealthy" if unhealthy else "degraded" if problems else "healthy"
+    status = "unhealthy" if not database["ok"] else "degraded" if problems else "healthy"
     return {
         "status": status,
         "timestamp": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
@@ -108,14 +111,23 @@ def _collect_safely(rt: Runtime) -> dict:
     return _collect(rt)
 
 
+def _pending_or_none(rt: Runtime) -> int | None:
+    """Messages waiting in the queue; None while it is unreachable (the rest is the database's)."""
+    try:
+        return rt.pending_count()
+    except REDIS_ERRORS:
+        return None
+
+
 async def queue_stats(rt: Runtime, window: str = "1h") -> dict:
     """The seed's queue statistics, and the finished tasks' stats over `window`
     (one of task_stats.WINDOWS) from the stored aggregates."""
     def collect() -> dict:
         return {"summary": queries.queue_summary(rt.db), "counts": queries.counts(rt.db),
                 "window": task_stats.window_stats(rt.db, window),
-                "workers": queries.worker_list(rt.db, rt.settings.worker_lost_after),
-                "pending": rt.pending_count()}
+                "workers": queries.worker_list(rt.db, rt.settings.worker_lost_after,
+                                               now=rt.clock.now()),
+                "pending": _pending_or_none(rt)}
     data = await asyncio.to_thread(collect)
     summary, workers, stats = data["summary"], data["workers"], data["window"]
     embedded = rt.mode == "embedded"

@@ -1,0 +1,80 @@
+"""Whether Redis answers, as this process sees it.
+
+An outage is logged once when it starts and once when it ends, however many calls fail in
+between (a worker's loops would otherwise log hundreds of tracebacks for a 10-second
+outage). Health reads the same state to say `degraded` and why.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+
+log = logging.getLogger("jobs.outage")
+
+# What a lost connection looks like through redis-py (OSError: a socket torn down under it).
+REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+
+
+class Outage:
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._lock = threading.Lock()
+        self.since: float | None = None  # wall-clock start of the current outage
+        self.reason: str | None = None
+
+    @property
+    def down(self) -> bool:
+        return self.since is not None
+
+    def failed(self, exc: BaseException) -> None:
+        with self._lock:
+            if self.since is not None:
+                return
+            self.since = time.time()
+            self.reason = f"{type(exc).__name__}: {exc}"
+        log.warning("%s unreachable (%s); tasks cannot be queued until it is back",
+                    self.what, self.reason)
+
+    def succeeded(self) -> None:
+        if self.since is None:  # the common case: no lock
+            return
+        with self._lock:
+            if self.since is None:
+                return
+            lasted, self.since, self.reason = time.time() - self.since, None, None
+        log.warning("%s reachable again after %.1fs", self.what, lasted)
+
+    @contextmanager
+    def watch(self) -> Iterator[None]:
+        """Record the outcome of the Redis calls inside; errors still propagate."""
+        try:
+            yield
+        except REDIS_ERRORS as exc:
+            self.failed(exc)
+            raise
+        self.succeeded()
+
+    def describe(self) -> str | None:
+        since = self.since
+        if since is None:
+            return None
+        return f"{self.what} unreachable for {time.time() - since:.0f}s ({self.reason})"
+
+
+redis_outage = Outage("Redis")
+
+
+class QuietRedisErrors(logging.Filter):
+    """Turns Huey's per-attempt tracebacks for a lost Redis into the one outage line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, REDIS_ERRORS):
+            redis_outage.failed(exc)
+            return False
+        return True
