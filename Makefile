@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 HOST    ?= 127.0.0.1
 PORT    ?= 5000
 
-.PHONY: run test venv dev-venv system-deps worker bench multihost fuzz clean
+.PHONY: run test venv dev-venv system-deps worker bench chaos multihost fuzz clean
 
 run: $(VENV)/.runtime
 	$(PY) -m webapp --host $(HOST) --port $(PORT)
@@ -31,6 +31,11 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 # and possible (root or passwordless sudo with apt-get). Tests that need them say so loudly.
 system-deps:
 	@scripts/install-system-deps
+
+# The long chaos run (a short version is part of `make test`): kills, outages, restarts; prints
+# its figures at the end.
+chaos: $(VENV)/.dev system-deps
+	CHAOS_LONG=1 $(PY) -m pytest tests/chaos -q --timeout 900 $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev
 	$(PY) bench/bench_pipeline.py --tasks 3000

@@ -496,6 +496,7 @@ class RedisEventBus(EventBus):
         client is told to resynchronise, since what happened meanwhile may be missing."""
         position = "$"
         backoff = 0.1
+        lost_redis = False
         while True:
             try:
                 reply = await self._async.xread({STREAM_KEY: position},
@@ -510,19 +511,21 @@ class RedisEventBus(EventBus):
             except Exception as exc:
                 if self.reader_problem is None:
                     self.reader_problem = f"{type(exc).__name__}: {exc}"
-                    if isinstance(exc, REDIS_ERRORS):
-                        redis_outage.failed(exc)
-                        log.warning("event reader lost Redis; retrying with backoff")
+                    lost_redis = isinstance(exc, REDIS_ERRORS)
+                    if lost_redis:
+                        redis_outage.failed(exc)  # the one line for the whole outage
                     else:
                         log.exception("event reader failed; restarting it with backoff")
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, 2.0)  # back within 2 s of Redis answering
                 continue
             backoff = 0.1
             if self.reader_problem is not None:
-                log.warning("event reader running again after: %s", self.reader_problem)
+                if lost_redis:
+                    redis_outage.succeeded()
+                else:
+                    log.warning("event reader running again after: %s", self.reader_problem)
                 self.reader_problem = None
-                redis_outage.succeeded()
                 self._hub.deliver(Resync(None, "live updates were interrupted"))
 
     async def _replay(self, epoch: str, position: tuple[int, int]) -> list[Event] | Resync:
