@@ -287,3 +287,16 @@ webhook_secrets = Table(
     Column("secret", String(100), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+# Idempotency-Key: the first answer to a request that created work, replayed to a client that
+# sends the same key again (jobs/idempotency.py). Kept in SQL so it holds across web processes.
+idempotency_keys = Table(
+    "idempotency_keys", metadata,
+    Column("user_id", Integer, primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", Integer),  # None while the first request is being answered
+    Column("response", JSON),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_idempotency_created", "created_at"),
+)

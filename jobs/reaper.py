@@ -147,7 +147,9 @@ class Reaper:
         if not stale:
             return 0
         queued = self.runtime.queued_ids()
-        stranded = [(task_id, task_type) for task_id, task_type in stale if task_id not in queued]
+        paused = self.runtime.executor.paused  # a paused type's records wait on purpose
+        stranded = [(task_id, task_type) for task_id, task_type in stale
+                    if task_id not in queued and not paused(task_type)]
         if stranded:
             log.warning("queueing %d waiting task(s) again whose queue message was lost: %s",
                         len(stranded), ", ".join(t for t, _ in stranded[:5])

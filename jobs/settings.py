@@ -91,6 +91,15 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     llm_model: str | None = None
     llm_timeout: float = Field(30.0, gt=0)
+    # Model calls: retries per kind of transient failure (backoff with jitter between them).
+    llm_retries_rate_limited: int = Field(4, ge=0, le=20)
+    llm_retries_server: int = Field(2, ge=0, le=20)
+    llm_retries_timeout: int = Field(1, ge=0, le=20)
+    llm_retries_connection: int = Field(2, ge=0, le=20)
+    # Small batches answered at once run on their own bounded pool, with a deadline; past
+    # its capacity a request is queued as a task instead.
+    sync_generation_workers: int = Field(4, ge=1, le=64)
+    sync_generation_timeout: float = Field(20.0, gt=0)
     mastodon_limit: int = Field(500, ge=100, le=100_000)
 
     # Tests only: named steps where a process kills itself (see jobs/faults.py).
@@ -156,8 +165,11 @@ class Settings(BaseSettings):
 
     def writer_options(self) -> dict:
         key = self.llm_api_key.get_secret_value() if self.llm_api_key else None
+        retries = {kind: getattr(self, f"llm_retries_{kind}")
+                   for kind in ("rate_limited", "server", "timeout", "connection")}
         return {"provider": self.llm_provider, "base_url": self.llm_base_url,
-                "api_key": key, "model": self.llm_model, "timeout": self.llm_timeout}
+                "api_key": key, "model": self.llm_model, "timeout": self.llm_timeout,
+                "retries": retries}
 
     def timeout_for(self, task_type: str) -> float:
         return getattr(self, f"timeout_{task_type}")

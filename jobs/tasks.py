@@ -3,23 +3,42 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from sqlalchemy import desc, func, select
+from sqlalchemy import desc, func, insert, select
 
 from jobs import queries, reports, retention, task_stats
 from jobs.campaign import write_campaign
 from jobs.execution import Body, TaskContext
 from jobs.generation import batch_seed, book_from_params, generate, generate_batch
-from jobs.models import tasks, workers, utcnow
+from jobs.models import STARTED, task_history, tasks, workers, utcnow
 from jobs.posts import approve_posts, store_post
 from jobs.writers import make_writer
+from jobs.writers.llm_http import attempt_notes
+
+
+@contextmanager
+def model_retries_in_timeline(ctx: TaskContext) -> Iterator[None]:
+    """Each retried model call's error becomes a line of the task's timeline."""
+    def note(detail: str) -> None:
+        with ctx.db.begin() as conn:
+            conn.execute(insert(task_history).values(
+                task_id=ctx.task_id, at=utcnow(), status=STARTED, attempt=ctx.attempt,
+                detail=f"model call failed: {detail}"[:500]))
+    token = attempt_notes.set(note)
+    try:
+        yield
+    finally:
+        attempt_notes.reset(token)
 
 
 def content_generation(ctx: TaskContext) -> dict:
     total = len(ctx.params["platforms"]) * ctx.params["count_per_platform"]
     ctx.progress(0, total)
-    made = generate_batch(ctx.settings, ctx.db, batch_id=ctx.task_id, owner=ctx.owner,
-                          params=ctx.params, on_post=lambda done: ctx.progress(done, total))
+    with model_retries_in_timeline(ctx):
+        made = generate_batch(ctx.settings, ctx.db, batch_id=ctx.task_id, owner=ctx.owner,
+                              params=ctx.params, on_post=lambda done: ctx.progress(done, total))
     return {"posts": made, "count": len(made)}
 
 
@@ -48,14 +67,15 @@ def daily_operations(ctx: TaskContext) -> dict:
     writer = make_writer(**ctx.settings.writer_options())
     seq = 0
     drafted: dict[str, int] = {}
-    for done, (owner, params) in enumerate(requests, start=1):
-        for post in generate(writer, book_from_params(params), params["platforms"], 1,
-                             seed=batch_seed(f"{ctx.task_id}:{owner}"), today=dt.date.today(),
-                             mastodon_limit=ctx.settings.mastodon_limit):
-            store_post(ctx.db, batch_id=ctx.task_id, seq=seq, owner=owner, post=post)
-            seq += 1
-            drafted[owner] = drafted.get(owner, 0) + 1
-        ctx.progress(done, len(requests))
+    with model_retries_in_timeline(ctx):
+        for done, (owner, params) in enumerate(requests, start=1):
+            for post in generate(writer, book_from_params(params), params["platforms"], 1,
+                                 seed=batch_seed(f"{ctx.task_id}:{owner}"), today=dt.date.today(),
+                                 mastodon_limit=ctx.settings.mastodon_limit):
+                store_post(ctx.db, batch_id=ctx.task_id, seq=seq, owner=owner, post=post)
+                seq += 1
+                drafted[owner] = drafted.get(owner, 0) + 1
+            ctx.progress(done, len(requests))
     return {"authors": len(requests), "posts_drafted": seq, "by_author": drafted}
 
 

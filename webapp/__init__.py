@@ -25,6 +25,7 @@ from webapp.metrics import Metrics
 from webapp.openapi import ApiDocument
 from webapp.security import init_security
 from webapp.sse import DirectStreams
+from webapp.sync_pool import SyncPool
 
 log = logging.getLogger("webapp")
 
@@ -57,6 +58,8 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.extensions["limiter"] = RateLimiter(rt.redis_client)
     app.extensions["streams"] = Streams(rt.bus, settings)
     app.asgi_app = DirectStreams(app.asgi_app, is_stream_path)
+    app.extensions["sync_pool"] = SyncPool(settings.sync_generation_workers,
+                                           settings.sync_generation_timeout)
 
     from webapp.routes import (api, auth, authoring, board, books, console, events, library, pages,
                                posts, users)
@@ -115,6 +118,7 @@ def create_app(settings: Settings | None = None) -> Quart:
             await asyncio.to_thread(relay.stop)
         await asyncio.to_thread(_stop_workers, rt, consumer, reaper)
         await rt.bus.close()
+        app.extensions["sync_pool"].close()
         await asyncio.to_thread(rt.close)
 
     return app

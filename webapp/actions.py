@@ -18,6 +18,7 @@ from webapp.auth import acting_owner, can_see, current
 from webapp.errors import ApiError
 from webapp.outages import RETRY_AFTER, queue_unavailable_message
 from webapp.schemas import BatchTasks, GeneratePosts, GenerationParams
+from webapp.sync_pool import PoolFull
 
 
 def now_iso() -> str:
@@ -87,14 +88,21 @@ async def request_generation(body: GeneratePosts) -> Generation:
                        f"requests a minute; try again in {int(wait)} seconds",
                        retry_after=int(wait))
     total, params = await _generation_params(body, owner)
-    if body.async_ or total >= settings.async_threshold:
-        params["user_id"] = owner
-        return Generation(total, task=await submit("content_generation", owner, params))
-    rt = runtime()
-    batch_id = "now-" + secrets.token_hex(10)
-    posts = await asyncio.to_thread(generate_batch, rt.settings, rt.db, batch_id=batch_id,
-                                    owner=owner, params=params)
-    return Generation(total, posts=posts, batch_id=batch_id)
+    if not (body.async_ or total >= settings.async_threshold):
+        rt = runtime()
+        batch_id = "now-" + secrets.token_hex(10)
+        try:
+            posts = await current_app.extensions["sync_pool"].run(
+                generate_batch, rt.settings, rt.db, batch_id=batch_id, owner=owner, params=params)
+            return Generation(total, posts=posts, batch_id=batch_id)
+        except PoolFull:
+            pass  # every slot is writing: queue this one as a task instead
+        except TimeoutError:
+            raise ApiError(504, "generation_timeout",
+                           f"writing the posts took longer than {settings.sync_generation_timeout:g}s;"
+                           ' send "async": true to have them written in the background') from None
+    params["user_id"] = owner
+    return Generation(total, task=await submit("content_generation", owner, params))
 
 
 async def _generation_params(body: GeneratePosts | GenerationParams, owner: str) -> tuple[int, dict]:

@@ -16,6 +16,7 @@ def make_writer(
     api_key: str | None = None,
     model: str | None = None,
     timeout: float = 30.0,
+    retries: dict[str, int] | None = None,
 ) -> Writer:
     """A writer for ``provider``: "offline", "openai" (any Chat Completions server) or "anthropic"."""
     key = (provider or "offline").strip().lower()
@@ -26,5 +27,6 @@ def make_writer(
     if key in ("openai", "anthropic"):
         from jobs.writers.llm import make_llm_writer
 
-        return make_llm_writer(key, base_url=base_url, api_key=api_key, model=model, timeout=timeout)
+        return make_llm_writer(key, base_url=base_url, api_key=api_key, model=model, timeout=timeout,
+                               retries=retries)
     raise ValueError(f"unknown writer provider {provider!r}; expected one of: {', '.join(PROVIDERS)}")

@@ -19,7 +19,7 @@ import regex
 
 from jobs.platforms import Platform, extract_hashtags, extract_urls
 from jobs.writers.fitting import Draft, Fitted, Segment, fit, make_readable
-from jobs.writers.llm_http import ProviderError
+from jobs.writers.llm_http import ProviderError, RetryPolicy
 from jobs.writers.llm_parse import parse_posts
 from jobs.writers.llm_prompt import POSTS_SCHEMA, SYSTEM_PROMPT, user_prompt
 from jobs.writers.llm_providers import AnthropicMessages, ChatProvider, OpenAIChat
@@ -244,14 +244,18 @@ def _link_moved_to_profile(draft: Draft, book: Book) -> Draft:
 
 
 def make_llm_writer(
-    provider: str, *, base_url: str | None, api_key: str | None, model: str | None, timeout: float
+    provider: str, *, base_url: str | None, api_key: str | None, model: str | None, timeout: float,
+    retries: dict[str, int] | None = None,
 ) -> LLMWriter:
     if timeout <= 0:
         raise ValueError(f"timeout must be positive, got {timeout}")
+    policy = RetryPolicy(**(retries or {}))
     if provider == "openai":
-        chat: ChatProvider = OpenAIChat(base_url=base_url, api_key=api_key, model=model, timeout=timeout)
+        chat: ChatProvider = OpenAIChat(base_url=base_url, api_key=api_key, model=model, timeout=timeout,
+                                        retries=policy)
     elif provider == "anthropic":
-        chat = AnthropicMessages(base_url=base_url, api_key=api_key, model=model, timeout=timeout)
+        chat = AnthropicMessages(base_url=base_url, api_key=api_key, model=model, timeout=timeout,
+                                 retries=policy)
     else:
         raise ValueError(f"unknown LLM provider {provider!r}; expected 'openai' or 'anthropic'")
     return LLMWriter(chat)

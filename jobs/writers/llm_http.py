@@ -1,26 +1,49 @@
 """JSON POSTs to an LLM server with bounded retries that honour Retry-After.
 
+Transient failures (429, 5xx, timeouts, refused or dropped connections) are retried with
+exponential backoff and jitter, each kind up to its own limit (`RetryPolicy`, from the
+LLM_RETRIES_* settings); a permanent one (401, 404, ...) fails at once. Every retried
+attempt's error goes to `attempt_notes` when a task set it, so its timeline keeps them all.
+
 Failures surface as ``ProviderError`` whose message is safe to show and store:
 it names the provider and what went wrong, never a header or the API key.
 """
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
 import logging
+import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 3
 MAX_RETRY_WAIT = 30.0  # seconds; longer Retry-After values are capped to keep a batch moving
 BACKOFF_BASE = 1.0
 # 529 is Anthropic's "overloaded"; the rest are the usual transient statuses.
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+
+# Set by a running task: called with each retried attempt's error, for its timeline.
+attempt_notes: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar(
+    "attempt_notes", default=None)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many times each kind of transient failure is retried (attempts = retries + 1)."""
+
+    rate_limited: int = 4  # HTTP 429
+    server: int = 2        # HTTP 5xx, 408, 409, 529
+    timeout: int = 1       # no answer within the timeout: each retry costs a full timeout
+    connection: int = 2    # refused, reset, DNS
+
+    def limit(self, kind: str) -> int:
+        return getattr(self, kind)
 
 
 class ProviderError(Exception):
@@ -65,6 +88,7 @@ class JsonPoster:
     base_url: str
     headers: dict[str, str]
     timeout: float
+    retries: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Callable[[float], None] = time.sleep
 
     def __post_init__(self) -> None:
@@ -83,34 +107,43 @@ class JsonPoster:
 
     def post(self, path: str, body: dict) -> httpx.Response:
         """The response for 2xx and 400 (the caller may retry with a simpler request); ProviderError otherwise."""
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            last = attempt == MAX_ATTEMPTS
+        retried = {"rate_limited": 0, "server": 0, "timeout": 0, "connection": 0}
+        attempt = 0
+        while True:
+            attempt += 1
+            asked: float | None = None
             try:
                 response = self._client.post(path, json=body)
-            except httpx.TimeoutException as exc:
-                # A slow server stays slow: retrying a read timeout would triple the wait.
-                if isinstance(exc, httpx.ConnectTimeout) and not last:
-                    self._wait(attempt, None, "connect timeout")
-                    continue
-                raise ProviderError(f"timeout after {seconds_label(self.timeout)} from {self.provider}") from None
+            except httpx.TimeoutException:
+                kind, error = "timeout", f"timeout after {seconds_label(self.timeout)} from {self.provider}"
             except httpx.TransportError as exc:
-                if not last:
-                    self._wait(attempt, None, type(exc).__name__)
-                    continue
-                raise ProviderError(f"cannot reach {self.provider} ({type(exc).__name__})") from None
-            status = response.status_code
-            if status < 300 or status == 400:
-                return response
-            if status in RETRY_STATUSES and not last:
-                self._wait(attempt, retry_after_seconds(response.headers), f"HTTP {status}")
-                continue
-            suffix = f" after {attempt} attempts" if attempt > 1 else ""
-            raise ProviderError(f"HTTP {status} from {self.provider}{suffix}")
-        raise AssertionError("unreachable: the last attempt always returns or raises")
+                kind, error = "connection", f"cannot reach {self.provider} ({type(exc).__name__})"
+            else:
+                status = response.status_code
+                if status < 300 or status == 400:
+                    return response
+                if status not in RETRY_STATUSES:
+                    raise ProviderError(f"HTTP {status} from {self.provider}" + _after(attempt))
+                kind = "rate_limited" if status == 429 else "server"
+                error, asked = f"HTTP {status} from {self.provider}", retry_after_seconds(response.headers)
+            if retried[kind] >= self.retries.limit(kind):
+                raise ProviderError(error + _after(attempt))
+            retried[kind] += 1
+            self._wait(attempt, asked, error)
 
     def _wait(self, attempt: int, asked: float | None, why: str) -> None:
-        delay = asked if asked is not None else BACKOFF_BASE * 2 ** (attempt - 1)
-        delay = min(delay, MAX_RETRY_WAIT)
-        log.info("%s: %s, retrying in %s (attempt %d of %d)", self.provider, why, seconds_label(delay),
-                 attempt + 1, MAX_ATTEMPTS)
+        if asked is None:
+            # Full-size exponential steps, jittered so that many workers retrying together
+            # do not hit the server again at the same instant.
+            asked = BACKOFF_BASE * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+        delay = min(asked, MAX_RETRY_WAIT)
+        message = f"{why}; retrying in {delay:.1f}s (attempt {attempt + 1})"
+        log.info("%s", message)
+        note = attempt_notes.get()
+        if note is not None:
+            note(message)
         self.sleep(delay)
+
+
+def _after(attempt: int) -> str:
+    return f" after {attempt} attempts" if attempt > 1 else ""

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from jobs.writers.llm_http import JsonPoster, ProviderError
+from jobs.writers.llm_http import JsonPoster, ProviderError, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +55,14 @@ class OpenAIChat:
     name = "openai"
     MODES = ("json_schema", "json_object", "text")
 
-    def __init__(self, *, base_url: str | None, api_key: str | None, model: str | None, timeout: float) -> None:
+    def __init__(self, *, base_url: str | None, api_key: str | None, model: str | None, timeout: float,
+                 retries: RetryPolicy | None = None) -> None:
         self.base_url = (base_url or OPENAI_DEFAULT_BASE_URL).rstrip("/")
         self.model = model or OPENAI_DEFAULT_MODEL
         headers = {"Content-Type": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self._poster = JsonPoster(self.name, self.base_url, headers, timeout)
+        self._poster = JsonPoster(self.name, self.base_url, headers, timeout, retries or RetryPolicy())
         self._mode = 0
 
     def __repr__(self) -> str:
@@ -113,14 +114,15 @@ class AnthropicMessages:
     name = "anthropic"
     MODES = ("tool", "text")
 
-    def __init__(self, *, base_url: str | None, api_key: str | None, model: str | None, timeout: float) -> None:
+    def __init__(self, *, base_url: str | None, api_key: str | None, model: str | None, timeout: float,
+                 retries: RetryPolicy | None = None) -> None:
         self.base_url = (base_url or ANTHROPIC_DEFAULT_BASE_URL).rstrip("/")
         self.model = model or ANTHROPIC_DEFAULT_MODEL
         headers = {"Content-Type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
         if api_key:
             headers["x-api-key"] = api_key
         self._path = "/messages" if self.base_url.endswith("/v1") else "/v1/messages"
-        self._poster = JsonPoster(self.name, self.base_url, headers, timeout)
+        self._poster = JsonPoster(self.name, self.base_url, headers, timeout, retries or RetryPolicy())
         self._mode = 0
 
     def __repr__(self) -> str:

@@ -13,6 +13,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from jobs.platforms import PLATFORMS, extract_hashtags
+from jobs.writers.llm_http import ProviderError
 from jobs.writers import Post, make_writer
 
 from .fixture_books import BOOKS, TODAY
@@ -162,7 +163,8 @@ def test_openai_read_timeout_falls_back_to_offline(httpserver: HTTPServer) -> No
     finally:
         release.set()
     assert [p.writer for p in posts] == ["offline"] * 3
-    assert all(p.note == "fallback: timeout after 0.5s from openai" for p in posts)
+    # One retry for a timeout (LLM_RETRIES_TIMEOUT), then the offline writer.
+    assert all(p.note == "fallback: timeout after 0.5s from openai after 2 attempts" for p in posts)
     assert all(BOOK.title in p.text and PLATFORMS["twitter"].fits(p.text) for p in posts)
 
 
@@ -347,7 +349,7 @@ def test_anthropic_timeout_falls_back(httpserver: HTTPServer) -> None:
     finally:
         release.set()
     assert [p.writer for p in posts] == ["offline"] * 2
-    assert posts[0].note == "fallback: timeout after 0.5s from anthropic"
+    assert posts[0].note == "fallback: timeout after 0.5s from anthropic after 2 attempts"
 
 
 def test_unreachable_server_falls_back_after_bounded_retries() -> None:
@@ -372,3 +374,42 @@ def test_failed_provider_is_rested_for_the_rest_of_the_run(httpserver: HTTPServe
 def test_unknown_provider_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown writer provider 'gemini'"):
         make_writer("gemini")
+
+
+def test_each_kind_of_failure_has_its_own_retry_limit_and_every_attempt_is_noted(
+        httpserver: HTTPServer) -> None:
+    from jobs.writers.llm_http import JsonPoster, RetryPolicy, attempt_notes
+    recorder = Recorder(
+        lambda r: Response("busy", status=429, headers={"Retry-After": "0"}),
+        lambda r: Response("busy", status=429, headers={"Retry-After": "0"}),
+        lambda r: Response("oops", status=502, headers={"Retry-After": "0"}),
+        lambda r: Response("oops", status=503, headers={"Retry-After": "0"}),
+    )
+    httpserver.expect_request("/v1/x", method="POST").respond_with_handler(recorder)
+    poster = JsonPoster("openai", httpserver.url_for("/v1"), {}, 2.0,
+                        RetryPolicy(rate_limited=2, server=1, timeout=0, connection=0))
+    notes: list[str] = []
+    token = attempt_notes.set(notes.append)
+    try:
+        with pytest.raises(ProviderError) as failed:
+            poster.post("/x", {})
+    finally:
+        attempt_notes.reset(token)
+    # Two 429s retried (their limit), one 5xx retried (its limit), the second 5xx is final.
+    assert len(recorder.bodies) == 4
+    assert failed.value.reason == "HTTP 503 from openai after 4 attempts"
+    assert [n.split(";")[0] for n in notes] == ["HTTP 429 from openai"] * 2 + ["HTTP 502 from openai"]
+
+
+def test_permanent_errors_fail_at_once_and_backoff_is_jittered(httpserver: HTTPServer) -> None:
+    from jobs.writers.llm_http import JsonPoster
+    recorder = Recorder(lambda r: Response("no such model", status=404))
+    httpserver.expect_request("/v1/x", method="POST").respond_with_handler(recorder)
+    waits: list[float] = []
+    poster = JsonPoster("openai", httpserver.url_for("/v1"), {}, 2.0, sleep=waits.append)
+    with pytest.raises(ProviderError, match="HTTP 404 from openai$"):
+        poster.post("/x", {})
+    assert len(recorder.bodies) == 1 and waits == []
+    for attempt in (1, 2, 3):
+        poster._wait(attempt, None, "test")
+    assert 0.5 <= waits[0] <= 1.5 and 1.0 <= waits[1] <= 3.0 and 2.0 <= waits[2] <= 6.0

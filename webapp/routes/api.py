@@ -15,12 +15,14 @@ from webapp.auth import acting_owner, current, manager_only, metrics_reader, own
 from webapp.errors import ApiError, load_body
 from webapp.health import health_report, queue_stats, stats_window
 from webapp.role_views import autonomous_for_author, health_for_author, stats_for_author
+from webapp.idempotency import idempotent
 from webapp.schemas import ApprovePosts, BatchTasks, GeneratePosts, Owner, Revoke, TaskQuery
 
 bp = Blueprint("api", __name__)
 
 
 @bp.post("/api/generate-posts")
+@idempotent
 @document_request(GeneratePosts)
 async def generate_posts():
     outcome = await request_generation(await load_body(GeneratePosts))
@@ -90,6 +92,7 @@ async def revoke_task(task_id: str):
 
 
 @bp.post("/api/tasks/retry/<task_id>")
+@idempotent
 async def retry_task(task_id: str):
     record = await retry(task_id)
     return jsonify({"status": "retry_queued", "task_id": record["task_id"],
@@ -134,6 +137,7 @@ async def autonomous_status():
 
 
 @bp.post("/api/autonomous/execute-daily")
+@idempotent
 @manager_only
 async def execute_daily():
     record = await run_daily()
@@ -143,6 +147,7 @@ async def execute_daily():
 
 
 @bp.post("/api/reports/weekly")
+@idempotent
 @manager_only
 async def weekly_report():
     record = await submit("weekly_report", "system", {"requested_by": current().email})
@@ -151,6 +156,7 @@ async def weekly_report():
 
 
 @bp.post("/api/posts/approve")
+@idempotent
 @document_request(ApprovePosts)
 async def approve_posts():
     body = await load_body(ApprovePosts)
@@ -160,6 +166,7 @@ async def approve_posts():
 
 
 @bp.post("/api/status-check")
+@idempotent
 @document_request(Owner)
 async def status_check():
     body = await load_body(Owner, optional=True)
@@ -169,6 +176,7 @@ async def status_check():
 
 
 @bp.post("/api/tasks/batch")
+@idempotent
 @document_request(BatchTasks)
 async def batch_tasks():
     """Queue up to 1,000 tasks in one request, all or none; each is tracked as usual."""

@@ -16,6 +16,7 @@ from webapp import runtime
 from webapp.actions import _queue_down, audit_action, get_task, now_iso, submit
 from webapp.auth import any_signed_in_user, current, manager_only, owner_scope
 from webapp.errors import ApiError, describe, load_body
+from webapp.idempotency import idempotent
 from webapp.routes.pages import _flash as _flash_fragment
 from webapp.routes.pages import _htmx
 from webapp.schemas import BulkAction, QueueTarget
@@ -63,6 +64,7 @@ async def bulk_action(body: BulkAction) -> dict:
 
 
 @bp.post("/api/tasks/bulk")
+@idempotent
 @document_request(BulkAction)
 async def api_bulk():
     return jsonify(await bulk_action(await load_body(BulkAction)))
