@@ -13,9 +13,8 @@ cannot swallow it.
 """
 from __future__ import annotations
 
-import datetime as dt
-
 import ctypes
+import datetime as dt
 import logging
 import os
 import secrets

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import logging
+import re
 from dataclasses import dataclass
 
 import redis

@@ -108,7 +108,9 @@ class RedisServer:
     def start(self) -> None:
         self.proc = Proc(f"redis-{self.port}", [
             self._binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(self.log_dir)], dict(os.environ), self.log_dir)
+            # One database per test stack: a run makes more than Redis's default 16.
+            "--appendonly", "no", "--databases", "1000", "--dir", str(self.log_dir)],
+            dict(os.environ), self.log_dir)
         import redis
         client = redis.Redis(port=self.port)
         wait_until(lambda: _ping(client), 10, "redis-server to answer PING")

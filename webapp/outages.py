@@ -1,9 +1,10 @@
 """Requests that need Redis while it is down answer 503 `queue_unavailable`, never 500."""
 from __future__ import annotations
 
+import redis
 from quart import Quart, render_template
 
-from jobs.outage import REDIS_ERRORS, redis_outage
+from jobs.outage import redis_outage
 from webapp.errors import error_response, wants_json
 
 RETRY_AFTER = 5  # seconds: long enough for a restart, short enough to notice recovery
@@ -24,5 +25,5 @@ def register(app: Quart) -> None:
         response.headers["Retry-After"] = str(RETRY_AFTER)
         return response
 
-    for kind in REDIS_ERRORS:
-        app.register_error_handler(kind, _redis_down)
+    # RedisError only: a bare OSError may be anything (a full disk is not a queue outage).
+    app.register_error_handler(redis.RedisError, _redis_down)

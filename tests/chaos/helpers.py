@@ -97,7 +97,8 @@ class PersistentRedis(RedisServer):
         import redis
         self.proc = Proc(f"redis-{self.port}", [
             self._binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.log_dir)],
+            "--appendonly", "yes", "--appendfsync", "always", "--databases", "1000",
+            "--dir", str(self.log_dir)],
             dict(os.environ), self.log_dir)
         client = redis.Redis(port=self.port)
         wait_until(lambda: _ping(client), 10, "redis-server to answer PING")
