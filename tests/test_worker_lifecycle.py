@@ -50,8 +50,10 @@ def test_sigint_stops_gracefully_and_a_second_signal_stops_at_once(fresh_stack):
                           count_per_platform=2, book={"title": "SLOW night"})
     wait_until(lambda: stack.task(task_id)["progress"]["done"] >= 1, 20, "first post")
     worker.popen.send_signal(signal.SIGINT)
-    wait_until(lambda: "Shutting down gracefully" in worker.log(), 10, "a graceful stop")
-    worker.popen.send_signal(signal.SIGTERM)
+    # Graceful: the task goes on writing after the first signal...
+    wait_until(lambda: stack.task(task_id)["progress"]["done"] >= 3, 20, "more posts")
+    assert worker.alive()
+    worker.popen.send_signal(signal.SIGTERM)  # ...and the second stops it at once
     worker.popen.wait(10)  # well before SHUTDOWN_GRACE
     wait_until(lambda: stack.task(task_id)["status"] == "RETRY", 10, "the task handed back")
 

@@ -51,6 +51,10 @@ class Database:
     def unfinished(self) -> list[str]:
         return [i for i, s in self.statuses().items() if s not in FINAL]
 
+    def failure_types(self) -> list[str]:
+        return [error["type"] for (error,) in self.rows("SELECT error FROM tasks WHERE status = 'FAILURE'")
+                for error in [json.loads(error) if isinstance(error, str) else error]]
+
     def successes_per_task(self) -> dict[str, int]:
         return dict(self.rows("SELECT task_id, COUNT(*) FROM task_history "
                               "WHERE status = 'SUCCESS' GROUP BY task_id"))
