@@ -16,8 +16,9 @@ import redis
 
 log = logging.getLogger("jobs.outage")
 
-# What a lost connection looks like through redis-py (OSError: a socket torn down under it).
-REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+# What an unreachable Redis looks like through redis-py (OSError: a socket torn down under
+# it). A refused command (ResponseError) is a bug to surface, not an outage.
+REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
 class Outage:

@@ -90,9 +90,11 @@ class Runtime:
     def submit_many(self, specs: list[dict]) -> list[dict]:
         """Record tasks ({type, owner, params} each) in one transaction and queue them in one
         round trip: all or none. If the queue refuses them, their records say so."""
+        self._check_queue()
         records = self.tracker.create_many(specs, self.settings.task_max_attempts)
         try:
-            self.enqueue_many(records)
+            with self._watching_redis():
+                self.enqueue_many(records)
         except Exception as exc:
             self.tracker.transition_many(
                 [r["task_id"] for r in records], FAILURE, expect=(PENDING,), finished_at=utcnow(),

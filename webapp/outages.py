@@ -25,5 +25,7 @@ def register(app: Quart) -> None:
         response.headers["Retry-After"] = str(RETRY_AFTER)
         return response
 
-    # RedisError only: a bare OSError may be anything (a full disk is not a queue outage).
-    app.register_error_handler(redis.RedisError, _redis_down)
+    # Redis's own errors only: a bare OSError may be anything (a full disk is not a queue
+    # outage), and a refused command is a bug that should show as one.
+    for kind in (redis.ConnectionError, redis.TimeoutError):
+        app.register_error_handler(kind, _redis_down)
