@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     # Each worker process looks for stranded tasks from its watchdog (one acts at a time, see
     # jobs/reaper.py); the consumer's own process runs no database thread, since a fork
     # taken while one holds a lock would deadlock.
-    rt.executor.housekeeping = Reaper(rt).reap_once_logged
+    rt.executor.housekeeping = Reaper(rt).reap_once
     if args.worker_type == "process":
         # Each process worker records that it stopped, so health does not report it lost.
         rt.huey.on_shutdown("executor")(rt.executor.stop)

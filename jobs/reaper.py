@@ -55,6 +55,7 @@ class Reaper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._token: tuple[int, str] | None = None  # (pid, lease token): new after a fork
+        self._failing = False
         self._lease = runtime.redis_client.register_script(_LEASE_LUA) if runtime.redis_client else None
 
     def start(self) -> None:
@@ -69,21 +70,29 @@ class Reaper:
     def _loop(self) -> None:
         interval = self.runtime.settings.heartbeat_interval
         while True:
-            self.reap_once_logged()
+            self.reap_once()
             if self._stop.wait(interval):
                 return
 
-    def reap_once_logged(self) -> int:
-        """One pass; a Redis outage is reported once by the outage tracker, not per pass."""
+    def reap_once(self) -> int:
+        """One pass. A failure is logged once until a pass works again (a Redis outage by the
+        outage tracker), not once per pass."""
         try:
-            return self.reap_once()
+            acted = self._reap()
         except REDIS_ERRORS as exc:
             redis_outage.failed(exc)
+            return 0
         except Exception:
-            log.exception("reaper pass failed; retrying")
-        return 0
+            if not self._failing:
+                log.exception("reaper pass failed; retrying every pass until one works")
+            self._failing = True
+            return 0
+        if self._failing:
+            log.warning("reaper passes work again")
+            self._failing = False
+        return acted
 
-    def reap_once(self) -> int:
+    def _reap(self) -> int:
         if not self._holds_lease():
             return 0
         acted = self._requeue_if_queue_lost()

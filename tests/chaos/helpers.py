@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 import httpx
+import redis
 from sqlalchemy import create_engine, text
 
-from tests.support import ROOT, PYTHON, Proc, RedisServer
+from tests.support import PYTHON, ROOT, Proc, RedisServer, _ping, wait_until
 
 FINAL = {"SUCCESS", "FAILURE", "REVOKED"}
 
@@ -97,8 +98,6 @@ class PersistentRedis(RedisServer):
     """A redis-server that keeps its data across restarts (AOF), as a production one would."""
 
     def start(self) -> None:
-        from tests.support import _ping, wait_until
-        import redis
         self.proc = Proc(f"redis-{self.port}", [
             self._binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "yes", "--appendfsync", "always", "--databases", "1000",
