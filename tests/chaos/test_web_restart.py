@@ -13,7 +13,7 @@ from tests.support import wait_until
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_web_restart_under_open_streams(fresh_stack, figures, sig):
-    stack = fresh_stack("redis", **CHAOS_ENV)
+    stack = fresh_stack("redis", **CHAOS_ENV, STREAM_LIMIT_PER_USER="100")  # 50 streams, one user
     stack.worker_args = []
     stack.start()
     start_worker(stack, "wr-w0", 2)
