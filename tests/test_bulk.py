@@ -113,3 +113,22 @@ def test_thousands_of_tasks_revoked_in_seconds_each_with_its_event(fresh_stack):
     finally:
         events.close()
     print(f"bulk revoke of {n} tasks: {took:.2f}s")
+
+
+def test_a_repeated_bulk_request_with_one_idempotency_key_acts_once(stack):
+    owner = f"bulk-idem-{time.monotonic_ns()}"
+    task_id = stack.queue(platforms=["twitter"], count_per_platform=1, user_id=owner,
+                          book={"title": "STALL idem"})
+    stack.client.post(f"/api/tasks/revoke/{task_id}", json={"terminate": True})
+    stack.wait_status(task_id, "REVOKED")
+    body = {"action": "retry", "filter": {"owner": owner}}
+    headers = {"Idempotency-Key": f"retry-{owner}"}
+    first = stack.client.post("/api/tasks/bulk", json=body, headers=headers)
+    again = stack.client.post("/api/tasks/bulk", json=body, headers=headers)
+    assert first.json()["done"] == 1 and again.json() == first.json()
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    retries = [t for t in stack.client.get("/api/tasks", params={"owner": owner}).json()["tasks"]
+               if t["parent_id"] == task_id]
+    assert len(retries) == 1
+    stack.client.post("/api/tasks/bulk", json={"action": "revoke", "filter": {"owner": owner},
+                                               "terminate": True})

@@ -138,6 +138,9 @@ def test_schedules_list_next_and_last_runs_and_run_now(stack):
     weekly = {s["name"]: s for s in stack.client.get("/api/schedules").json()["schedules"]}["weekly_report"]
     assert weekly["last_run"]["task_id"] == task_id and weekly["last_run"]["status"] == "SUCCESS"
 
+    key = {"Idempotency-Key": f"weekly-{time.monotonic_ns()}"}
+    once = stack.client.post("/api/schedules/weekly_report/run", headers=key).json()["task_id"]
+    assert stack.client.post("/api/schedules/weekly_report/run", headers=key).json()["task_id"] == once
     assert stack.client.post("/api/schedules/nothing/run").status_code == 404
     author = stack.client_for(stack.create_user("schedule-author@example.com", "author"))
     assert author.post("/api/schedules/weekly_report/run").status_code == 403

@@ -296,6 +296,7 @@ async def _run_now(name: str) -> dict:
 
 @bp.post("/api/schedules/<name>/run")
 @manager_only
+@idempotent
 async def api_run_now(name: str):
     record = await _run_now(name)
     return jsonify({"status": "queued", "schedule": name, "task_id": record["task_id"],
