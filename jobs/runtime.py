@@ -23,7 +23,8 @@ from jobs.models import FAILURE, FINAL_STATUSES, PENDING, REVOKED, STARTED, WAIT
 from jobs.outage import REDIS_ERRORS, redis_outage
 from jobs.pause import PauseCache
 from jobs.queue import QueueChoice, choose_backend, make_huey, queued_ids
-from jobs.settings import TASK_TYPES, Settings, priority_of
+from jobs.settings import Settings
+from jobs.task_types import NAMES, priority_of
 from jobs.tasks import BODIES
 from jobs.tracking import Tracker
 
@@ -213,7 +214,7 @@ def build_runtime(settings: Settings, *, worker_kind: str = "thread",
 
 def _register_tasks(runtime: Runtime) -> None:
     huey, executor = runtime.huey, runtime.executor
-    for task_type in TASK_TYPES:
+    for task_type in NAMES:
         def entry(task_id: str, _type: str = task_type) -> None:
             executor.run(task_id, _type)
         entry.__name__ = entry.__qualname__ = task_type

@@ -4,42 +4,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, create_model, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-TASK_TYPES = (
-    "content_generation",
-    "weekly_report",
-    "daily_operations",
-    "post_approval",
-    "status_check",
-    "retention",
-    "launch_campaign",
+from jobs import task_types
+
+# Each task type's timeout is a setting (TIMEOUT_<TYPE>), named and defaulted by the registry.
+_TaskTimeouts = create_model(
+    "_TaskTimeouts", __base__=BaseSettings,
+    **{t.timeout_setting: (float, Field(t.default_timeout, gt=0)) for t in task_types.TYPES.values()},
 )
-
-# When workers are busy, interactive work (what a person is waiting for) is taken before
-# bulk work (daily operations, reports). Higher runs first.
-INTERACTIVE, BULK = 10, 0
-PRIORITIES = {
-    "content_generation": INTERACTIVE,
-    "post_approval": INTERACTIVE,
-    "status_check": INTERACTIVE,
-    "weekly_report": BULK,
-    "daily_operations": BULK,
-    "launch_campaign": BULK,
-    "retention": BULK,
-}
-
-
-def priority_of(task_type: str) -> int:
-    return PRIORITIES.get(task_type, BULK)
 
 
 class SettingsError(Exception):
     """A setting has a value the product cannot run with; the message says which and why."""
 
 
-class Settings(BaseSettings):
+class Settings(_TaskTimeouts):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
     redis_url: str | None = None
@@ -60,14 +41,6 @@ class Settings(BaseSettings):
     # scheme (X-Forwarded-For / -Proto / -Host); 0: none, the connection is the client.
     trusted_proxies: int = Field(0, ge=0, le=10)
     metrics_token: SecretStr | None = None  # lets Prometheus read /metrics as a bearer token
-
-    timeout_content_generation: float = Field(300, gt=0)
-    timeout_weekly_report: float = Field(600, gt=0)
-    timeout_daily_operations: float = Field(300, gt=0)
-    timeout_post_approval: float = Field(30, gt=0)
-    timeout_status_check: float = Field(15, gt=0)
-    timeout_retention: float = Field(3600, gt=0)  # batches commit as they go: a cut run resumes
-    timeout_launch_campaign: float = Field(300, gt=0)
 
     # Finished tasks older than this many days are pruned daily (0: keep everything). The
     # weekly report reads the task records of its week, hence at least 8.
@@ -172,7 +145,7 @@ class Settings(BaseSettings):
                 "retries": retries}
 
     def timeout_for(self, task_type: str) -> float:
-        return getattr(self, f"timeout_{task_type}")
+        return task_types.TYPES[task_type].timeout(self)
 
 
 def load_settings(**overrides: object) -> Settings:

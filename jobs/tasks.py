@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import desc, func, insert, select
 
-from jobs import queries, reports, retention, task_stats
+from jobs import queries, reports, retention, task_stats, task_types
 from jobs.campaign import write_campaign
 from jobs.execution import Body, TaskContext
 from jobs.generation import batch_seed, book_from_params, generate, generate_batch
@@ -126,12 +126,5 @@ def retention_run(ctx: TaskContext) -> dict:
             "stats_rows_folded": folded}
 
 
-BODIES: dict[str, Body] = {
-    "content_generation": content_generation,
-    "weekly_report": weekly_report,
-    "daily_operations": daily_operations,
-    "post_approval": post_approval,
-    "status_check": status_check,
-    "retention": retention_run,
-    "launch_campaign": launch_campaign,
-}
+# Each type's body, by the name the registry gives (a missing one fails at import).
+BODIES: dict[str, Body] = {t.name: globals()[t.body] for t in task_types.TYPES.values()}

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from jobs import task_stats
 from jobs.events import EventBus
 from jobs.models import FAILURE, FINAL_STATUSES, PENDING, STARTED, SUCCESS, task_history, tasks, utcnow
-from jobs.settings import priority_of
+from jobs.task_types import priority_of
 from jobs.task_sql import TaskSQL
 
 log = logging.getLogger("jobs.tracking")

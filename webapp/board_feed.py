@@ -22,6 +22,7 @@ from quart import Quart
 
 from jobs.events import Event
 from jobs.posts import batch_posts
+from jobs.task_types import POSTED_TYPES
 from webapp import board_queries
 from webapp.board_queries import BoardFilters
 from webapp.health import health_report
@@ -33,7 +34,6 @@ log = logging.getLogger("webapp.board")
 HEALTH_INTERVAL = 3.0     # seconds between health panel renderings
 BACKLOG_WINDOW = 30.0     # a backlog that grew over this long, with old tasks waiting, is flagged
 BACKLOG_MIN_AGE = 30.0    # seconds the oldest waiting task must have waited
-POSTED_TYPES = ("content_generation", "daily_operations", "launch_campaign")  # task types that write posts
 
 
 class RenderCache:

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from jobs import queries
 from jobs.models import FINAL_STATUSES, STATUSES
 from jobs.queries import ACTIVE_STATUSES, TaskPage
-from jobs.settings import TASK_TYPES
+from jobs.task_types import NAMES as TYPE_NAMES
 
 ACTIVE_LIMIT = 200  # current tasks shown at once; the rest are counted
 
@@ -39,7 +39,7 @@ class BoardFilters:
         task_type = (args.get("type") or "").strip()
         return cls(
             status=status if status in STATUSES else "",
-            type=task_type if task_type in TASK_TYPES else "",
+            type=task_type if task_type in TYPE_NAMES else "",
             owner=(args.get("owner") or "").strip()[:200],
             q=(args.get("q") or "").strip()[:64],
             page=_bounded_int(args.get("page"), 1, 1, 100_000),

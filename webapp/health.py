@@ -11,7 +11,7 @@ from sqlalchemy import text
 from jobs import alerts, autonomous, pause, queries, task_stats
 from jobs.outage import REDIS_ERRORS, redis_outage
 from jobs.runtime import Runtime
-from jobs.settings import TASK_TYPES
+from jobs.task_types import NAMES as TYPE_NAMES
 from webapp.errors import ApiError
 
 
@@ -142,7 +142,7 @@ async def queue_stats(rt: Runtime, window: str = "1h") -> dict:
         },
         "celery": {
             "workers": {w["id"]: w for w in workers},
-            "registered_tasks": {w["id"]: list(TASK_TYPES) for w in workers if w["state"] == "alive"},
+            "registered_tasks": {w["id"]: list(TYPE_NAMES) for w in workers if w["state"] == "alive"},
         },
         "queue": {"messages_waiting": data["pending"], **summary},
         "tasks": data["counts"],

@@ -10,7 +10,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, 
 
 from jobs.models import MAX_ID, STATUSES
 from jobs.platforms import PLATFORMS
-from jobs.settings import TASK_TYPES
+from jobs.task_types import NAMES as TYPE_NAMES
 
 PlatformName = Literal[tuple(PLATFORMS)]  # the platforms the writers know, in their order
 UserId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -98,7 +98,7 @@ class TaskQuery(BaseModel):
 class BulkFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: Literal[STATUSES] | None = None  # type: ignore[valid-type]
-    type: Literal[TASK_TYPES] | None = None  # type: ignore[valid-type]
+    type: Literal[TYPE_NAMES] | None = None  # type: ignore[valid-type]
     owner: UserId | None = None
     q: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
 
@@ -113,7 +113,7 @@ class BulkAction(BaseModel):
 
 class QueueTarget(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    type: Literal[TASK_TYPES] | None = None  # type: ignore[valid-type]  # None: every type
+    type: Literal[TYPE_NAMES] | None = None  # type: ignore[valid-type]  # None: every type
 
 
 # -- POST /api/tasks/batch: up to 1,000 tasks in one request, each validated by its type --

@@ -12,10 +12,10 @@ from typing import get_args
 
 from quart import Quart, current_app
 
+from jobs import task_types
 from jobs.models import FINAL_STATUSES, STATUSES
 from jobs.platforms import PLATFORMS
 from jobs.queries import ACTIVE_STATUSES
-from jobs.settings import TASK_TYPES
 from webapp.schemas import PlatformName
 
 ASSET_VERSION = "3"  # bump when app.css or app.js change, so browsers fetch them again
@@ -27,15 +27,6 @@ STATUS_HELP = {
     "SUCCESS": "finished",
     "FAILURE": "failed",
     "REVOKED": "revoked",
-}
-TYPE_LABELS = {
-    "content_generation": "Post generation",
-    "weekly_report": "Weekly report",
-    "daily_operations": "Daily operations",
-    "post_approval": "Post approval",
-    "status_check": "Status check",
-    "retention": "Retention",
-    "launch_campaign": "Launch campaign",
 }
 
 
@@ -88,28 +79,6 @@ def section_of(task: dict) -> str:
     return "history" if task.get("status") in FINAL_STATUSES else "active"
 
 
-def task_summary(task: dict) -> str:
-    """One line saying what the task is about, from its parameters."""
-    params = task.get("params") or {}
-    kind = task.get("type")
-    if kind == "content_generation":
-        platforms = params.get("platforms") or []
-        total = len(platforms) * int(params.get("count_per_platform") or 0)
-        title = (params.get("book") or {}).get("title") or "sample book"
-        posts = "post" if total == 1 else "posts"
-        return f"{total} {posts} for “{title}” on {', '.join(platforms)}"
-    if kind == "daily_operations":
-        return "scheduled run" if params.get("scheduled") else "run on request"
-    if kind == "weekly_report":
-        return f"week {params['week']}" if params.get("week") else "on request"
-    if kind == "launch_campaign":
-        title = (params.get("book") or {}).get("title") or "a book"
-        return f"“{title}” launching {params.get('launch_date')} on {', '.join(params.get('platforms') or [])}"
-    if kind == "post_approval":
-        return f"{len(params.get('post_ids') or [])} post(s)"
-    return ""
-
-
 def by_platform(posts: list[dict]) -> list[tuple[str, list[dict]]]:
     """Posts grouped by platform, platforms in the order their first post was written."""
     groups: dict[str, list[dict]] = {}
@@ -136,14 +105,14 @@ def pretty_json(value) -> str:
 
 def register(app: Quart) -> None:
     app.jinja_env.filters.update(
-        ago=ago, seconds=seconds_text, run_seconds=run_seconds, summary=task_summary,
+        ago=ago, seconds=seconds_text, run_seconds=run_seconds, summary=task_types.summary,
         section=section_of, pretty_json=pretty_json, by_platform=by_platform, epoch_iso=epoch_iso,
-        type_label=lambda t: TYPE_LABELS.get(t, t),
+        type_label=task_types.label,
     )
     app.jinja_env.tests.update(running=is_running)
     app.jinja_env.globals.update(
         STATUSES=STATUSES, ACTIVE_STATUSES=ACTIVE_STATUSES, FINAL_STATUSES=FINAL_STATUSES,
-        STATUS_HELP=STATUS_HELP, TASK_TYPES=TASK_TYPES, TYPE_LABELS=TYPE_LABELS,
+        STATUS_HELP=STATUS_HELP, TASK_TYPES=task_types.NAMES,
         PLATFORM_NAMES=get_args(PlatformName), PLATFORMS=PLATFORMS,
         server_now=server_now, async_threshold=async_threshold, asset_version=ASSET_VERSION,
     )
