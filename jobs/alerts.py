@@ -25,7 +25,7 @@ from sqlalchemy import Engine, desc, func, insert, select, update
 
 from jobs import queries
 from jobs import workers as worker_states
-from jobs.models import FAILURE, STARTED, alerts, tasks, utcnow
+from jobs.models import FAILURE, STARTED, alerts, iso, tasks, utcnow
 
 log = logging.getLogger("jobs.alerts")
 
@@ -33,10 +33,6 @@ FAILURE_WINDOW = 60.0      # seconds: one failure message per type per window
 BACKLOG_REPEAT = 600.0     # seconds between reminders while the backlog stays old
 SEND_ATTEMPTS = 4          # tries per alert; waits 1, 2, 4 s between them
 CLAIM_PREFIX = "bma:alert:"
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 class Alerter:
@@ -200,7 +196,7 @@ class Alerter:
             row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).mappings().first()
         payload = {"text": f":rotating_light: Book Marketing Agent: {row['message']}",
                    "alert": {"kind": row["kind"], "key": row["key"], "message": row["message"],
-                             "at": _iso(row["at"]), "details": row["details"]}}
+                             "at": iso(row["at"]), "details": row["details"]}}
         error = None
         for attempt in range(1, SEND_ATTEMPTS + 1):
             try:
@@ -242,8 +238,8 @@ def overdue_tasks(db: Engine, settings, now: dt.datetime | None = None) -> list[
 def recent(db: Engine, limit: int = 50) -> list[dict]:
     with db.connect() as conn:
         rows = conn.execute(select(alerts).order_by(desc(alerts.c.id)).limit(limit)).mappings().all()
-    return [{"id": r["id"], "at": _iso(r["at"]), "kind": r["kind"], "key": r["key"],
+    return [{"id": r["id"], "at": iso(r["at"]), "kind": r["kind"], "key": r["key"],
              "message": r["message"], "details": r["details"], "state": r["state"],
              "attempts": r["attempts"], "last_error": r["last_error"],
-             "sent_at": _iso(r["sent_at"]) if r["sent_at"] else None} for r in rows]
+             "sent_at": iso(r["sent_at"]) if r["sent_at"] else None} for r in rows]
 

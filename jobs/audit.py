@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, desc, insert, select
 
-from jobs.models import audit_log, utcnow
+from jobs.models import audit_log, iso, utcnow
 
 
 def record(db: Engine, actor: str, action: str, target: str | None, detail: dict | None = None) -> None:
@@ -15,5 +15,5 @@ def record(db: Engine, actor: str, action: str, target: str | None, detail: dict
 def recent(db: Engine, limit: int = 200) -> list[dict]:
     with db.connect() as conn:
         rows = conn.execute(select(audit_log).order_by(desc(audit_log.c.id)).limit(limit)).all()
-    return [{"at": r.at.isoformat().replace("+00:00", "Z"), "actor": r.actor, "action": r.action,
+    return [{"at": iso(r.at), "actor": r.actor, "action": r.action,
              "target": r.target, "detail": r.detail} for r in rows]

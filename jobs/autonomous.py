@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, select
 
 from jobs import queries
-from jobs.models import state, utcnow
+from jobs.models import iso, now_iso, state, utcnow
 
 KEY = "autonomous"
 
@@ -20,7 +20,7 @@ def set_enabled(db: Engine, enabled: bool, by: str) -> dict:
         changed = current.get("enabled") != enabled
         value = {**current, "enabled": enabled}
         if changed:
-            value["since"] = utcnow().isoformat().replace("+00:00", "Z")
+            value["since"] = now_iso()
             value["changed_by"] = by
         conn.execute(state.delete().where(state.c.key == KEY))
         conn.execute(state.insert().values(key=KEY, value=value, updated_at=utcnow()))
@@ -37,6 +37,6 @@ def status(db: Engine) -> dict:
         "changed_by": value.get("changed_by"),
         "last_daily_operations": None if last is None else {
             "task_id": last.id, "status": last.status,
-            "enqueued_at": last.enqueued_at.isoformat().replace("+00:00", "Z"),
+            "enqueued_at": iso(last.enqueued_at),
         },
     }

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, delete, desc, insert, select, update
 
-from jobs.models import books, posts, utcnow
+from jobs.models import books, iso, posts, utcnow
 
 FIELDS = ("title", "author", "genre", "blurb", "audience", "keywords", "link", "launch_date",
           "comparables", "tone")
@@ -11,8 +11,8 @@ FIELDS = ("title", "author", "genre", "blurb", "audience", "keywords", "link", "
 
 def book_view(row) -> dict:
     view = {"id": row["id"], "owner": row["owner"], **{f: row[f] for f in FIELDS}}
-    view["created_at"] = row["created_at"].isoformat().replace("+00:00", "Z")
-    view["updated_at"] = row["updated_at"].isoformat().replace("+00:00", "Z")
+    view["created_at"] = iso(row["created_at"])
+    view["updated_at"] = iso(row["updated_at"])
     return view
 
 

@@ -36,6 +36,19 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def iso(value: dt.datetime | None) -> str | None:
+    """A time as every answer and event writes it: ISO 8601 in UTC ending in `Z` (None: None)."""
+    if value is None:
+        return None
+    if value.utcoffset():  # another zone: say it in UTC (naive and UTC times are kept as they are)
+        value = value.astimezone(dt.UTC)
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def now_iso() -> str:
+    return iso(utcnow())
+
+
 metadata = MetaData()
 
 PENDING, STARTED, RETRY, SUCCESS, FAILURE, REVOKED = (

@@ -16,7 +16,7 @@ import time
 
 from sqlalchemy import Engine, select
 
-from jobs.models import WAITING_STATUSES, state, tasks, utcnow
+from jobs.models import WAITING_STATUSES, now_iso, state, tasks, utcnow
 
 KEY = "queue_pause"
 ALL = "*"  # the key under which a pause of every type is kept
@@ -43,7 +43,7 @@ def _write(db: Engine, change) -> tuple[dict, bool]:
 def pause(db: Engine, task_type: str | None, by: str) -> tuple[dict, bool]:
     """Pause one type (or all); returns the pauses in force and whether this changed them."""
     key = task_type or ALL
-    stamp = {"since": utcnow().isoformat().replace("+00:00", "Z"), "by": by}
+    stamp = {"since": now_iso(), "by": by}
     return _write(db, lambda pauses: pauses if key in pauses else {**pauses, key: stamp})
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from jobs.models import MAX_ID, books, posts, utcnow
+from jobs.models import MAX_ID, books, iso, posts, utcnow
 from jobs.platforms import get_platform
 
 DRAFT, APPROVED, REJECTED, SCHEDULED, PUBLISHED = (
@@ -242,10 +242,6 @@ def _checked_text(platform_name: str, text: str, mastodon_limit: int) -> dict:
 def _with_book():
     return (select(posts, books.c.title.label("book_title"), books.c.link.label("book_link"))
             .select_from(posts.outerjoin(books, books.c.id == posts.c.book_id)))
-
-
-def iso(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
 def post_view(row) -> dict:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, bindparam, desc, func, literal, select, tuple_, union_all
 
 from jobs import task_stats
-from jobs.models import (FAILURE, STARTED, STATUSES, WAITING_STATUSES, UTCDateTime, tasks, utcnow,
+from jobs.models import (FAILURE, STARTED, STATUSES, WAITING_STATUSES, UTCDateTime, iso, tasks, utcnow,
                          workers)
 from jobs.tracking import task_view
 
@@ -186,7 +186,7 @@ def worker_list(db: Engine, lost_after: float, *, now: dt.datetime | None = None
     return [{
         "id": r["id"], "hostname": r["hostname"], "pid": r["pid"], "kind": r["kind"],
         "concurrency": r["concurrency"], "running": r["running"],
-        "last_seen": r["last_seen"].isoformat().replace("+00:00", "Z"),
+        "last_seen": iso(r["last_seen"]),
         "seconds_since_heartbeat": round((now - r["last_seen"]).total_seconds(), 1),
         "state": ("stopped" if r["stopped_at"] is not None
                   else "alive" if (now - r["last_seen"]).total_seconds() < lost_after else "lost"),

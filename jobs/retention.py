@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine, delete, func, select
 
-from jobs.models import FINAL_STATUSES, task_history, tasks, utcnow
+from jobs.models import FINAL_STATUSES, iso, task_history, tasks, utcnow
 
 log = logging.getLogger("jobs.retention")
 BATCH = 1000  # tasks per transaction: short write locks, visible progress
@@ -45,5 +45,5 @@ def prune(db: Engine, days: int, *, batch: int = BATCH,
             progress(done, max(total, done))
     if done:
         log.info("Retention: pruned %d tasks finished before %s", done, cutoff.isoformat())
-    return {"retention_days": days, "cutoff": cutoff.isoformat().replace("+00:00", "Z"),
+    return {"retention_days": days, "cutoff": iso(cutoff),
             "pruned": done}

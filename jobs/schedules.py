@@ -15,7 +15,7 @@ from huey import crontab
 from sqlalchemy import Engine, select
 
 from jobs import autonomous, queries
-from jobs.models import posts, utcnow
+from jobs.models import iso, posts, utcnow
 from jobs.settings import load_settings
 
 HORIZON = dt.timedelta(days=32)  # how far ahead a next run is looked for
@@ -108,12 +108,11 @@ def list_schedules(db: Engine) -> list[dict]:
             result.append({
                 "name": s.name, "task_type": s.task_type, "description": s.description,
                 "when": s.when, "enabled": skipped is None, "disabled_reason": skipped,
-                "next_run": next_run.isoformat().replace("+00:00", "Z") if next_run else None,
+                "next_run": iso(next_run),
                 "last_run": None if last is None else {
                     "task_id": last.id, "status": last.status,
-                    "enqueued_at": last.enqueued_at.isoformat().replace("+00:00", "Z"),
-                    "finished_at": (last.finished_at.isoformat().replace("+00:00", "Z")
-                                    if last.finished_at else None),
+                    "enqueued_at": iso(last.enqueued_at),
+                    "finished_at": iso(last.finished_at),
                 },
             })
     return result
@@ -131,4 +130,4 @@ def dated_work(db: Engine, owner: str | None = None, limit: int = 50) -> list[di
         rows = conn.execute(query).all()
     return [{"post_id": r.id, "owner": r.owner, "platform": r.platform, "status": r.status,
              "label": r.label, "task_id": r.batch_id,
-             "scheduled_at": r.scheduled_at.isoformat().replace("+00:00", "Z")} for r in rows]
+             "scheduled_at": iso(r.scheduled_at)} for r in rows]

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, TextClause, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from jobs.models import FAILURE, SUCCESS, UTCDateTime, state, task_stats, tasks, utcnow
+from jobs.models import FAILURE, SUCCESS, UTCDateTime, iso, state, task_stats, tasks, utcnow
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
 # Bucket b holds durations in (BASE·RATIO^(b-1), BASE·RATIO^b]: a percentile read from it
@@ -156,10 +156,6 @@ def _lock(conn: Connection) -> None:
     conn.execute(update(state).where(state.c.key == STATE_KEY).values(updated_at=utcnow()))
 
 
-def _iso(moment: dt.datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def count_tasks(db: Engine, *, until: dt.datetime | None = None) -> int:
     """Add the finished tasks recorded before `until` to aggregates that hold none of them
     yet (a database from before they existed, a history loaded in bulk). Returns how many."""
@@ -193,7 +189,7 @@ def count_existing_once(db: Engine) -> None:
     claimed_at = utcnow()
     try:
         with db.begin() as conn:
-            conn.execute(insert(state).values(key=STATE_KEY, value={"counted_from": _iso(claimed_at)},
+            conn.execute(insert(state).values(key=STATE_KEY, value={"counted_from": iso(claimed_at)},
                                               updated_at=claimed_at))
     except IntegrityError:
         return  # another process claimed it
@@ -359,7 +355,7 @@ def window_stats(db: Engine, window: str = "1h", now: dt.datetime | None = None)
     summaries = [slot.summary() for slot in slots]
     return {
         "window": window,
-        "start": _iso(start), "end": _iso(end), "step_seconds": step,
+        "start": iso(start), "end": iso(end), "step_seconds": step,
         "throughput": {"finished": finished,
                        "succeeded": sum(c.get(SUCCESS, 0) for c in counts.values()),
                        "failed": sum(failed.values()),

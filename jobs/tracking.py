@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from jobs import task_stats
 from jobs.events import EventBus
-from jobs.models import FAILURE, FINAL_STATUSES, PENDING, STARTED, SUCCESS, task_history, tasks, utcnow
+from jobs.models import FAILURE, FINAL_STATUSES, PENDING, STARTED, SUCCESS, iso, task_history, tasks, utcnow
 from jobs.task_types import priority_of
 from jobs.task_sql import TaskSQL
 
@@ -43,10 +43,10 @@ def task_view(row: Mapping[str, Any], *, with_result: bool = True) -> dict[str, 
         "parent_id": row["parent_id"],
         "priority": row["priority"],
         "params": row["params"],
-        "enqueued_at": _iso(row["enqueued_at"]),
-        "started_at": _iso(row["started_at"]),
-        "finished_at": _iso(row["finished_at"]),
-        "updated_at": _iso(row["updated_at"]),
+        "enqueued_at": iso(row["enqueued_at"]),
+        "started_at": iso(row["started_at"]),
+        "finished_at": iso(row["finished_at"]),
+        "updated_at": iso(row["updated_at"]),
         "version": row["version"],
     }
     if with_result:
@@ -60,10 +60,6 @@ def _detail(row: Mapping[str, Any]) -> str | None:
     if row["terminate"] and row["status"] == "REVOKED":
         return "terminate requested"
     return None
-
-
-def _iso(value) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 class Tracker:
@@ -205,7 +201,7 @@ class Tracker:
         with self.db.connect() as conn:
             rows = conn.execute(select(task_history).where(task_history.c.task_id == task_id)
                                 .order_by(task_history.c.id)).mappings().all()
-        return [{"at": _iso(r["at"]), "status": r["status"], "attempt": r["attempt"],
+        return [{"at": iso(r["at"]), "status": r["status"], "attempt": r["attempt"],
                  "worker": r["worker"], "detail": r["detail"]} for r in rows]
 
     def retries_of(self, task_id: str) -> list[str]:

@@ -17,7 +17,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from jobs.models import api_tokens, sessions, state, users, utcnow
+from jobs.models import api_tokens, iso, sessions, state, users, utcnow
 
 TOKEN_USE_RESOLUTION = dt.timedelta(minutes=1)  # how precisely a token's last use is kept
 
@@ -130,7 +130,7 @@ _ACCOUNT = (users.c.id, users.c.email, users.c.role, users.c.disabled, users.c.c
 
 def _account_view(row) -> dict:
     return {"id": row.id, "email": row.email, "role": row.role, "disabled": row.disabled,
-            "created_at": _iso(row.created_at)}
+            "created_at": iso(row.created_at)}
 
 
 def list_users(db: Engine) -> list[dict]:
@@ -282,7 +282,7 @@ def list_sessions(db: Engine, user_id: int, current: str | None = None) -> list[
     with db.connect() as conn:
         rows = conn.execute(select(sessions).where(sessions.c.user_id == user_id)
                             .order_by(sessions.c.last_seen_at.desc())).all()
-    return [{"id": r.id, "created_at": _iso(r.created_at), "last_seen_at": _iso(r.last_seen_at),
+    return [{"id": r.id, "created_at": iso(r.created_at), "last_seen_at": iso(r.last_seen_at),
              "address": r.address, "agent": r.agent, "current": r.secret_hash == mine}
             for r in rows]
 
@@ -335,10 +335,6 @@ def revoke_token(db: Engine, user_id: int, token_id: int) -> bool:
     return done.rowcount == 1
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
 def _token_view(row) -> dict:
-    return {"id": row.id, "name": row.name, "prefix": row.prefix, "created_at": _iso(row.created_at),
-            "last_used_at": _iso(row.last_used_at), "revoked_at": _iso(row.revoked_at)}
+    return {"id": row.id, "name": row.name, "prefix": row.prefix, "created_at": iso(row.created_at),
+            "last_used_at": iso(row.last_used_at), "revoked_at": iso(row.revoked_at)}

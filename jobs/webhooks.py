@@ -25,7 +25,7 @@ import time
 import httpx
 from sqlalchemy import Engine, insert, select, update
 
-from jobs.models import FINAL_STATUSES, tasks, utcnow, webhook_attempts, webhook_secrets, webhooks
+from jobs.models import FINAL_STATUSES, iso, tasks, utcnow, webhook_attempts, webhook_secrets, webhooks
 from jobs.tracking import task_view
 
 log = logging.getLogger("jobs.webhooks")
@@ -34,10 +34,6 @@ MAX_ATTEMPTS = 6
 POLL = 0.5          # seconds between looks for due deliveries
 CLAIM_FOR = 60.0    # seconds a claimed delivery is left to its sender before another may try
 TIMEOUT = 10.0
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
 # -- secrets --
@@ -78,7 +74,7 @@ def deliveries(db: Engine, task_id: str) -> dict | None:
         rows = conn.execute(select(webhook_attempts).where(webhook_attempts.c.task_id == task_id)
                             .order_by(webhook_attempts.c.id)).mappings().all()
     return {"url": hook["url"], "state": hook["state"], "attempts": [
-        {"attempt": r["attempt"], "at": _iso(r["at"]), "status_code": r["status_code"],
+        {"attempt": r["attempt"], "at": iso(r["at"]), "status_code": r["status_code"],
          "error": r["error"], "response": r["response"], "ms": r["ms"]} for r in rows]}
 
 

@@ -13,17 +13,13 @@ import datetime as dt
 
 from sqlalchemy import Engine, select, update
 
-from jobs.models import utcnow, workers
+from jobs.models import iso, utcnow, workers
 
 SHOWN_FOR = dt.timedelta(hours=1)  # workers that stopped or vanished longer ago are left out
 
 
 class UnknownWorker(LookupError):
     pass
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
 def state_of(row, now: dt.datetime, lost_after: float) -> str:
@@ -44,11 +40,11 @@ def list_workers(db: Engine, lost_after: float) -> list[dict]:
                             .order_by(workers.c.started_at, workers.c.id)).mappings().all()
     return [{
         "id": r["id"], "host": r["hostname"], "pid": r["pid"], "kind": r["kind"],
-        "concurrency": r["concurrency"], "started_at": _iso(r["started_at"]),
-        "last_heartbeat": _iso(r["last_seen"]),
+        "concurrency": r["concurrency"], "started_at": iso(r["started_at"]),
+        "last_heartbeat": iso(r["last_seen"]),
         "seconds_since_heartbeat": round((now - r["last_seen"]).total_seconds(), 1),
         "tasks_run": r["tasks_run"], "current_tasks": r["running"],
-        "draining": r["drain_requested_at"] is not None, "stopped_at": _iso(r["stopped_at"]),
+        "draining": r["drain_requested_at"] is not None, "stopped_at": iso(r["stopped_at"]),
         "state": state_of(r, now, lost_after),
     } for r in rows]
 

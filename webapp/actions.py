@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import secrets
 from dataclasses import dataclass
 from typing import Annotated
@@ -19,10 +18,6 @@ from webapp.errors import ApiError
 from webapp.outages import RETRY_AFTER, queue_unavailable_message
 from webapp.schemas import BatchTasks, GeneratePosts, GenerationParams
 from webapp.sync_pool import PoolFull
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _queue_down(exc: Exception) -> ApiError:

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
 
 from quart import request
 from sqlalchemy import text
 
 from jobs import alerts, autonomous, pause, queries, task_stats
+from jobs.models import now_iso
 from jobs.outage import REDIS_ERRORS, redis_outage
 from jobs.runtime import Runtime
 from jobs.task_types import NAMES as TYPE_NAMES
@@ -83,7 +83,7 @@ async def health_report(rt: Runtime) -> dict:
     status = "unhealthy" if not database["ok"] else "degraded" if problems else "healthy"
     return {
         "status": status,
-        "timestamp": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
+        "timestamp": now_iso(),
         "problems": problems,
         "services": {"database": database, "queue": queue,
                      "events": {"backend": rt.mode, "subscribers": rt.bus.subscriber_count}},

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from markupsafe import Markup, escape
 from quart import has_request_context, request
 
-from jobs.posts import iso
+from jobs.models import iso
 
 TZ_COOKIE = "tz"
 FORMATS = {  # strftime twins of app.js's Intl options, by `data-local` style

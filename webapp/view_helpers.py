@@ -13,7 +13,7 @@ from typing import get_args
 from quart import Quart, current_app
 
 from jobs import task_types
-from jobs.models import FINAL_STATUSES, STATUSES
+from jobs.models import FINAL_STATUSES, STATUSES, iso, now_iso
 from jobs.platforms import PLATFORMS
 from jobs.queries import ACTIVE_STATUSES
 from webapp.schemas import PlatformName
@@ -88,11 +88,7 @@ def by_platform(posts: list[dict]) -> list[tuple[str, list[dict]]]:
 
 
 def epoch_iso(seconds: int) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def server_now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+    return iso(dt.datetime.fromtimestamp(seconds, dt.UTC))
 
 
 def async_threshold() -> int:
@@ -114,5 +110,5 @@ def register(app: Quart) -> None:
         STATUSES=STATUSES, ACTIVE_STATUSES=ACTIVE_STATUSES, FINAL_STATUSES=FINAL_STATUSES,
         STATUS_HELP=STATUS_HELP, TASK_TYPES=task_types.NAMES,
         PLATFORM_NAMES=get_args(PlatformName), PLATFORMS=PLATFORMS,
-        server_now=server_now, async_threshold=async_threshold, asset_version=ASSET_VERSION,
+        server_now=now_iso, async_threshold=async_threshold, asset_version=ASSET_VERSION,
     )

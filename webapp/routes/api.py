@@ -7,9 +7,10 @@ from quart import Blueprint, Response, current_app, jsonify, request
 from quart_schema import document_querystring, document_request
 
 from jobs import autonomous, queries
+from jobs.models import now_iso
 from jobs.posts import batch_posts
 from webapp import runtime
-from webapp.actions import (get_task, now_iso, request_generation, retry, revoke, run_daily,
+from webapp.actions import (get_task, request_generation, retry, revoke, run_daily,
                              set_autonomous, submit, submit_batch)
 from webapp.auth import acting_owner, current, manager_only, metrics_reader, owner_scope
 from webapp.errors import ApiError, load_body

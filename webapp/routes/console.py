@@ -11,9 +11,10 @@ from quart import Blueprint, jsonify, redirect, render_template, request
 from quart_schema import document_request
 
 from jobs import alerts, bulk, pause, schedules, webhooks, workers
+from jobs.models import now_iso
 from jobs.runtime import QueueUnavailable
 from webapp import runtime
-from webapp.actions import _queue_down, audit_action, get_task, now_iso, submit
+from webapp.actions import _queue_down, audit_action, get_task, submit
 from webapp.auth import any_signed_in_user, current, manager_only, owner_scope
 from webapp.errors import ApiError, describe, load_body
 from webapp.idempotency import idempotent

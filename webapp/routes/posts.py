@@ -13,10 +13,11 @@ from quart_schema import document_querystring, document_request, document_respon
 
 from jobs import books, calendar_feed, exports
 from jobs.campaign import plan
+from jobs.models import now_iso
 from jobs.posts import MAX_ID, PostError, PostFilters, change_post, get_post, list_posts
 from jobs.scheduling import schedule_posts
 from webapp import runtime
-from webapp.actions import audit_action, now_iso, submit
+from webapp.actions import audit_action, submit
 from webapp.auth import any_signed_in_user, current, owner_scope, public
 from webapp.errors import ApiError, describe, load_body
 from webapp.post_schemas import (CalendarAnswer, CalendarQuery, Campaign, Error, ExportQuery,
