@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         shutdown_timeout=settings.shutdown_grace, check_worker_health=True, health_check_interval=1,
     )
     rt.executor.stopping = consumer.stop_flag.is_set
+    if args.worker_type == "thread":
+        rt.executor.threads = args.workers
     # Each worker process looks for stranded tasks from its watchdog (one acts at a time, see
     # jobs/reaper.py); the consumer's own process runs no database thread, since a fork
     # taken while one holds a lock would deadlock.

@@ -107,7 +107,9 @@ class Executor:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watchdog: threading.Thread | None = None
-        self._concurrency = settings.worker_concurrency if kind == "thread" else 1
+        # Tasks this process runs at once, as its workers table row says: the consumer's owner
+        # sets the real number of threads (`--workers`); a process worker runs one.
+        self.threads = settings.worker_concurrency if kind == "thread" else 1
         self._created_in = os.getpid()
         # Set by the consumer's owner: true once the consumer is stopping. A worker that
         # dequeues a message then puts it back instead of starting new work.
@@ -323,7 +325,7 @@ class Executor:
             conn.execute(workers.delete().where(workers.c.id == self.worker_id))
             conn.execute(insert(workers).values(
                 id=self.worker_id, hostname=socket.gethostname(), pid=os.getpid(),
-                kind=self.kind, concurrency=self._concurrency, running=running,
+                kind=self.kind, concurrency=self.threads, running=running,
                 started_at=now, last_seen=now, tasks_run=self.tasks_run,
             ))
 

@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None) -> Quart:
                                         periodic=True, initial_delay=0.05, backoff=1.5,
                                         max_delay=1.0, check_worker_health=False)
             rt.executor.stopping = consumer.stop_flag.is_set
+            rt.executor.threads = settings.worker_concurrency
             await asyncio.to_thread(consumer.start)
         reaper.start()
         alerter.start()

@@ -131,18 +131,20 @@ async def queue_stats(rt: Runtime, window: str = "1h") -> dict:
     data = await asyncio.to_thread(collect)
     summary, workers, stats = data["summary"], data["workers"], data["window"]
     embedded = rt.mode == "embedded"
+    alive = [w for w in workers if w["state"] == "alive"]
     return {
         "backend": rt.mode,
         "reason": rt.choice.reason,
         # The seed's keys: the in-process pool (embedded mode) and the separate workers.
         "thread_pool": {
-            "max_workers": rt.settings.worker_concurrency if embedded else 0,
+            # What the in-process workers recorded they run at once (embedded mode).
+            "max_workers": sum(w["concurrency"] for w in alive) if embedded else 0,
             "active_tasks": summary["running"] if embedded else 0,
             "total_tracked": summary["total_tracked"],
         },
         "celery": {
             "workers": {w["id"]: w for w in workers},
-            "registered_tasks": {w["id"]: list(TYPE_NAMES) for w in workers if w["state"] == "alive"},
+            "registered_tasks": {w["id"]: list(TYPE_NAMES) for w in alive},
         },
         "queue": {"messages_waiting": data["pending"], **summary},
         "tasks": data["counts"],
