@@ -16,6 +16,29 @@ from jobs.writers import Book, Writer, make_writer
 # Seconds between two progress steps of a batch (each stores the posts made since the last).
 PROGRESS_STEP = 0.2
 
+
+class TooManyPosts(ValueError):
+    """A request for more posts than MAX_POSTS_PER_REQUEST."""
+
+    def __init__(self, requested: int, limit: int) -> None:
+        super().__init__(f"{requested} posts requested; at most {limit} per request")
+        self.requested, self.limit = requested, limit
+
+
+def posts_requested(settings: Settings, platforms: list[str], count_per_platform: int) -> int:
+    """How many posts a request asks for; TooManyPosts past the cap."""
+    total = len(platforms) * count_per_platform
+    if total > settings.max_posts_per_request:
+        raise TooManyPosts(total, settings.max_posts_per_request)
+    return total
+
+
+def in_background(settings: Settings, total: int, asked: bool) -> bool:
+    """Whether a batch is queued as a task (asked for, or ASYNC_THRESHOLD posts or more)
+    rather than written while the client waits."""
+    return asked or total >= settings.async_threshold
+
+
 def batch_seed(batch_id: str) -> int:
     return zlib.crc32(batch_id.encode())
 

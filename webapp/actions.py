@@ -10,7 +10,7 @@ from pydantic import HttpUrl, TypeAdapter, UrlConstraints, ValidationError
 from quart import current_app, request
 
 from jobs import audit, autonomous, books, webhooks
-from jobs.generation import generate_batch
+from jobs.generation import TooManyPosts, generate_batch, in_background, posts_requested
 from jobs.runtime import AlreadyFinished, NotFound, NotRetryable, QueueUnavailable
 from webapp import runtime
 from webapp.auth import acting_owner, can_see, current
@@ -83,7 +83,7 @@ async def request_generation(body: GeneratePosts) -> Generation:
                        f"requests a minute; try again in {int(wait)} seconds",
                        retry_after=int(wait))
     total, params = await _generation_params(body, owner)
-    if not (body.async_ or total >= settings.async_threshold):
+    if not in_background(settings, total, body.async_):
         rt = runtime()
         batch_id = "now-" + secrets.token_hex(10)
         try:
@@ -102,13 +102,12 @@ async def request_generation(body: GeneratePosts) -> Generation:
 
 async def _generation_params(body: GeneratePosts | GenerationParams, owner: str) -> tuple[int, dict]:
     """(posts asked for, the task's parameters): size checked, the book resolved."""
-    settings = runtime().settings
-    total = len(body.platforms) * body.count_per_platform
-    if total > settings.max_posts_per_request:
+    try:
+        total = posts_requested(runtime().settings, body.platforms, body.count_per_platform)
+    except TooManyPosts as exc:
         raise ApiError(400, "batch_too_large",
-                       f"{total} posts requested; at most {settings.max_posts_per_request} per "
-                       "request: lower count_per_platform or split the request",
-                       requested=total, limit=settings.max_posts_per_request)
+                       f"{exc}: lower count_per_platform or split the request",
+                       requested=exc.requested, limit=exc.limit) from None
     params = body.model_dump(mode="json", exclude={"async_", "callback_url"}, exclude_none=True)
     book_id, params["book"] = await _book_for(body, owner)
     if book_id is not None:
