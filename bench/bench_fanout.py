@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from jobs.events import RedisEventBus  # noqa: E402
+from jobs.task_stats import percentile as pct  # noqa: E402  (the product's percentile rule)
 from tests.support import PYTHON, Proc, RedisServer, free_port, wait_until  # noqa: E402
 
 PATHS = {"api": "/api/events", "board": "/board/stream"}
@@ -51,13 +52,6 @@ ID = re.compile(rb"\nid: ([^\s]+)")
 def raise_nofile() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 class Server:

@@ -14,7 +14,7 @@ import datetime as dt
 import math
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,13 +48,25 @@ def bucket_value(bucket: int) -> float:
     return BASE / 2 if bucket <= 0 else BASE * RATIO ** (bucket - 0.5)
 
 
+def nearest_rank(q: float, total: int) -> int:
+    """The one percentile rule: the q-quantile of `total` ordered values is the value of
+    this rank (1-based, nearest rank: no interpolation)."""
+    return max(1, math.ceil(q * total))
+
+
+def percentile(values: Iterable[float], q: float) -> float:
+    """The q-quantile of a sample by that rule (NaN for no values): for benchmarks."""
+    ordered = sorted(values)
+    return ordered[nearest_rank(q, len(ordered)) - 1] if ordered else float("nan")
+
+
 def percentiles(histogram: Mapping[int, int]) -> dict[str, Any]:
-    """{"count", "p50", "p95", "p99"} in seconds from {bucket: count}: the one percentile rule."""
+    """{"count", "p50", "p95", "p99"} in seconds from {bucket: count}, by `nearest_rank`."""
     total = sum(histogram.values())
     result: dict[str, Any] = {"count": total}
     ordered = sorted(histogram.items())
     for name, q in QUANTILES.items():
-        rank, seen = max(1, math.ceil(q * total)), 0
+        rank, seen = nearest_rank(q, total), 0
         for bucket, n in ordered:
             seen += n
             if seen >= rank:
