@@ -49,6 +49,11 @@ def now_iso() -> str:
     return iso(utcnow())
 
 
+def from_iso(text: str) -> dt.datetime:
+    """A time written by `iso` (or any ISO 8601 text) read back; ValueError when it is not one."""
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 metadata = MetaData()
 
 PENDING, STARTED, RETRY, SUCCESS, FAILURE, REVOKED = (

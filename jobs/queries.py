@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, bindparam, desc, func, literal, select, tuple_, union_all
 
 from jobs import task_stats
-from jobs.models import (FAILURE, STARTED, STATUSES, WAITING_STATUSES, UTCDateTime, iso, tasks, utcnow,
+from jobs.models import (FAILURE, STARTED, STATUSES, WAITING_STATUSES, UTCDateTime, from_iso, iso, tasks, utcnow,
                          workers)
 from jobs.tracking import task_view
 
@@ -35,7 +35,7 @@ class TaskPage:
 
 def encode_cursor(task: Mapping) -> str:
     """A position in the newest-first order: `<enqueued_at in µs>-<task id>`."""
-    enqueued = dt.datetime.fromisoformat(task["enqueued_at"].replace("Z", "+00:00"))
+    enqueued = from_iso(task["enqueued_at"])
     return f"{round(enqueued.timestamp() * 1_000_000)}-{task['task_id']}"
 
 

@@ -1,7 +1,6 @@
 """Prometheus metrics: task counts by type and status, run durations, queue depth."""
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -9,7 +8,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from jobs import queries
 from jobs.events import Event, EventBus
-from jobs.models import FINAL_STATUSES
+from jobs.models import FINAL_STATUSES, from_iso
 
 log = logging.getLogger("webapp.metrics")
 
@@ -62,10 +61,7 @@ class Metrics:
     def observe(self, task: dict) -> None:
         if task["status"] not in FINAL_STATUSES or not task["started_at"] or not task["finished_at"]:
             return
-        seconds = (_parse(task["finished_at"]) - _parse(task["started_at"])).total_seconds()
+        seconds = (from_iso(task["finished_at"]) - from_iso(task["started_at"])).total_seconds()
         self.finished.labels(task["type"], task["status"]).inc()
         self.duration.labels(task["type"], task["status"]).observe(max(seconds, 0.0))
 
-
-def _parse(stamp: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))

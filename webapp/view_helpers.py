@@ -13,7 +13,7 @@ from typing import get_args
 from quart import Quart, current_app
 
 from jobs import task_types
-from jobs.models import FINAL_STATUSES, STATUSES, iso, now_iso
+from jobs.models import FINAL_STATUSES, STATUSES, from_iso, iso, now_iso
 from jobs.platforms import PLATFORMS
 from jobs.queries import ACTIVE_STATUSES
 from webapp.schemas import PlatformName
@@ -34,7 +34,7 @@ def parse_time(value: str | None) -> dt.datetime | None:
     if not value:
         return None
     try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return from_iso(value)
     except ValueError:
         return None
 
