@@ -49,12 +49,39 @@ class Run:
     worker_cpu_ms: float  # per task, worker processes (consumer and its children)
     web_cpu_ms: float
     redis_cpu_ms: float
+    db_cpu_ms: float  # PostgreSQL's processes; 0 for SQLite (its work is in the worker and web)
 
 
 def proc_cpu(pid: int) -> float:
     """CPU seconds a live process has used (user + system)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds of a process and all its live descendants, plus what its reaped children
+    used (PostgreSQL: the postmaster and its backends)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # exited while we looked
+        parents[int(stat.parent.name)] = int(fields[1])
+    tree, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        children = [p for p, parent in parents.items() if parent == pid]
+        tree.update(children)
+        frontier += children
+    total = 0.0
+    for pid in tree:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def redis_cpu(client: redis.Redis) -> float:
@@ -70,7 +97,7 @@ class Bench:
         self.client = redis.Redis.from_url(self.redis.url)
         self.postgres = PostgresServer() if args.database == "postgres" else None
         self.env = {**os.environ, "REDIS_URL": self.redis.url, "DATA_DIR": str(tmp / "data"),
-                    "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT), "QUEUE_FALLBACK": "false"}
+                    "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
         self.env.pop("DATABASE_URL", None)
         if self.postgres is not None:
             self.env["DATABASE_URL"] = self.postgres.database("bench")
@@ -100,7 +127,7 @@ class Bench:
 
     # -- the two sides, started, timed and stopped the same way --
     def _drain(self, cmd: list[str], done, tasks: int) -> Run:
-        web0, redis0 = proc_cpu(self.web.pid), redis_cpu(self.client)
+        web0, redis0, db0 = proc_cpu(self.web.pid), redis_cpu(self.client), self._db_cpu()
         started = time.perf_counter()
         with open(self.tmp / "workers.log", "ab") as log:
             worker = subprocess.Popen(cmd, env=self.env, cwd=self.tmp, stdout=log, stderr=log)
@@ -111,13 +138,16 @@ class Bench:
         try:
             wait_until(finished, 900, "the queued tasks to finish", POLL)
             elapsed = time.perf_counter() - started
-            web1, redis1 = proc_cpu(self.web.pid), redis_cpu(self.client)
+            web1, redis1, db1 = proc_cpu(self.web.pid), redis_cpu(self.client), self._db_cpu()
         finally:
             worker.send_signal(signal.SIGTERM)
         _, _, usage = os.wait4(worker.pid, 0)
         per_task = 1000 / tasks
         return Run(tasks / elapsed, (usage.ru_utime + usage.ru_stime) * per_task,
-                   (web1 - web0) * per_task, (redis1 - redis0) * per_task)
+                   (web1 - web0) * per_task, (redis1 - redis0) * per_task, (db1 - db0) * per_task)
+
+    def _db_cpu(self) -> float:
+        return tree_cpu(self.postgres.proc.pid) if self.postgres is not None else 0.0
 
     def raw(self, tasks: int) -> Run:
         os.environ["REDIS_URL"] = self.redis.url
@@ -164,6 +194,13 @@ class Bench:
         return run, single_rate, batch_rate
 
 
+def _cpu(run: Run, args: argparse.Namespace) -> str:
+    figures = [run.worker_cpu_ms, run.web_cpu_ms, run.redis_cpu_ms]
+    if args.database == "postgres":
+        figures.append(run.db_cpu_ms)
+    return " / ".join(f"{f:.2f}" for f in figures)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=5000)
@@ -180,16 +217,15 @@ def main() -> None:
             bench.raw(args.warmup)
             bench.tracked(args.warmup)
             print(f"{args.tasks} tasks, {args.workers} {args.worker_type} workers, "
-                  f"{args.database}; CPU ms per task: worker / web / redis")
+                  f"{args.database}; CPU ms per task: worker / web / redis"
+                  + (" / postgres" if args.database == "postgres" else ""))
             ratios = []
             for i in range(args.rounds):
                 raw = bench.raw(args.tasks)
                 ours, single, batch = bench.tracked(args.tasks)
                 ratios.append(ours.jobs_per_s / raw.jobs_per_s)
                 print(f"round {i + 1}: raw {raw.jobs_per_s:6.0f} jobs/s "
-                      f"({raw.worker_cpu_ms:.2f} / {raw.web_cpu_ms:.2f} / {raw.redis_cpu_ms:.2f})"
-                      f" | tracked {ours.jobs_per_s:6.0f} jobs/s "
-                      f"({ours.worker_cpu_ms:.2f} / {ours.web_cpu_ms:.2f} / {ours.redis_cpu_ms:.2f})"
+                      f"({_cpu(raw, args)}) | tracked {ours.jobs_per_s:6.0f} jobs/s ({_cpu(ours, args)})"
                       f" = {ratios[-1]:.0%} of raw | enqueue {single:.0f}/s single"
                       + (f", {batch:.0f}/s batched" if batch else ""))
             print(f"tracked/raw: {min(ratios):.0%}–{max(ratios):.0%} over {len(ratios)} round(s)")
