@@ -107,6 +107,7 @@ class Executor:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watchdog: threading.Thread | None = None
+        self._chores: threading.Thread | None = None
         # Tasks this process runs at once, as its workers table row says: the consumer's owner
         # sets the real number of threads (`--workers`); a process worker runs one.
         self.threads = settings.worker_concurrency if kind == "thread" else 1
@@ -114,8 +115,9 @@ class Executor:
         # Set by the consumer's owner: true once the consumer is stopping. A worker that
         # dequeues a message then puts it back instead of starting new work.
         self.stopping: Callable[[], bool] = lambda: False
-        # Periodic work of the worker's own (finding lost tasks), run by the watchdog so a
-        # forking consumer has no thread of its own touching the database at fork time.
+        # Periodic work of the worker's own (the sweep for lost and stranded tasks), run on a
+        # thread of each worker process, so a forking consumer has no thread of its own
+        # touching the database at fork time.
         self.housekeeping: Callable[[], object] | None = None
         # Console hooks: a drained worker (flag read on heartbeat) takes no new work, and a
         # paused task type is not claimed (its record stays waiting; resume queues it again).
@@ -147,11 +149,16 @@ class Executor:
         self._heartbeat(first=True)
         self._watchdog = threading.Thread(target=self._watch, name="task-watchdog", daemon=True)
         self._watchdog.start()
+        if self.housekeeping is not None:
+            self._chores = threading.Thread(target=self._do_housekeeping, name="task-housekeeping",
+                                            daemon=True)
+            self._chores.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._watchdog is not None and self._watchdog is not threading.current_thread():
-            self._watchdog.join(timeout=2)
+        for thread in (self._watchdog, self._chores):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=2)
         if self.worker_id is not None:
             with self.tracker.db.begin() as conn:
                 conn.execute(update(workers).where(workers.c.id == self.worker_id)
@@ -260,7 +267,7 @@ class Executor:
 
     # -- the watchdog --
     def _watch(self) -> None:
-        next_poll = next_beat = next_chores = time.monotonic()
+        next_poll = next_beat = time.monotonic()
         while not self._stop.wait(TICK):
             now = time.monotonic()
             try:
@@ -271,11 +278,18 @@ class Executor:
                 if now >= next_beat:
                     next_beat = now + self.settings.heartbeat_interval
                     self._heartbeat()
-                if self.housekeeping is not None and now >= next_chores:
-                    next_chores = now + self.settings.heartbeat_interval
-                    self.housekeeping()
             except Exception:
                 log.exception("worker watchdog pass failed; retrying")
+
+    def _do_housekeeping(self) -> None:
+        # A thread apart from the watchdog: a slow sweep (a slow link to the database, a
+        # deep queue) must not hold back this worker's heartbeats and deadlines, or its own
+        # live work would be declared lost.
+        while not self._stop.wait(self.settings.heartbeat_interval):
+            try:
+                self.housekeeping()
+            except Exception:
+                log.exception("worker housekeeping pass failed; retrying")
 
     def _enforce_deadlines(self, now: float) -> None:
         with self._lock:
