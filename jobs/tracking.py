@@ -23,6 +23,9 @@ from jobs.task_sql import TaskSQL
 log = logging.getLogger("jobs.tracking")
 
 
+CREATION_FLUSH_TIMEOUT = 1.0  # seconds a creation waits for its event to leave
+
+
 def new_task_id() -> str:
     return secrets.token_hex(12)
 
@@ -100,6 +103,10 @@ class Tracker:
         except self.db.dialect.loaded_dbapi.IntegrityError as exc:
             raise IntegrityError("INSERT INTO tasks", None, exc) from exc
         self._publish_many(rows)
+        # Sent before the caller queues the messages: a worker's claim (version 2) sent
+        # first would make the bus refuse the creation (version 1) as outdated, and boards
+        # would never see the task waiting. Bounded: the relay covers a Redis that is away.
+        self.bus.flush(CREATION_FLUSH_TIMEOUT)
         return [task_view(r) for r in rows]
 
     def claim(self, task_id: str, worker: str) -> dict | None:
