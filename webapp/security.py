@@ -49,4 +49,10 @@ def init_security(app: Quart, trusted_proxies: int = 0) -> None:
             # Pages and answers are per user and may carry secrets (a new token, a reset
             # password): no shared or back-button cache keeps them.
             response.headers.setdefault("Cache-Control", "no-store")
+        if response.status_code >= 400 and (request.content_length or
+                                            "transfer-encoding" in request.headers):
+            # Refused before its body was read (too large, a bad id, ...): the body is
+            # still in the connection, so it is closed after this answer and a keep-alive
+            # client sends its next request on a new one, not into the leftover body.
+            response.headers["Connection"] = "close"
         return response
