@@ -20,11 +20,11 @@ import logging
 import os
 import secrets
 import socket
-import threading
 
 from sqlalchemy import select
 
 from jobs import faults
+from jobs.background import BackgroundThread
 from jobs.models import FAILURE, RETRY, STARTED, WAITING_STATUSES, tasks, utcnow, workers
 from jobs.outage import REDIS_ERRORS, redis_outage
 
@@ -49,23 +49,15 @@ return 0
 """
 
 
-class Reaper:
+class Reaper(BackgroundThread):
+    thread_name = "task-reaper"
+
     def __init__(self, runtime) -> None:
+        super().__init__()
         self.runtime = runtime
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._token: tuple[int, str] | None = None  # (pid, lease token): new after a fork
         self._failing = False
         self._lease = runtime.redis_client.register_script(_LEASE_LUA) if runtime.redis_client else None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="task-reaper", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     def _loop(self) -> None:
         interval = self.runtime.settings.heartbeat_interval

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 
 from sqlalchemy import select
 
+from jobs.background import BackgroundThread
 from jobs.models import tasks, utcnow
 from jobs.tracking import Tracker, task_view
 
@@ -38,23 +38,15 @@ CHUNK = 1000
 INTERVAL = 1.0  # seconds between passes
 
 
-class Relay:
+class Relay(BackgroundThread):
+    thread_name = "event-relay"
+
     def __init__(self, tracker: Tracker) -> None:
+        super().__init__()
         self.tracker = tracker
         self.bus = tracker.bus
         self.since: dt.datetime | None = None
         self._failing = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="event-relay", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     def _loop(self) -> None:
         while not self._stop.wait(INTERVAL):

@@ -19,12 +19,12 @@ import hmac
 import json
 import logging
 import secrets
-import threading
 import time
 
 import httpx
 from sqlalchemy import Engine, insert, select, update
 
+from jobs.background import BackgroundThread
 from jobs.models import FINAL_STATUSES, iso, tasks, utcnow, webhook_attempts, webhook_secrets, webhooks
 from jobs.tracking import task_view
 
@@ -80,20 +80,13 @@ def deliveries(db: Engine, task_id: str) -> dict | None:
 
 # -- delivering --
 
-class Deliverer:
+class Deliverer(BackgroundThread):
+    thread_name = "webhook-deliverer"
+    join_timeout = TIMEOUT + 2
+
     def __init__(self, db: Engine) -> None:
+        super().__init__()
         self.db = db
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="webhook-deliverer", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=TIMEOUT + 2)
 
     def _loop(self) -> None:
         failing = False
