@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import httpx
+import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_fanout import Clients, Server, pct, raise_nofile  # noqa: E402
@@ -145,12 +146,7 @@ def main() -> None:
     parser.add_argument("--web-workers", type=int, default=1)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the servers on the way out
-    try:
-        import uvloop
-        uvloop.install()
-    except ImportError:
-        pass
-    asyncio.run(run(args))
+    asyncio.run(run(args), loop_factory=uvloop.new_event_loop)  # as the web server runs
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import httpx
+import uvloop
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -372,12 +373,7 @@ def main() -> None:
                         "commit) to measure in the same run, scenario by scenario")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the servers on the way out
-    try:
-        import uvloop
-        uvloop.install()
-    except ImportError:
-        pass
-    asyncio.run(run(args))
+    asyncio.run(run(args), loop_factory=uvloop.new_event_loop)  # as the web server runs
 
 
 if __name__ == "__main__":
