@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import queue
-import threading
 import time
 
 import httpx
@@ -24,6 +23,7 @@ import redis
 from sqlalchemy import Engine, desc, func, insert, select, update
 
 from jobs import queries
+from jobs.background import BackgroundThread
 from jobs import workers as worker_states
 from jobs.models import FAILURE, STARTED, alerts, iso, tasks, utcnow
 
@@ -35,33 +35,30 @@ SEND_ATTEMPTS = 4          # tries per alert; waits 1, 2, 4 s between them
 CLAIM_PREFIX = "bma:alert:"
 
 
-class Alerter:
+class Alerter(BackgroundThread):
+    """Runs the checks on its own thread; an AlertSender delivers what they raise."""
+    thread_name = "alert-checks"
+
     def __init__(self, runtime) -> None:
+        super().__init__()
         self.runtime = runtime
         self.settings = runtime.settings
         self.db: Engine = runtime.db
-        self._stop = threading.Event()
-        self._outbox: queue.Queue[int | None] = queue.Queue()
-        self._threads: list[threading.Thread] = []
+        self.sender = AlertSender(self.db, self.settings.alert_webhook_url)
         self._since = utcnow()                    # failures after this are still to report
         self._failures: dict[str, dict] = {}       # per type: gathered since its last message
         self._told: dict[str, float] = {}          # alert key -> when this process raised it
         self._redis_down = False
 
-    # -- life cycle --
     def start(self) -> None:
-        for target, name in ((self._check_loop, "alert-checks"), (self._send_loop, "alert-sender")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        super().start()
+        self.sender.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._outbox.put(None)
-        for thread in self._threads:
-            thread.join(timeout=5)
+        super().stop()
+        self.sender.stop()
 
-    def _check_loop(self) -> None:
+    def _loop(self) -> None:
         failing = False
         while not self._stop.wait(self.settings.alert_check_interval):
             try:
@@ -167,7 +164,7 @@ class Alerter:
                 attempts=0, state="pending" if self.settings.alert_webhook_url else "not_sent",
             ).returning(alerts.c.id)).scalar_one()
         if self.settings.alert_webhook_url:
-            self._outbox.put(alert_id)
+            self.sender.outbox.put(alert_id)
         return True
 
     def _recent(self, key: str, window: float) -> bool:
@@ -183,10 +180,27 @@ class Alerter:
         except redis.RedisError:
             return True  # better twice than never
 
-    def _send_loop(self) -> None:
+
+
+class AlertSender(BackgroundThread):
+    """Posts stored alerts to the webhook, one at a time, retried with back-off."""
+    thread_name = "alert-sender"
+
+    def __init__(self, db: Engine, url: str | None) -> None:
+        super().__init__()
+        self.db = db
+        self.url = url
+        self.outbox: queue.Queue[int | None] = queue.Queue()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.outbox.put(None)  # wakes the loop from its wait for the next alert
+        super().stop()
+
+    def _loop(self) -> None:
         with httpx.Client(timeout=10) as client:
             while True:
-                alert_id = self._outbox.get()
+                alert_id = self.outbox.get()
                 if alert_id is None:
                     return
                 self._deliver(client, alert_id)
@@ -200,7 +214,7 @@ class Alerter:
         error = None
         for attempt in range(1, SEND_ATTEMPTS + 1):
             try:
-                response = client.post(self.settings.alert_webhook_url, json=payload)
+                response = client.post(self.url, json=payload)
                 error = None if response.is_success else f"HTTP {response.status_code}"
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"

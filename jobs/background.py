@@ -1,5 +1,5 @@
 """A daemon thread that runs an object's `_loop` until `stop()`: the relay, the reaper and
-the webhook deliverer each run one per process."""
+the webhook deliverer, the alert checks and the alert sender each run one per process."""
 from __future__ import annotations
 
 import threading
