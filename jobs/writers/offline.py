@@ -45,17 +45,27 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 import regex
 
 from jobs.platforms import Platform
 from jobs.writers import templates as wording
-from jobs.writers.fitting import Draft, Fitted, Segment, fit, gauge_for, make_readable, paragraph_break
+from jobs.writers.fitting import (
+    Draft,
+    Fitted,
+    Segment,
+    fit,
+    gauge_for,
+    make_readable,
+    paragraph_break,
+    reads_easily,
+)
 from jobs.writers.hashtags import PREFERRED_COUNT, tag_pool
-from jobs.writers.models import Book, Post
+from jobs.writers.models import Book, Post, hash_once
 from jobs.writers.phrasing import leans_on_previous, names_someone
 from jobs.writers.profile import TIMELY_ANGLES, BookProfile, build_profile
-from jobs.writers.quality import NEAR_DUPLICATE_RATIO, NearCopyIndex, max_similarity, readable_enough
+from jobs.writers.quality import NEAR_DUPLICATE_RATIO, NearCopyIndex, max_similarity, near_copies
 
 NAME = "offline"
 # Posts a little under a long platform's hard limit read better and leave
@@ -90,8 +100,9 @@ _DROP_FIRST_SENTENCE = 20
 _DROP_EXTRA_LINE = 60
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
+    """One way to write a post (a named tuple: a batch makes thousands while looking for fresh ones)."""
+
     angle: str
     tone: str
     template: str
@@ -107,6 +118,7 @@ class LinkMode:
     note: str = ""
 
 
+@hash_once
 @dataclass(frozen=True)
 class Kit:
     """What every post of a book on one platform shares."""
@@ -134,18 +146,34 @@ class _Batch:
         self.own = NearCopyIndex()
         self.tried.update(self.produced)
         self.openings.update(opening(t) for t in self.produced)
+        # The posts by their first line (the hook's paragraph): a candidate's likeliest near-copies
+        # are the posts that open the same way (where a long link takes half of a post, nearly all are).
+        self.by_opening_line: dict[str, list[str]] = {}
+        for text in self.produced:
+            self.by_opening_line.setdefault(_first_line(text), []).append(text)
 
     def near_copies(self, text: str) -> list[str]:
         return self.own.near_copies(text) or self.earlier.near_copies(text)
+
+    def near_copies_opening_alike(self, text: str) -> list[str]:
+        """The near-copies of ``text`` among the posts with the same first line: a few
+        comparisons that settle most candidates before every post of a reachable length is compared."""
+        alike = self.by_opening_line.get(_first_line(text))
+        return near_copies(text, alike) if alike else []
 
     def crowded(self, text: str) -> bool:
         return self.openings[opening(text)] > len(self.produced) // OPENING_SHARE
 
     def add(self, text: str) -> None:
+        self.by_opening_line.setdefault(_first_line(text), []).append(text)
         self.produced.append(text)
         self.own.add(text)
         self.tried.add(text)
         self.openings[opening(text)] += 1
+
+
+def _first_line(text: str) -> str:
+    return text.partition("\n")[0]
 
 
 @lru_cache(maxsize=8192)  # every call of a batch looks at the earlier platforms' posts again
@@ -269,8 +297,11 @@ def _realise(profile: BookProfile, kit: Kit, plan: Plan, batch: _Batch) -> Fitte
 
 
 def _vet(fitted: Fitted, kit: Kit, batch: _Batch, english: bool, retried: bool = False) -> Fitted | None:
-    """The post, or a thinned one, when it is no near-copy of the batch's; it is then added to the batch."""
-    rivals = batch.near_copies(fitted.text)
+    """The post, or a thinned one, when it is no near-copy of the batch's; it is then added to the batch.
+
+    Nothing is added before its text has been compared with every post of the batch of a reachable
+    length; those that open the same way are only looked at first (often they settle it)."""
+    rivals = batch.near_copies_opening_alike(fitted.text) or batch.near_copies(fitted.text)
     if not rivals:
         batch.add(fitted.text)
         return fitted
@@ -561,7 +592,7 @@ def _distinguish(fitted: Fitted, platform: Platform, produced: list[str], englis
         if best_score >= score:
             return None
         current, score = best, best_score
-    if english and not readable_enough(current.text):
+    if english and not reads_easily(current, platform):
         return None
     return current
 

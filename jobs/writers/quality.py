@@ -56,12 +56,14 @@ def near_copies(text: str, others: Sequence[str]) -> list[str]:
         text, others, scorer=fuzz.ratio, score_cutoff=NEAR_DUPLICATE_RATIO + 1e-9, limit=None)]
 
 
-class NearCopyIndex:
-    """Texts kept by length, so a new text is compared only with those a near-duplicate could be.
+# A ratio above NEAR_DUPLICATE_RATIO needs the shorter text to be more than this share of the
+# longer: the ratio is 2 * LCS / (a + b), and the longest common subsequence is at most the shorter.
+_REACHABLE_SHARE = NEAR_DUPLICATE_RATIO / (200.0 - NEAR_DUPLICATE_RATIO)
 
-    A ratio above 90 needs the shorter text to be at least 9/11 of the longer (the distance
-    is at least the difference in length); the window kept is a little wider.
-    """
+
+class NearCopyIndex:
+    """Texts kept by length, so a new text is compared only with those a near-duplicate could be
+    (the shorter more than 9/11 of the longer; a hair wider, so rounding never leaves one out)."""
 
     def __init__(self, texts: Iterable[str] = ()) -> None:
         self._lengths: list[int] = []
@@ -69,14 +71,17 @@ class NearCopyIndex:
         for text in texts:
             self.add(text)
 
+    def __len__(self) -> int:
+        return len(self._texts)
+
     def add(self, text: str) -> None:
         index = bisect.bisect(self._lengths, len(text))
         self._lengths.insert(index, len(text))
         self._texts.insert(index, text)
 
     def near_copies(self, text: str) -> list[str]:
-        low = bisect.bisect_left(self._lengths, len(text) * 0.8)
-        high = bisect.bisect_right(self._lengths, len(text) / 0.8)
+        low = bisect.bisect_left(self._lengths, len(text) * _REACHABLE_SHARE * 0.999)
+        high = bisect.bisect_right(self._lengths, len(text) / _REACHABLE_SHARE * 1.001)
         return near_copies(text, self._texts[low:high]) if low < high else []
 
 
