@@ -20,10 +20,12 @@ import regex
 
 from jobs.platforms import Platform, extract_hashtags, extract_urls
 from jobs.writers.hashtags import unique_tags
+from jobs.writers.models import hash_once
 from jobs.writers.readability import MIN_READING_EASE, flesch_reading_ease, prose_stats, reading_ease_of
 from jobs.writers.text import tidy
 
 
+@hash_once
 @dataclass(frozen=True)
 class Segment:
     text: str
@@ -117,6 +119,7 @@ class Gauge:
         self.platform = platform
         self.breaker = paragraph_break(platform)
         self._pieces: dict[str, tuple[int, int, int, int]] = {}
+        self._segments: dict[tuple[Segment, tuple[str, ...]], tuple[int, int, int, int] | None] = {}
 
     def piece(self, text: str) -> tuple[int, int, int, int]:
         """(length, UTF-8 bytes, hashtags, links) of one piece."""
@@ -129,6 +132,18 @@ class Gauge:
             self._pieces[text] = found
         return found
 
+    def segment(self, segment: Segment, protected: tuple[str, ...]) -> tuple[int, int, int, int] | None:
+        """The measures of a segment as tidied (None when tidying leaves nothing), remembered by
+        segment: a batch measures the same hooks, sentences and lines for candidate after candidate."""
+        key = (segment, protected)
+        found = self._segments.get(key, False)
+        if found is False:
+            if len(self._segments) > 50_000:
+                self._segments.clear()
+            text = _tidy_piece(segment.text, protected)
+            found = self._segments[key] = self.piece(text) if text else None
+        return found
+
     def shrink(self, draft: Draft, limit: int | None = None, *, tags_first: bool = True) -> Draft | None:
         """``shrink`` decided on sums (and within ``limit``; hashtags kept when not ``tags_first``)."""
         platform = self.platform
@@ -136,9 +151,9 @@ class Gauge:
         byte_cap = platform.byte_cap
         measures: dict[int, tuple[int, int, int, int]] = {}
         for segment in draft.segments:
-            text = _tidy_piece(segment.text, draft.protected)
-            if text:
-                measures[id(segment)] = self.piece(text)
+            found = self.segment(segment, draft.protected)
+            if found is not None:
+                measures[id(segment)] = found
         breaker = len(self.breaker)
         # Tags only ever go from the end, so a tag line is known by how many tags it has.
         tag_lines = {n: self.piece(hashtag_line(draft.hashtags[:n])) for n in range(1, len(draft.hashtags) + 1)}
@@ -301,6 +316,15 @@ def make_readable(fitted: Fitted, platform: Platform) -> Fitted | None:
         return Fitted(text, draft)
     draft = _most_readable(draft, lambda d: flesch_reading_ease(d.render(gauge.breaker)))
     return None if draft is None else Fitted(draft.render(gauge.breaker), draft)
+
+
+def reads_easily(fitted: Fitted, platform: Platform) -> bool:
+    """Whether the post's reading ease is at least MIN_READING_EASE, from its pieces' remembered
+    figures where those add up to the whole text's (see ``Gauge.reading_ease_adds_up``)."""
+    gauge = gauge_for(platform)
+    if gauge.reading_ease_adds_up(fitted.draft):
+        return gauge.reading_ease(fitted.draft) >= MIN_READING_EASE
+    return flesch_reading_ease(fitted.text) >= MIN_READING_EASE
 
 
 def _most_readable(draft: Draft, ease: Callable[[Draft], float]) -> Draft | None:

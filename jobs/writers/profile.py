@@ -8,7 +8,7 @@ from functools import lru_cache
 
 import regex
 
-from jobs.writers.models import Book
+from jobs.writers.models import Book, hash_once
 from jobs.writers.phrasing import as_list_item, is_adjective, leans_on_previous
 from jobs.writers.readability import looks_english
 from jobs.writers.text import (
@@ -32,6 +32,7 @@ REVIEW_WINDOW_DAYS = 3 * 365  # asking for reviews years after launch reads oddl
 TIMELY_ANGLES = ("launch_countdown", "release_day", "deal")
 
 
+@hash_once
 @dataclass(frozen=True)
 class BookProfile:
     book: Book
