@@ -120,6 +120,7 @@ class Gauge:
         self.breaker = paragraph_break(platform)
         self._pieces: dict[str, tuple[int, int, int, int]] = {}
         self._segments: dict[tuple[Segment, tuple[str, ...]], tuple[int, int, int, int] | None] = {}
+        self._tag_lines: dict[tuple[str, ...], dict[int, tuple[int, int, int, int]]] = {}
 
     def piece(self, text: str) -> tuple[int, int, int, int]:
         """(length, UTF-8 bytes, hashtags, links) of one piece."""
@@ -144,6 +145,17 @@ class Gauge:
             found = self._segments[key] = self.piece(text) if text else None
         return found
 
+    def tag_lines(self, tags: tuple[str, ...]) -> dict[int, tuple[int, int, int, int]]:
+        """The measures of the tag line by how many of ``tags`` it keeps (tags only ever go from
+        the end), remembered per set of tags."""
+        found = self._tag_lines.get(tags)
+        if found is None:
+            if len(self._tag_lines) > 4096:
+                self._tag_lines.clear()
+            found = self._tag_lines[tags] = {
+                n: self.piece(hashtag_line(tags[:n])) for n in range(1, len(tags) + 1)}
+        return found
+
     def shrink(self, draft: Draft, limit: int | None = None, *, tags_first: bool = True) -> Draft | None:
         """``shrink`` decided on sums (and within ``limit``; hashtags kept when not ``tags_first``)."""
         platform = self.platform
@@ -155,8 +167,7 @@ class Gauge:
             if found is not None:
                 measures[id(segment)] = found
         breaker = len(self.breaker)
-        # Tags only ever go from the end, so a tag line is known by how many tags it has.
-        tag_lines = {n: self.piece(hashtag_line(draft.hashtags[:n])) for n in range(1, len(draft.hashtags) + 1)}
+        tag_lines = self.tag_lines(draft.hashtags)
 
         def fits(segments: Sequence[Segment], tags: Sequence[str]) -> bool:
             length = size = tag_count = links = pieces = 0

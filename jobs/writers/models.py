@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -18,12 +19,12 @@ def hash_once(cls: type) -> type:
     """A frozen dataclass's hash, worked out once per instance rather than from every field on
     each call: the offline writer's caches are keyed by books, profiles and pieces of posts, and
     look them up thousands of times per batch. Equality is still by value."""
-    names = tuple(f.name for f in dataclasses.fields(cls))
+    fields = operator.attrgetter(*(f.name for f in dataclasses.fields(cls)))
 
     def __hash__(self) -> int:  # noqa: N807
         found = self.__dict__.get("_hash")
         if found is None:
-            found = self.__dict__["_hash"] = hash(tuple(getattr(self, name) for name in names))
+            found = self.__dict__["_hash"] = hash(fields(self))
         return found
 
     cls.__hash__ = __hash__

@@ -438,12 +438,12 @@ def _cta_text(kind: str, tone: str, index: int, link: str) -> str:
 def _compose(profile: BookProfile, kit: Kit, plan: Plan) -> Draft:
     book = profile.book
     segments = (
-        Segment(_hook(profile, plan.template, plan.start, plan.theme_shift), _HOOK, required=True),
+        _required(_hook(profile, plan.template, plan.start, plan.theme_shift), _HOOK),
         # Excerpts of one to three sentences, so the long posts of a batch differ in length too.
         *_body(profile, plan.template, plan.start, 1 + (plan.cta + plan.tag_shift) % _MAX_BODY_SENTENCES),
         *_extra_lines(profile, plan.angle, plan.tone, "hemes}" in plan.template, plan.cta + plan.theme_shift,
                       plan.theme_shift),
-        Segment(_cta_text(kit.link_mode.kind, plan.tone, plan.cta, book.link), _CTA, required=True),
+        _required(_cta_text(kit.link_mode.kind, plan.tone, plan.cta, book.link), _CTA),
     )
     return Draft(
         segments=segments,
@@ -451,6 +451,12 @@ def _compose(profile: BookProfile, kit: Kit, plan: Plan) -> Draft:
         protected=_protected(book),
         note=kit.link_mode.note if kit.link_mode.kind == "profile" else "",
     )
+
+
+@lru_cache(maxsize=8192)
+def _required(text: str, paragraph: int) -> Segment:
+    """One segment object per hook or call to action: its measures are remembered by segment."""
+    return Segment(text, paragraph, required=True)
 
 
 @lru_cache(maxsize=8192)
