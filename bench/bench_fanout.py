@@ -47,7 +47,58 @@ from jobs.task_stats import percentile as pct  # noqa: E402  (the product's perc
 from tests.support import PYTHON, Proc, RedisServer, free_port, wait_until  # noqa: E402
 
 PATHS = {"api": "/api/events", "board": "/board/stream"}
-ID = re.compile(rb"\nid: ([^\s]+)")
+ID = re.compile(rb"(?:^|\n)id: ([^\s]+)")
+
+
+class StreamParser:
+    """A chunked event-stream body, fed as it arrives in any split: the messages completed
+    by each piece, and whether the response ended (its last chunk came).
+
+    The reads of a client that fell behind cut messages anywhere, also between the blank
+    line that ends one message and the `id:` line of the next: the message is only read once
+    it is whole, from its first line.
+    """
+
+    __slots__ = ("_raw", "_left", "_text", "ended")
+
+    def __init__(self) -> None:
+        self._raw = b""    # chunked bytes not decoded yet
+        self._left = -1    # data bytes left in the current chunk, + its CRLF; -1: at a size line
+        self._text = b""   # decoded bytes after the last complete message
+        self.ended = False
+
+    def feed(self, data: bytes) -> bytes:
+        """The messages `data` completes (whole, each ending in a blank line), or b""."""
+        raw, pos, text = self._raw + data, 0, [self._text]
+        while pos < len(raw) and not self.ended:
+            if self._left < 0:
+                eol = raw.find(b"\r\n", pos)
+                if eol < 0:
+                    break
+                size = int(raw[pos:eol].split(b";")[0], 16)
+                pos = eol + 2
+                if size == 0:
+                    self.ended = True
+                    break
+                self._left = size + 2
+            if self._left > 2:
+                piece = raw[pos:pos + self._left - 2]
+                pos += len(piece)
+                self._left -= len(piece)
+                text.append(piece)
+            crlf = min(self._left, len(raw) - pos)  # the chunk's closing CRLF: not body
+            pos += crlf
+            self._left -= crlf
+            if self._left == 0:
+                self._left = -1
+        self._raw = raw[pos:]
+        body = b"".join(text)
+        cut = body.rfind(b"\n\n") + 2
+        if cut < 2:
+            self._text = body
+            return b""
+        self._text = body[cut:]
+        return body[:cut]
 
 
 def raise_nofile() -> None:
@@ -177,22 +228,15 @@ class Clients:
             return
         self.open += 1
         self.live[i] = True
-        tail = b""
+        parser = StreamParser()
         published, delays = self.published, self.delays
         try:
-            while True:
+            while not parser.ended:
                 data = await reader.read(1 << 16)
                 if not data:
                     break
                 now = time.perf_counter()
-                data = tail + data
-                if data.endswith(b"\n\r\n0\r\n\r\n"):
-                    break  # the response ended: the server cut this stream off
-                cut = data.rfind(b"\n\n") + 2
-                tail = data[cut:] if cut > 1 else data
-                if cut <= 1:
-                    continue
-                ids = ID.findall(data, 0, cut)
+                ids = ID.findall(parser.feed(data))
                 if not ids:
                     continue
                 self.received[i] += len(ids)
