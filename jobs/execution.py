@@ -223,11 +223,13 @@ class Executor:
             self._hand_back(run)
             raise
         except Exception as exc:
-            self.tracker.advance(
-                ctx.row, FAILURE, finished_at=utcnow(),
-                error={"type": "exception", "message": f"{type(exc).__name__}: {exc}",
-                       "traceback": traceback.format_exc()},
-            )
+            # An error that names its kind (a model refusing or unreachable: "model") is
+            # the task's outcome as it stands; anything else is a bug, with its traceback.
+            kind = getattr(exc, "error_type", None)
+            error = ({"type": kind, "message": str(exc)} if kind else
+                     {"type": "exception", "message": f"{type(exc).__name__}: {exc}",
+                      "traceback": traceback.format_exc()})
+            self.tracker.advance(ctx.row, FAILURE, finished_at=utcnow(), error=error)
             return
         self.tracker.advance(ctx.row, SUCCESS, result=result, finished_at=utcnow())
 

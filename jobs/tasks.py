@@ -85,8 +85,9 @@ def post_approval(ctx: TaskContext) -> dict:
 
 
 def launch_campaign(ctx: TaskContext) -> dict:
-    return write_campaign(ctx.settings, ctx.db, batch_id=ctx.task_id, owner=ctx.owner,
-                          params=ctx.params, now=utcnow(), on_post=ctx.progress)
+    with model_retries_in_timeline(ctx):
+        return write_campaign(ctx.settings, ctx.db, batch_id=ctx.task_id, owner=ctx.owner,
+                              params=ctx.params, now=utcnow(), on_post=ctx.progress)
 
 
 def status_check(ctx: TaskContext) -> dict:

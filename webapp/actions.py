@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
 from dataclasses import dataclass
 from typing import Annotated
@@ -12,6 +13,7 @@ from quart import current_app, request
 from jobs import audit, autonomous, books, webhooks
 from jobs.generation import TooManyPosts, generate_batch, in_background, posts_requested
 from jobs.runtime import AlreadyFinished, NotFound, NotRetryable, QueueUnavailable
+from jobs.writers.llm_http import ProviderError
 from webapp import runtime
 from webapp.auth import acting_owner, can_see, current
 from webapp.errors import ApiError
@@ -23,6 +25,16 @@ from webapp.sync_pool import PoolFull
 def _queue_down(exc: Exception) -> ApiError:
     return ApiError(503, "queue_unavailable", queue_unavailable_message(str(exc)),
                     retry_after=RETRY_AFTER)
+
+
+def _model_failed(exc: ProviderError) -> ApiError:
+    """The model could not write a batch answered at once: 503 when asking again later may
+    work (its retries ran out), 502 when it will not until its settings change."""
+    if exc.transient:
+        return ApiError(503, "model_unavailable",
+                        f"the model is unavailable now ({exc.reason}); try again later",
+                        retry_after=RETRY_AFTER)
+    return ApiError(502, "model_error", f"the model cannot write these posts ({exc.reason})")
 
 
 _URL = TypeAdapter(Annotated[HttpUrl, UrlConstraints(max_length=2000,
@@ -87,11 +99,16 @@ async def request_generation(body: GeneratePosts) -> Generation:
         rt = runtime()
         batch_id = "now-" + secrets.token_hex(10)
         try:
+            # Stored once, at the end (step=inf): a model failing half-way stores nothing
+            # under an id the client never receives.
             posts = await current_app.extensions["sync_pool"].run(
-                generate_batch, rt.settings, rt.db, batch_id=batch_id, owner=owner, params=params)
+                generate_batch, rt.settings, rt.db, batch_id=batch_id, owner=owner, params=params,
+                step=math.inf)
             return Generation(total, posts=posts, batch_id=batch_id)
         except PoolFull:
             pass  # every slot is writing: queue this one as a task instead
+        except ProviderError as exc:
+            raise _model_failed(exc) from None
         except TimeoutError:
             raise ApiError(504, "generation_timeout",
                            f"writing the posts took longer than {settings.sync_generation_timeout:g}s;"

@@ -1,19 +1,23 @@
-"""Writers backed by an LLM server, with every post checked and re-fitted, and an offline fallback.
+"""Writers backed by an LLM server, with every post checked and re-fitted.
 
 A post the model returns is kept only if it names the title, invents no claim,
 carries no foreign link, reads easily (English books) and is not a near-copy
 of an earlier post; it is then fitted with the same routine as offline posts.
-When the provider fails (network, timeout, 5xx after retries, unreadable
-replies) the rest of the batch comes from the offline writer, and each such
-post's note says why.
+
+When the model cannot be used (a permanent refusal such as a bad key or an unknown
+model, transient failures whose retries ran out, a reply that is not JSON) the
+ProviderError goes up to the caller: the task fails with every attempt in its timeline,
+and a request answered at once gets a JSON error. Nothing passes offline posts off as
+the model's. Only when the model answers but twice gives nothing usable for a platform
+(claims it may not make, posts that cannot fit) does the offline writer complete that
+platform's share, each such post saying so in its note and its `writer`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import regex
 
@@ -32,21 +36,15 @@ from jobs.writers.text import split_sentences
 log = logging.getLogger(__name__)
 
 MAX_POSTS_PER_REQUEST = 8
-# After a provider failure the writer stops calling it for a while, so one
-# batch across eight platforms does not wait out eight timeouts.
-COOLDOWN_SECONDS = 120.0
 LINK_IN_BIO = "Link in bio."
 LINK_IN_PROFILE = "Link in profile."
 _TRAILING_TAGS = regex.compile(r"(?:\s*(?<![\w#])#[\p{L}\p{M}\p{N}_]+)+\s*$")
 
 
 class LLMWriter:
-    def __init__(self, provider: ChatProvider, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, provider: ChatProvider) -> None:
         self._provider = provider
         self._offline = OfflineWriter()
-        self._clock = clock
-        self._down_until = 0.0
-        self._down_reason = ""
 
     @property
     def name(self) -> str:
@@ -75,30 +73,19 @@ class LLMWriter:
         empty_rounds = 0
         request = 0
         while made < count and not failure:
-            if self._clock() < self._down_until:
-                failure = self._down_reason
-                break
             need = count - made
-            try:
-                raw = self._provider.complete(
-                    SYSTEM_PROMPT,
-                    user_prompt(book, platform, min(need + 1, MAX_POSTS_PER_REQUEST), today=today,
-                                avoid=produced, link_in_text=_link_in_text(book, platform)),
-                    schema=POSTS_SCHEMA,
-                    seed=seed + request,
-                )
-            except ProviderError as exc:
-                failure = exc.reason
-                self._down_until = self._clock() + COOLDOWN_SECONDS
-                self._down_reason = exc.reason
-                log.warning("%s writer falling back to offline: %s", self.name, exc.reason)
-                break
+            # A ProviderError is not caught: the caller fails the task or answers the error.
+            raw = self._provider.complete(
+                SYSTEM_PROMPT,
+                user_prompt(book, platform, min(need + 1, MAX_POSTS_PER_REQUEST), today=today,
+                            avoid=produced, link_in_text=_link_in_text(book, platform)),
+                schema=POSTS_SCHEMA,
+                seed=seed + request,
+            )
             request += 1
             candidates = parse_posts(raw)
             if not candidates:
-                failure = f"unreadable reply from {self.name}"
-                log.warning("%s writer falling back to offline: %s", self.name, failure)
-                break
+                raise ProviderError(f"unreadable reply from {self.name}")
             kept = 0
             for candidate in candidates:
                 fitted = refit(candidate.text, book, platform)
@@ -121,6 +108,8 @@ class LLMWriter:
             empty_rounds = 0 if kept else empty_rounds + 1
             if empty_rounds == 2:
                 failure = f"{self.name} returned no usable posts"
+                log.info("%s writer: %s for %s; the offline writer completes it",
+                         self.name, failure, platform.name)
         if made < count:
             yield from self._offline.write_batch(
                 book, platform, count - made, seed=seed, today=today, avoid=produced, note=f"fallback: {failure}"

@@ -2,11 +2,15 @@
 
 Transient failures (429, 5xx, timeouts, refused or dropped connections) are retried with
 exponential backoff and jitter, each kind up to its own limit (`RetryPolicy`, from the
-LLM_RETRIES_* settings); a permanent one (401, 404, ...) fails at once. Every retried
-attempt's error goes to `attempt_notes` when a task set it, so its timeline keeps them all.
+LLM_RETRIES_* settings); a permanent one (400, 401, 403, 404, ...) fails at once. Every
+retried attempt's error goes to `attempt_notes` when a task set it, so its timeline keeps
+them all.
 
 Failures surface as ``ProviderError`` whose message is safe to show and store:
-it names the provider and what went wrong, never a header or the API key.
+it names the provider and what went wrong, never a header or the API key. Its
+``transient`` says whether asking again later may work (retries ran out) or not
+(the key, the model or the request is wrong): the task fails either way, and a request
+answered at once says which with 503 or 502.
 """
 
 from __future__ import annotations
@@ -47,11 +51,28 @@ class RetryPolicy:
 
 
 class ProviderError(Exception):
-    """The provider could not produce a reply; ``reason`` is safe for logs and post notes."""
+    """The provider could not produce a reply; ``reason`` is safe for logs and timelines."""
 
-    def __init__(self, reason: str) -> None:
+    error_type = "model"  # how a task that meets it records its failure
+
+    def __init__(self, reason: str, *, transient: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.transient = transient
+
+
+# What to check after a permanent refusal, by status (the rest: "not retried").
+_PERMANENT_HINTS = {
+    400: "the server refused the request; check LLM_MODEL",
+    401: "the server refused the key; check LLM_API_KEY",
+    403: "the key may not use this model; check LLM_API_KEY and LLM_MODEL",
+    404: "no such model or endpoint; check LLM_MODEL and LLM_BASE_URL",
+}
+
+
+def permanent_error(status: int, provider: str) -> ProviderError:
+    hint = _PERMANENT_HINTS.get(status, "not retried")
+    return ProviderError(f"HTTP {status} from {provider}: {hint}")
 
 
 def retry_after_seconds(headers: httpx.Headers, now: float | None = None) -> float | None:
@@ -123,11 +144,11 @@ class JsonPoster:
                 if status < 300 or status == 400:
                     return response
                 if status not in RETRY_STATUSES:
-                    raise ProviderError(f"HTTP {status} from {self.provider}" + _after(attempt))
+                    raise permanent_error(status, self.provider)
                 kind = "rate_limited" if status == 429 else "server"
                 error, asked = f"HTTP {status} from {self.provider}", retry_after_seconds(response.headers)
             if retried[kind] >= self.retries.limit(kind):
-                raise ProviderError(error + _after(attempt))
+                raise ProviderError(f"{error}{_after(attempt)}; retries ran out", transient=True)
             retried[kind] += 1
             self._wait(attempt, asked, error)
 

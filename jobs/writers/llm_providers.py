@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from jobs.writers.llm_http import JsonPoster, ProviderError, RetryPolicy
+from jobs.writers.llm_http import JsonPoster, ProviderError, RetryPolicy, permanent_error
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class OpenAIChat:
                     self._mode += 1
                     log.info("openai: server refused %s output (HTTP 400); trying %s", mode, self.MODES[self._mode])
                     continue
-                raise ProviderError("HTTP 400 from openai")
+                raise permanent_error(400, self.name)
             return self._content(_json_body(response, self.name))
 
     def _content(self, data: dict) -> str:
@@ -153,7 +153,7 @@ class AnthropicMessages:
                     self._mode += 1
                     log.info("anthropic: server refused tool output (HTTP 400); asking for plain JSON text")
                     continue
-                raise ProviderError("HTTP 400 from anthropic")
+                raise permanent_error(400, self.name)
             return self._content(_json_body(response, self.name))
 
     def _content(self, data: dict) -> Any:

@@ -150,7 +150,7 @@ def test_openai_429_retry_after_is_honoured(httpserver: HTTPServer) -> None:
     assert recorder.times[1] - recorder.times[0] >= 0.95
 
 
-def test_openai_read_timeout_falls_back_to_offline(httpserver: HTTPServer) -> None:
+def test_openai_read_timeout_retried_then_fails(httpserver: HTTPServer) -> None:
     release = threading.Event()
 
     def stall(request: Request) -> Response:
@@ -159,24 +159,25 @@ def test_openai_read_timeout_falls_back_to_offline(httpserver: HTTPServer) -> No
 
     httpserver.expect_request(OPENAI_PATH, method="POST").respond_with_handler(stall)
     try:
-        posts = write(openai_writer(httpserver, timeout=0.5))
+        with pytest.raises(ProviderError) as failed:
+            write(openai_writer(httpserver, timeout=0.5))
     finally:
         release.set()
-    assert [p.writer for p in posts] == ["offline"] * 3
-    # One retry for a timeout (LLM_RETRIES_TIMEOUT), then the offline writer.
-    assert all(p.note == "fallback: timeout after 0.5s from openai after 2 attempts" for p in posts)
-    assert all(BOOK.title in p.text and PLATFORMS["twitter"].fits(p.text) for p in posts)
+    # One retry for a timeout (LLM_RETRIES_TIMEOUT), then the error: no offline posts.
+    assert failed.value.reason == "timeout after 0.5s from openai after 2 attempts; retries ran out"
+    assert failed.value.transient
 
 
-def test_openai_server_errors_exhaust_retries_then_fall_back(httpserver: HTTPServer) -> None:
+def test_openai_server_errors_exhaust_retries_then_fail(httpserver: HTTPServer) -> None:
     recorder = Recorder(lambda r: Response("oops", status=503, headers={"Retry-After": "0"}))
     httpserver.expect_request(OPENAI_PATH, method="POST").respond_with_handler(recorder)
-    posts = write(openai_writer(httpserver))
+    with pytest.raises(ProviderError) as failed:
+        write(openai_writer(httpserver))
     # Bounded: three attempts (LLM_RETRIES_SERVER=2), and on a loaded machine perhaps a
     # dropped connection, retried under its own limit.
     assert 3 <= len(recorder.bodies) <= 3 + RetryPolicy().connection
-    assert [p.writer for p in posts] == ["offline"] * 3
-    assert posts[0].note.startswith("fallback: HTTP 503 from openai after")
+    assert failed.value.reason.startswith("HTTP 503 from openai after")
+    assert failed.value.reason.endswith("retries ran out") and failed.value.transient
 
 
 def test_openai_malformed_json_is_read_tolerantly(httpserver: HTTPServer) -> None:
@@ -186,19 +187,19 @@ def test_openai_malformed_json_is_read_tolerantly(httpserver: HTTPServer) -> Non
     assert [p.writer for p in posts] == ["openai"] * 3
 
 
-def test_openai_unreadable_reply_falls_back(httpserver: HTTPServer) -> None:
+def test_openai_unreadable_reply_fails(httpserver: HTTPServer) -> None:
     httpserver.expect_request(OPENAI_PATH, method="POST").respond_with_handler(
         lambda r: openai_reply("I am sorry, but I cannot write that.")
     )
-    posts = write(openai_writer(httpserver))
-    assert [p.writer for p in posts] == ["offline"] * 3
-    assert posts[0].note == "fallback: unreadable reply from openai"
+    with pytest.raises(ProviderError, match="^unreadable reply from openai$") as failed:
+        write(openai_writer(httpserver))
+    assert not failed.value.transient
 
 
-def test_openai_non_json_body_falls_back(httpserver: HTTPServer) -> None:
+def test_openai_non_json_body_fails(httpserver: HTTPServer) -> None:
     httpserver.expect_request(OPENAI_PATH, method="POST").respond_with_data("<html>gateway</html>", status=200)
-    posts = write(openai_writer(httpserver), count=1)
-    assert posts[0].writer == "offline" and posts[0].note == "fallback: unreadable reply from openai"
+    with pytest.raises(ProviderError, match="^unreadable reply from openai$"):
+        write(openai_writer(httpserver), count=1)
 
 
 def test_overlong_posts_are_refitted_not_cut(httpserver: HTTPServer) -> None:
@@ -280,14 +281,15 @@ def test_api_key_never_leaks(httpserver: HTTPServer, caplog: pytest.LogCaptureFi
     )
     httpserver.expect_request(OPENAI_PATH, method="POST").respond_with_handler(recorder)
     writer = openai_writer(httpserver)
-    posts = write(writer)
-    assert posts and all(p.writer == "offline" for p in posts)
-    assert posts[0].note == "fallback: HTTP 401 from openai after 3 attempts"
+    with pytest.raises(ProviderError) as failed:
+        write(writer)
+    assert failed.value.reason == "HTTP 401 from openai: the server refused the key; check LLM_API_KEY"
+    assert API_KEY not in str(failed.value)
     httpserver.clear()
     httpserver.expect_request(ANTHROPIC_PATH, method="POST").respond_with_handler(
         lambda r: anthropic_tool_reply(GOOD_POSTS)
     )
-    posts += write(anthropic_writer(httpserver))
+    posts = write(anthropic_writer(httpserver))
     assert recorder.headers[0]["Authorization"] == f"Bearer {API_KEY}"
     for post in posts:
         assert API_KEY not in json.dumps(post.to_dict()) and API_KEY not in repr(post)
@@ -338,7 +340,7 @@ def test_anthropic_429_then_success(httpserver: HTTPServer) -> None:
     assert recorder.times[1] - recorder.times[0] >= 0.95
 
 
-def test_anthropic_timeout_falls_back(httpserver: HTTPServer) -> None:
+def test_anthropic_timeout_fails_after_its_retry(httpserver: HTTPServer) -> None:
     release = threading.Event()
 
     def stall(request: Request) -> Response:
@@ -347,30 +349,47 @@ def test_anthropic_timeout_falls_back(httpserver: HTTPServer) -> None:
 
     httpserver.expect_request(ANTHROPIC_PATH, method="POST").respond_with_handler(stall)
     try:
-        posts = write(anthropic_writer(httpserver, timeout=0.5), "bluesky", 2)
+        with pytest.raises(ProviderError) as failed:
+            write(anthropic_writer(httpserver, timeout=0.5), "bluesky", 2)
     finally:
         release.set()
-    assert [p.writer for p in posts] == ["offline"] * 2
-    assert posts[0].note == "fallback: timeout after 0.5s from anthropic after 2 attempts"
+    assert failed.value.reason == "timeout after 0.5s from anthropic after 2 attempts; retries ran out"
 
 
-def test_unreachable_server_falls_back_after_bounded_retries() -> None:
+def test_unreachable_server_fails_after_bounded_retries() -> None:
     # Port 9 on loopback (discard) is closed on test machines: the connection is refused at once.
-    writer = make_writer("openai", base_url="http://127.0.0.1:9/v1", api_key=API_KEY, timeout=2)
+    writer = make_writer("openai", base_url="http://127.0.0.1:9/v1", api_key=API_KEY, timeout=2,
+                         retries={"connection": 1})
     started = time.monotonic()
-    posts = write(writer, count=1)
-    assert posts[0].writer == "offline" and posts[0].note.startswith("fallback: cannot reach openai")
+    with pytest.raises(ProviderError, match="^cannot reach openai .* after 2 attempts; retries ran out$") as failed:
+        write(writer, count=1)
+    assert failed.value.transient
     assert time.monotonic() - started < 10
 
 
-def test_failed_provider_is_rested_for_the_rest_of_the_run(httpserver: HTTPServer) -> None:
-    recorder = Recorder(lambda r: Response("no", status=401))
+@pytest.mark.parametrize("status, hint", [
+    (401, "the server refused the key; check LLM_API_KEY"),
+    (403, "the key may not use this model; check LLM_API_KEY and LLM_MODEL"),
+    (404, "no such model or endpoint; check LLM_MODEL and LLM_BASE_URL"),
+    (422, "not retried"),
+])
+def test_permanent_refusals_fail_at_once_naming_what_to_check(
+        httpserver: HTTPServer, status: int, hint: str) -> None:
+    recorder = Recorder(lambda r: Response('{"error": {"message": "no"}}', status=status))
     httpserver.expect_request(OPENAI_PATH, method="POST").respond_with_handler(recorder)
-    writer = openai_writer(httpserver)
-    first = write(writer, "twitter", 1)
-    second = write(writer, "threads", 1)
-    assert len(recorder.bodies) == 1
-    assert first[0].note == second[0].note == "fallback: HTTP 401 from openai"
+    with pytest.raises(ProviderError) as failed:
+        write(openai_writer(httpserver), "twitter", 1)
+    assert len(recorder.bodies) == 1  # not retried
+    assert failed.value.reason == f"HTTP {status} from openai: {hint}"
+    assert not failed.value.transient and failed.value.error_type == "model"
+
+
+def test_a_400_to_every_output_mode_is_permanent(httpserver: HTTPServer) -> None:
+    recorder = Recorder(lambda r: Response('{"error": {"message": "invalid model"}}', status=400))
+    httpserver.expect_request(OPENAI_PATH, method="POST").respond_with_handler(recorder)
+    with pytest.raises(ProviderError, match="^HTTP 400 from openai: the server refused the request; check LLM_MODEL$"):
+        write(openai_writer(httpserver), "twitter", 1)
+    assert len(recorder.bodies) == len(("json_schema", "json_object", "text"))  # each mode once
 
 
 def test_unknown_provider_is_rejected() -> None:
@@ -399,7 +418,7 @@ def test_each_kind_of_failure_has_its_own_retry_limit_and_every_attempt_is_noted
         attempt_notes.reset(token)
     # Two 429s retried (their limit), one 5xx retried (its limit), the second 5xx is final.
     assert len(recorder.bodies) == 4
-    assert failed.value.reason == "HTTP 503 from openai after 4 attempts"
+    assert failed.value.reason == "HTTP 503 from openai after 4 attempts; retries ran out"
     assert [n.split(";")[0] for n in notes] == ["HTTP 429 from openai"] * 2 + ["HTTP 502 from openai"]
 
 
@@ -409,7 +428,7 @@ def test_permanent_errors_fail_at_once_and_backoff_is_jittered(httpserver: HTTPS
     httpserver.expect_request("/v1/x", method="POST").respond_with_handler(recorder)
     waits: list[float] = []
     poster = JsonPoster("openai", httpserver.url_for("/v1"), {}, 2.0, sleep=waits.append)
-    with pytest.raises(ProviderError, match="HTTP 404 from openai$"):
+    with pytest.raises(ProviderError, match="^HTTP 404 from openai: no such model"):
         poster.post("/x", {})
     assert len(recorder.bodies) == 1 and waits == []
     for attempt in (1, 2, 3):
