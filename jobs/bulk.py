@@ -91,11 +91,9 @@ def retry(runtime, task_filter: TaskFilter) -> tuple[int, int]:
         for i, record in enumerate(created):
             try:
                 runtime.enqueue_recorded(record)
-            except QueueUnavailable as exc:
-                runtime.tracker.transition_many(
-                    [r["task_id"] for r in created[i + 1:]], FAILURE, expect=(PENDING,),
-                    finished_at=utcnow(),
-                    error={"type": "enqueue", "message": f"the queue refused it: {exc}"})
+            except QueueUnavailable:
+                # Taken back like the refused one: the rest were never offered to the queue.
+                runtime.tracker.discard([r["task_id"] for r in created[i + 1:]])
                 raise
         done += len(created)
     return matched, done

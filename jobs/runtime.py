@@ -33,7 +33,7 @@ log = logging.getLogger("jobs.runtime")
 
 class QueueUnavailable(Exception):
     """The queue cannot take tasks now. Refused before recording while Redis is known to be
-    down; a task the queue refused after it was recorded says FAILURE, error type `enqueue`."""
+    down; a task the queue refused after it was recorded is taken back (no record is left)."""
 
 
 class NotFound(Exception):
@@ -90,17 +90,14 @@ class Runtime:
 
     def submit_many(self, specs: list[dict]) -> list[dict]:
         """Record tasks ({type, owner, params} each) in one transaction and queue them in one
-        round trip: all or none. If the queue refuses them, their records say so."""
+        round trip: all or none. If the queue refuses them, their records are taken back."""
         self._check_queue()
         records = self.tracker.create_many(specs, self.settings.task_max_attempts)
         try:
             with self._watching_redis():
                 self.enqueue_many(records)
         except Exception as exc:
-            self.tracker.transition_many(
-                [r["task_id"] for r in records], FAILURE, expect=(PENDING,), finished_at=utcnow(),
-                error={"type": "enqueue", "message": f"the queue refused it: {exc}"})
-            raise QueueUnavailable(str(exc)) from exc
+            self._refused(records, exc)
         log.info("%d task(s) queued in one batch", len(records))
         return records
 
@@ -121,14 +118,21 @@ class Runtime:
         self.wake.set()
 
     def enqueue_recorded(self, record: dict) -> None:
-        """Queue a task just recorded; if the queue refuses it, its record says so."""
+        """Queue a task just recorded; if the queue refuses it, its record is taken back."""
         try:
             self.enqueue(record["task_id"], record["type"])
         except Exception as exc:
-            self.tracker.transition(record["task_id"], FAILURE, expect=(PENDING,),
-                                    finished_at=utcnow(),
-                                    error={"type": "enqueue", "message": f"the queue refused it: {exc}"})
+            self._refused([record], exc)
+
+    def _refused(self, records: list[dict], exc: Exception) -> None:
+        """The queue refused records just made (the first request to meet an outage): take
+        them back and raise QueueUnavailable, so the client's 503 leaves nothing behind.
+        If one has already been claimed, the messages did reach the queue (the reply was
+        what got lost): the tasks stand, and the caller answers as for any queued task."""
+        if self.tracker.discard([r["task_id"] for r in records]):
             raise QueueUnavailable(str(exc)) from exc
+        log.warning("the queue answered with an error (%s) but took %d task(s): they run",
+                    exc, len(records))
 
     def _check_queue(self) -> None:
         """While Redis is known to be down, refuse at once instead of recording a task that

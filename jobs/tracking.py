@@ -109,6 +109,27 @@ class Tracker:
         self.bus.flush(CREATION_FLUSH_TIMEOUT)
         return [task_view(r) for r in rows]
 
+    def discard(self, task_ids: list[str]) -> bool:
+        """Take back records just created whose messages the queue refused: all of them, or,
+        when any has moved on (its message reached the queue after all and a worker claimed
+        it), none. A refused request then leaves no task behind, not a FAILURE nobody asked
+        for; the sweep never meets a record it would queue once Redis is back behind the
+        client's own retry. True when they are gone.
+
+        Their creation events usually failed with the queue (same Redis); one that left
+        just before Redis went shows a board a waiting row until its next reload.
+        """
+        if not task_ids:
+            return True
+        with self.db.begin() as conn:
+            gone = conn.execute(tasks.delete().where(
+                tasks.c.id.in_(task_ids), tasks.c.status == PENDING, tasks.c.version == 1)).rowcount
+            if gone != len(task_ids):
+                conn.rollback()
+                return False
+            conn.execute(task_history.delete().where(task_history.c.task_id.in_(task_ids)))
+        return True
+
     def claim(self, task_id: str, worker: str) -> dict | None:
         """Start a waiting task on `worker`: the record as a row, or None when it is not
         waiting (revoked, finished, or claimed by another worker)."""

@@ -84,3 +84,18 @@ def test_hand_back_and_reclaim_keeps_counting_attempts(tracker):
     tracker.transition(task_id, RETRY, expect=(STARTED,), attempt=row["attempts"], worker=None)
     again = tracker.claim(task_id, "host:2")
     assert again["attempts"] == 2 and again["error"] is None and again["finished_at"] is None
+
+
+def test_discard_takes_back_fresh_records_all_or_none(tracker):
+    """What a refused enqueue does: records nobody claimed go, with their timelines; if one
+    was claimed (its message got through after all), none goes."""
+    fresh = [tracker.create(task_type="status_check", owner="ann", params={}, max_attempts=3)["task_id"]
+             for _ in range(2)]
+    assert tracker.discard(fresh)
+    assert [tracker.get(t) for t in fresh] == [None, None] and tracker.timeline(fresh[0]) == []
+    batch = [t["task_id"] for t in tracker.create_many(
+        [{"type": "status_check", "owner": "ann", "params": {}}] * 3, 3)]
+    tracker.claim(batch[1], "host:1")
+    assert not tracker.discard(batch)
+    assert [tracker.get(t)["status"] for t in batch] == ["PENDING", STARTED, "PENDING"]
+    assert len(tracker.timeline(batch[0])) == 1
