@@ -12,7 +12,7 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import aliased
 
 from jobs import queries
-from jobs.models import FAILURE, PENDING, REVOKED, STARTED, WAITING_STATUSES, tasks, utcnow
+from jobs.models import FAILURE, REVOKED, STARTED, WAITING_STATUSES, tasks
 from jobs.runtime import QueueUnavailable
 
 CHUNK = 500
@@ -73,7 +73,7 @@ def revoke(runtime, task_filter: TaskFilter, terminate: bool = False) -> tuple[i
         matched += len(rows)
         moved = runtime.tracker.transition_many(
             [r["id"] for r in rows], REVOKED, expect=ACTIONS["revoke"],
-            terminate=terminate, finished_at=utcnow())
+            terminate=terminate)
         done += len(moved)
     return matched, done
 

@@ -229,9 +229,9 @@ class Executor:
             error = ({"type": kind, "message": str(exc)} if kind else
                      {"type": "exception", "message": f"{type(exc).__name__}: {exc}",
                       "traceback": traceback.format_exc()})
-            self.tracker.advance(ctx.row, FAILURE, finished_at=utcnow(), error=error)
+            self.tracker.advance(ctx.row, FAILURE, error=error)
             return
-        self.tracker.advance(ctx.row, SUCCESS, result=result, finished_at=utcnow())
+        self.tracker.advance(ctx.row, SUCCESS, result=result)
 
     def _park_while_drained(self) -> None:
         """A drained worker holds its queue slot idle (rather than dequeuing and putting
@@ -298,7 +298,7 @@ class Executor:
             late = [r for r in self._runs.values() if r.interrupt is None and now >= r.deadline]
         for run in late:
             failed = self.tracker.transition(
-                run.task_id, FAILURE, expect=(STARTED,), attempt=run.attempt, finished_at=utcnow(),
+                run.task_id, FAILURE, expect=(STARTED,), attempt=run.attempt,
                 error={"type": "timeout",
                        "message": f"Operation timeout after {run.timeout:g}s: {run.type}"},
             )

@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from jobs import faults
 from jobs.background import BackgroundThread
-from jobs.models import FAILURE, RETRY, STARTED, WAITING_STATUSES, tasks, utcnow, workers
+from jobs.models import FAILURE, RETRY, STARTED, WAITING_STATUSES, tasks, workers
 from jobs.outage import REDIS_ERRORS, redis_outage
 
 log = logging.getLogger("jobs.reaper")
@@ -133,7 +133,7 @@ class Reaper(BackgroundThread):
                     self.runtime.enqueue(task_id, task_type)
             else:
                 tracker.transition(
-                    task_id, FAILURE, expect=(STARTED,), attempt=attempts, finished_at=utcnow(),
+                    task_id, FAILURE, expect=(STARTED,), attempt=attempts,
                     error={"type": "lost", "message": f"{message}; no attempts left "
                                                       f"({attempts} of {max_attempts})"})
         return len(orphans)

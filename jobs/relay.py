@@ -22,7 +22,7 @@ import logging
 from sqlalchemy import select
 
 from jobs.background import BackgroundThread
-from jobs.models import tasks, utcnow
+from jobs.models import tasks
 from jobs.tracking import Tracker, task_view
 
 log = logging.getLogger("jobs.relay")
@@ -58,7 +58,7 @@ class Relay(BackgroundThread):
         Raises when Redis or the database cannot be reached; the next pass covers the
         same ground again.
         """
-        now = utcnow()
+        now = self.tracker.now()  # the clock the records' times were written with
         upto = now - GRACE
         start = self.since - OVERLAP if self.since is not None else now - LOOKBACK
         with self.tracker.db.connect() as conn:

@@ -19,7 +19,7 @@ from jobs.clock import Clock
 from jobs.db import make_engine
 from jobs.events import EventBus, MemoryEventBus, RedisEventBus
 from jobs.execution import Executor
-from jobs.models import FAILURE, FINAL_STATUSES, PENDING, REVOKED, STARTED, WAITING_STATUSES, utcnow
+from jobs.models import FAILURE, FINAL_STATUSES, REVOKED, STARTED, WAITING_STATUSES
 from jobs.outage import REDIS_ERRORS, redis_outage
 from jobs.pause import PauseCache
 from jobs.queue import QueueChoice, choose_backend, make_huey, queued_ids
@@ -162,7 +162,7 @@ class Runtime:
 
     def revoke(self, task_id: str, terminate: bool) -> dict:
         moved = self.tracker.transition(task_id, REVOKED, expect=(*WAITING_STATUSES, STARTED),
-                                        terminate=terminate, finished_at=utcnow())
+                                        terminate=terminate)
         if moved is not None:
             log.info("Task %s revoked%s", task_id, " (terminate)" if terminate else "")
             return moved
@@ -205,9 +205,9 @@ def build_runtime(settings: Settings, *, worker_kind: str = "thread",
     else:
         bus = MemoryEventBus(settings.events_max)
         client = None
-    tracker = Tracker(db, bus)
-    huey = make_huey(settings, choice.mode)
     clock = Clock(client)
+    tracker = Tracker(db, bus, now=clock.now)
+    huey = make_huey(settings, choice.mode)
     runtime = Runtime(settings, choice, db, bus, tracker, huey, None, client, clock)  # type: ignore[arg-type]
     runtime.executor = Executor(settings, tracker, BODIES, runtime.enqueue, worker_kind)
     runtime.executor.paused = PauseCache(db, settings.pause_check_interval)

@@ -6,9 +6,10 @@ without one overwriting the other. Every change it makes is published on the eve
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, insert, select, update
@@ -66,9 +67,15 @@ def _detail(row: Mapping[str, Any]) -> str | None:
 
 
 class Tracker:
-    def __init__(self, db: Engine, bus: EventBus) -> None:
+    def __init__(self, db: Engine, bus: EventBus, now: Callable[[], dt.datetime] = utcnow) -> None:
         self.db = db
         self.bus = bus
+        # The clock every time of a record is written with (enqueued, started, updated,
+        # finished, and its timeline): the shared one of jobs/clock.py in Redis mode, so the
+        # sweep (jobs/reaper.py) and the relay, which compare these times with that clock,
+        # compare like with like whichever machine wrote them. Final states get their
+        # `finished_at` here too, so a run's duration is measured on one clock.
+        self.now = now
         self.sql = TaskSQL(db)
         self._statements: dict[tuple, Any] = {}
 
@@ -90,7 +97,7 @@ class Tracker:
         """
         if not specs:
             return []
-        now = utcnow()
+        now = self.now()
         rows = [dict(id=s.get("id") or new_task_id(), type=s["type"], owner=s["owner"],
                      params=s["params"], status=PENDING, progress_done=0, progress_total=0,
                      result=None, error=None, attempts=0, max_attempts=max_attempts,
@@ -133,7 +140,7 @@ class Tracker:
     def claim(self, task_id: str, worker: str) -> dict | None:
         """Start a waiting task on `worker`: the record as a row, or None when it is not
         waiting (revoked, finished, or claimed by another worker)."""
-        now = utcnow()
+        now = self.now()
         row = self.sql.run(lambda cursor: self.sql.claim(cursor, task_id, worker, now))
         if row is not None:
             self._publish(row)
@@ -145,7 +152,8 @@ class Tracker:
         `row` is the worker's copy of the record. Returns the new copy, or None when the
         record was taken from the worker (revoked, reaped, handed to another attempt).
         """
-        new = {**row, **fields, "status": status, "updated_at": utcnow(),
+        now = self.now()
+        new = {**row, **self._finished(status, now, fields), "status": status, "updated_at": now,
                "version": row["version"] + 1}
         history = status != row["status"]
         if not self.sql.run(lambda cursor: self.sql.advance(cursor, new, _detail(new), history)):
@@ -168,7 +176,8 @@ class Tracker:
     def _transition_row(self, task_id: str, status: str, *, expect: Iterable[str],
                         attempt: int | None = None, **fields: Any) -> dict | None:
         expect = tuple(expect)
-        now = utcnow()
+        now = self.now()
+        fields = self._finished(status, now, fields)
         params = {"_id": task_id, "_status": status, "_now": now, **fields}
         if attempt is not None:
             params["_attempt"] = attempt
@@ -187,6 +196,10 @@ class Tracker:
         self._publish(row)
         self._log(row)
         return row
+
+    @staticmethod
+    def _finished(status: str, now: dt.datetime, fields: dict[str, Any]) -> dict[str, Any]:
+        return {**fields, "finished_at": now} if status in FINAL_STATUSES else fields
 
     def _statement(self, expect: tuple, with_attempt: bool, names: tuple) -> Any:
         """One built statement per shape of change, reused (building one is the cost)."""
@@ -209,7 +222,8 @@ class Tracker:
         """Move every listed task that is in one of `expect` to `status`; the moved records."""
         if not task_ids:
             return []
-        now = utcnow()
+        now = self.now()
+        fields = self._finished(status, now, fields)
         stmt = (update(tasks).where(tasks.c.id.in_(task_ids), tasks.c.status.in_(tuple(expect)))
                 .values(status=status, updated_at=now, version=tasks.c.version + 1, **fields)
                 .returning(*tasks.c))
