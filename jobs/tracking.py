@@ -17,14 +17,17 @@ from sqlalchemy.exc import IntegrityError
 
 from jobs import task_stats
 from jobs.events import EventBus
-from jobs.models import FAILURE, FINAL_STATUSES, PENDING, STARTED, SUCCESS, iso, task_history, tasks, utcnow
+from jobs.models import (FAILURE, FINAL_STATUSES, PENDING, STARTED, SUCCESS, WAITING_STATUSES, iso,
+                         task_history, tasks, utcnow)
 from jobs.task_types import priority_of
 from jobs.task_sql import TaskSQL
 
 log = logging.getLogger("jobs.tracking")
 
 
-CREATION_FLUSH_TIMEOUT = 1.0  # seconds a creation waits for its event to leave
+# Seconds a change that makes a task wait (its creation, a RETRY) waits for its event to
+# leave before the caller queues the task's message: see create_many.
+CREATION_FLUSH_TIMEOUT = 1.0
 
 
 def new_task_id() -> str:
@@ -194,6 +197,10 @@ class Tracker:
                     task_stats.record(conn, row)
         row = dict(row)
         self._publish(row)
+        if status in WAITING_STATUSES:
+            # A RETRY is queued again by the caller as soon as this returns, and may be
+            # claimed at once: sent first, as a creation is (see create_many).
+            self.bus.flush(CREATION_FLUSH_TIMEOUT)
         self._log(row)
         return row
 

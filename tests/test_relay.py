@@ -10,7 +10,7 @@ import redis
 
 from jobs.db import make_engine
 from jobs.events import STREAM_KEY, RedisEventBus
-from jobs.models import REVOKED, STARTED, SUCCESS, WAITING_STATUSES, utcnow
+from jobs.models import RETRY, REVOKED, STARTED, SUCCESS, WAITING_STATUSES, utcnow
 from jobs.relay import Relay
 from tests.support import Proc, free_port, require, wait_until
 
@@ -121,6 +121,26 @@ def test_a_change_never_published_is_sent_by_the_relay(tracker, durable_redis, m
     events = [e for e in _stream(durable_redis.url) if e["task_id"] == task["task_id"]]
     assert [(e["status"], e["version"]) for e in events] == [
         ("PENDING", 1), ("STARTED", 2), (SUCCESS, 3)]
+
+
+def test_a_change_that_makes_a_task_wait_has_left_before_its_message_is_queued(tracker, durable_redis):
+    """A creation or a RETRY is queued as soon as the call returns and may be claimed at once
+    by a worker elsewhere: were its event still waiting in this process's sender, the claim's
+    (a later version) could reach Redis first, Redis would refuse it as outdated, and no board
+    would see the task wait."""
+    from jobs.tracking import Tracker
+    task_id = tracker.create(task_type="status_check", owner="ann", params={}, max_attempts=3)["task_id"]
+    assert tracker.bus.sent_versions([task_id]) == [1]
+    tracker.claim(task_id, "host:1")
+    moved = tracker.transition(task_id, RETRY, expect=(STARTED,), attempt=1, worker=None,
+                               error={"type": "lost", "message": "queued again"})
+    assert tracker.bus.sent_versions([task_id]) == [moved["version"]] == [3]
+    elsewhere = Tracker(tracker.db, RedisEventBus(durable_redis.url, 10_000))  # another worker
+    elsewhere.claim(task_id, "host:2")
+    assert elsewhere.bus.flush()
+    events = [e for e in _stream(durable_redis.url) if e["task_id"] == task_id]
+    assert [(e["status"], e["version"]) for e in events] == [
+        ("PENDING", 1), ("STARTED", 2), (RETRY, 3), ("STARTED", 4)]
 
 
 def test_a_late_publisher_cannot_roll_a_task_back(tracker, durable_redis):
