@@ -9,6 +9,7 @@ uses that zone to decide which day a post falls on.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from markupsafe import Markup, escape
@@ -33,13 +34,20 @@ def viewer_tz() -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+# A moment written the ISO-8601 way (`iso`, `str(datetime)`): date, time, maybe a zone.
+ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?")
+
+
 def as_datetime(value: str | dt.datetime | None) -> dt.datetime | None:
-    if value is None or isinstance(value, dt.datetime):
-        return value
-    try:
-        return dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
+    """The moment `value` names; one without a zone is UTC, as every stored time is."""
+    if value is not None and not isinstance(value, dt.datetime):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value
 
 
 def local_text(value: str | dt.datetime | None, style: str = "datetime") -> str:
@@ -54,6 +62,31 @@ def local_time(value: str | dt.datetime | None, style: str = "datetime") -> Mark
         return Markup("—")
     return Markup(f'<time datetime="{escape(iso(when))}" data-local="{escape(style)}">'
                   f"{escape(local_text(when, style))}</time>")
+
+
+def with_local_times(text: object) -> Markup:
+    """Text that may quote moments (a task's parameters and result, an audit entry's
+    details, an error message): escaped, each ISO-8601 moment in it shown as `local_time`."""
+    text = str(text if text is not None else "")
+    out, at = [], 0
+    for match in ISO_MOMENT.finditer(text):
+        when = as_datetime(match.group())
+        if when is None:
+            continue
+        out += [escape(text[at:match.start()]), local_time(when)]
+        at = match.end()
+    out.append(escape(text[at:]))
+    return Markup("").join(out)
+
+
+def local_date(value: str | dt.date | None) -> str:
+    """A calendar day (a launch date) as people write it; a day has no time zone."""
+    if isinstance(value, str):
+        try:
+            value = dt.date.fromisoformat(value)
+        except ValueError:
+            return value
+    return value.strftime("%a %-d %b %Y") if value else ""
 
 
 def input_value(value: str | dt.datetime | None) -> str:
@@ -74,4 +107,6 @@ def from_input(text: str) -> dt.datetime | None:
 
 
 def register(app) -> None:
-    app.jinja_env.filters.update(local=local_time, input_time=input_value)
+    app.jinja_env.filters.update(local=local_time, input_time=input_value,
+                                 local_times=with_local_times, day=local_date,
+                                 local_text=local_text)
