@@ -188,10 +188,17 @@ def test_users_page(stack):
     assert page.status_code == 200 and email in page.text
     assert page.headers["cache-control"] == "no-store"
     user_id = _user_id(stack, email)
-    reset = manager.post(f"/users/{user_id}", data={"action": "password"})
+    # Without JavaScript a destructive change is asked first, by a page that posts it again.
+    for change in ({"action": "password"}, {"action": "disable"}, {"action": "role", "role": "viewer"}):
+        asked = manager.post(f"/users/{user_id}", data=change)
+        assert asked.status_code == 200 and 'name="confirmed" value="yes"' in asked.text
+        assert email in asked.text and f'action="/users/{user_id}"' in asked.text
+    account = stack.client.get(f"/api/users/{user_id}").json()
+    assert not account["disabled"] and account["role"] == "author"
+    reset = manager.post(f"/users/{user_id}", data={"action": "password", "confirmed": "yes"})
     assert reset.status_code == 200 and "not shown again" in reset.text
     assert reset.headers["cache-control"] == "no-store"
-    assert manager.post(f"/users/{user_id}", data={"action": "disable"}).status_code == 200
+    assert manager.post(f"/users/{user_id}", data={"action": "disable", "confirmed": "yes"}).status_code == 200
     assert next(u for u in stack.client.get("/api/users").json()["users"] if u["id"] == user_id)["disabled"]
     assert manager.post(f"/users/{user_id}", data={"action": "enable"}).status_code == 200
     added = manager.post("/users", data={"email": f"sec-added.{stack.name}@example.com",

@@ -41,6 +41,8 @@ class Browser:
         self._chromium = chromium
         self.contexts = []
         self.errors: list[str] = []
+        self.dialogs: list[str] = []  # the questions asked, in order
+        self.accept_dialogs = True  # False: every question is answered "Cancel"
 
     def page(self, stack=None, *, email: str = MANAGER, password: str = PASSWORD,
              javascript: bool = True, width: int = 1280, height: int = 900):
@@ -52,10 +54,17 @@ class Browser:
         page = context.new_page()
         page.on("pageerror", lambda exc: self.errors.append(f"{page.url}: {exc}"))
         page.on("console", lambda message: self._console(page, message))
-        page.on("dialog", lambda dialog: dialog.accept())  # hx-confirm asks before acting
+        page.on("dialog", self._dialog)  # hx-confirm and data-confirm ask before acting
         if stack is not None:
             sign_in(page, stack.base_url, email, password)
         return page
+
+    def _dialog(self, dialog) -> None:
+        self.dialogs.append(dialog.message)
+        if self.accept_dialogs:
+            dialog.accept()
+        else:
+            dialog.dismiss()
 
     def _console(self, page, message) -> None:
         # The Content-Security-Policy reports what it blocks on the console.

@@ -13,6 +13,7 @@ from webapp import runtime
 from webapp.actions import audit_action
 from webapp.auth import (any_signed_in_user, cross_site_refusal, current, local_path, manager_only,
                          public, same_site, session_secret, sign_in, sign_out)
+from webapp.confirmation import ask_first
 from webapp.errors import ApiError, load_body
 
 bp = Blueprint("auth", __name__)
@@ -152,11 +153,12 @@ async def account_new_token():
 @bp.post("/account/tokens/<int:token_id>/revoke")
 @any_signed_in_user
 async def account_revoke_token(token_id: int):
-    if (await request.form).get("confirmed") != "yes":  # scripts using it would stop working
-        return await render_template(
-            "confirm.html", action=f"/account/tokens/{token_id}/revoke", question="Revoke this token?",
-            detail="Anything that uses it (scripts, automation) is refused from then on.",
-            button="Yes, revoke it", fields={}, cancel="/account")
+    ask = await ask_first(  # scripts using it would stop working
+        await request.form, action=f"/account/tokens/{token_id}/revoke",
+        question="Revoke this token?", button="Yes, revoke it", cancel="/account",
+        detail="Anything that uses it (scripts, automation) is refused from then on.")
+    if ask is not None:
+        return ask
     if await asyncio.to_thread(users.revoke_token, runtime().db, current().id, token_id):
         await audit_action("token.revoke", current().email, {"token_id": token_id})
     return redirect(url_for("auth.account"), 303)
@@ -193,6 +195,12 @@ async def _end_all_sessions() -> int:
 @any_signed_in_user
 async def account_end_sessions():
     """Sign out everywhere, this browser included."""
+    ask = await ask_first(await request.form, action="/account/sessions/end",
+                          question="Sign out of every browser?", button="Yes, sign out everywhere",
+                          detail="This browser too: you sign in again afterwards.",
+                          cancel="/account")
+    if ask is not None:
+        return ask
     await _end_all_sessions()
     await sign_out(runtime().db)
     return redirect(url_for("auth.login"), 303)

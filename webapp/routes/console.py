@@ -16,6 +16,7 @@ from jobs.runtime import QueueUnavailable
 from webapp import runtime
 from webapp.actions import _queue_down, audit_action, get_task, submit
 from webapp.auth import any_signed_in_user, current, manager_only, owner_scope
+from webapp.confirmation import ask_first
 from webapp.errors import ApiError, describe, load_body
 from webapp.idempotency import idempotent
 from webapp.routes.pages import _flash as _flash_fragment
@@ -142,6 +143,13 @@ async def api_resume():
 
 async def _pause_form(paused: bool):
     form = await request.form
+    if paused:
+        what = form.get("type") or "the queue"
+        ask = await ask_first(form, action="/queue/pause", question=f"Pause {what}?",
+                              detail="Queued tasks wait until you resume; running ones finish.",
+                              button="Yes, pause", cancel="/", keep=("type",))
+        if ask is not None:
+            return ask
     target = _from_form(QueueTarget, {"type": form.get("type") or None})
     result = await set_paused(paused, target.type)
     if not _htmx():
@@ -249,6 +257,13 @@ async def workers_table():
 
 
 async def _drain_form(worker_id: str, draining: bool):
+    if draining:
+        ask = await ask_first(await request.form, action=f"/workers/{worker_id}/drain",
+                              question=f"Drain worker {worker_id}?", button="Yes, drain it",
+                              detail="It finishes its current tasks and takes no new ones.",
+                              cancel="/workers")
+        if ask is not None:
+            return ask
     await _drain(worker_id, draining)
     if not _htmx():
         return redirect("/workers", 303)

@@ -16,6 +16,7 @@ from jobs.posts import batch_posts
 from webapp import board_queries, runtime, view_helpers
 from webapp.actions import request_generation, retry, revoke, run_daily, set_autonomous
 from webapp.auth import can_see, current, local_path, manager_only, owner_scope
+from webapp.confirmation import ask_first, confirmed
 from webapp.board_feed import task_detail
 from webapp.board_queries import BoardFilters
 from webapp.errors import ApiError
@@ -104,12 +105,13 @@ async def task_page(task_id: str):
 async def _unconfirmed(form, task_id: str, action: str, question: str, detail: str,
                        button: str, fields: dict | None = None):
     """Without JavaScript nothing asked first: a plain form post gets a confirmation page."""
-    if _htmx() or form.get("confirmed") == "yes":
+    if confirmed(form):
         return None
     # Remember where the person came from: after confirming, the referrer is this page.
     fields = {**(fields or {}), "back": _back(f"/tasks/{task_id}")}
-    return await render_template("confirm.html", task_id=task_id, action=action,
-                                 question=question, detail=detail, button=button, fields=fields)
+    return await render_template("confirm.html", action=action, question=question,
+                                 detail=detail, button=button, fields=fields,
+                                 cancel=fields["back"])
 
 
 @bp.post("/tasks/<task_id>/revoke")
@@ -179,6 +181,12 @@ async def autonomous_start():
 @bp.post("/autonomous/stop")
 @manager_only
 async def autonomous_stop():
+    ask = await ask_first(await request.form, action="/autonomous/stop",
+                          question="Stop autonomous operations?", button="Yes, stop them",
+                          detail="The daily operations will no longer be queued.",
+                          cancel=_back("/"))
+    if ask is not None:
+        return ask
     await set_autonomous(False)
     return await _autonomous_answer()
 

@@ -12,6 +12,7 @@ from jobs import users
 from webapp import runtime
 from webapp.actions import audit_action
 from webapp.auth import current, manager_only
+from webapp.confirmation import ask_first, confirmed
 from webapp.errors import ApiError, load_body
 
 bp = Blueprint("users", __name__)
@@ -106,6 +107,9 @@ async def users_update(user_id: int):
     """One button per change: `action` is role (with `role`), disable, enable or password."""
     form = await request.form
     action = form.get("action", "")
+    ask = await _ask_first(user_id, action, form)
+    if ask is not None:
+        return ask
     try:
         if action == "role":
             account = await _change(user_id, role=form.get("role", ""))
@@ -121,6 +125,29 @@ async def users_update(user_id: int):
     except users.UserError as exc:
         return await _page(400, error=f"{str(exc).capitalize()}.")
     raise ApiError(400, "unknown_action", "choose role, disable, enable or password")
+
+
+QUESTIONS = {  # what each destructive change asks first: (question, detail, button)
+    "role": ("Make {email} {role}?", "What they can see and do changes at once.",
+             "Yes, make them {role}"),
+    "disable": ("Disable {email}?", "Their sessions end and their API tokens stop working "
+                "until you re-enable them.", "Yes, disable them"),
+    "password": ("Reset the password of {email}?", "Their sessions end; the new password is "
+                 "shown to you once.", "Yes, reset it"),
+}
+
+
+async def _ask_first(user_id: int, action: str, form):
+    """The confirmation page for a destructive change not confirmed yet (no JavaScript)."""
+    if action not in QUESTIONS or confirmed(form):
+        return None
+    account = await asyncio.to_thread(users.get_account, runtime().db, user_id)
+    if account is None:
+        raise _not_found(user_id)
+    words = {"email": account["email"], "role": form.get("role", "")}
+    question, detail, button = (text.format(**words) for text in QUESTIONS[action])
+    return await ask_first(form, action=f"/users/{user_id}", question=question, detail=detail,
+                           button=button, cancel="/users", keep=("action", "role", "password"))
 
 
 # -- JSON --

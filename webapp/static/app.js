@@ -328,10 +328,22 @@
     });
   }
 
-  // Plain forms that destroy or lock out something ask first (data-confirm).
+  // Plain forms that destroy or lock out something ask first (data-confirm). Once the
+  // person said yes, the form says so (confirmed=yes): without JavaScript the server asks
+  // with a page of its own instead (webapp/confirmation.py), and must not ask again here.
   document.addEventListener("submit", (event) => {
-    const question = event.target.dataset && event.target.dataset.confirm;
-    if (question && !window.confirm(question)) event.preventDefault();
+    const form = event.target;
+    const question = form.dataset && form.dataset.confirm;
+    if (!question) return;
+    if (!window.confirm(question)) {
+      event.preventDefault();
+      return;
+    }
+    if (!form.querySelector("input[name=confirmed]")) {
+      const yes = document.createElement("input");
+      Object.assign(yes, {type: "hidden", name: "confirmed", value: "yes"});
+      form.append(yes);
+    }
   });
 
   document.addEventListener("DOMContentLoaded", () => {
