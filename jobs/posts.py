@@ -99,6 +99,48 @@ def approve_posts(db: Engine, owner: str, post_ids: list[int]) -> tuple[list[int
     return sorted(found), [i for i in post_ids if i not in found]
 
 
+def approve_plan(db: Engine, owner: str, batch_id: str) -> list[int]:
+    """Approve every draft of one plan (the posts one task wrote: a launch campaign's dated
+    drafts) that is the owner's; return their ids. Rejected ones stay rejected: someone
+    turned them down on purpose."""
+    now = utcnow()
+    with db.begin() as conn:
+        return sorted(conn.execute(
+            update(posts).where(posts.c.batch_id == batch_id, posts.c.owner == owner,
+                                posts.c.status == DRAFT)
+            .values(status=APPROVED, approved_at=now, updated_at=now).returning(posts.c.id)
+        ).scalars())
+
+
+def draft_plans(db: Engine, owner: str | None, *, book_id: int | None = None,
+                limit: int = 20) -> list[dict]:
+    """Plans waiting for approval, soonest first: per task that wrote dated drafts, whose
+    they are, for which book, how many drafts and from when to when."""
+    first, last = func.min(posts.c.scheduled_at), func.max(posts.c.scheduled_at)
+    query = (select(posts.c.batch_id, posts.c.owner, posts.c.book_id, books.c.title,
+                    func.count().label("drafts"), first.label("first"), last.label("last"))
+             .select_from(posts.outerjoin(books, books.c.id == posts.c.book_id))
+             .where(posts.c.status == DRAFT, posts.c.scheduled_at.is_not(None))
+             .group_by(posts.c.batch_id, posts.c.owner, posts.c.book_id, books.c.title)
+             .order_by(first, posts.c.batch_id).limit(limit))
+    if owner is not None:
+        query = query.where(posts.c.owner == owner)
+    if book_id is not None:
+        query = query.where(posts.c.book_id == book_id)
+    with db.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [{"task_id": r["batch_id"], "owner": r["owner"], "book_id": r["book_id"],
+             "book_title": r["title"], "drafts": r["drafts"], "first": iso(r["first"]),
+             "last": iso(r["last"])} for r in rows]
+
+
+def post_owners(db: Engine, limit: int = 500) -> list[str]:
+    """Everyone who has posts, for a manager's owner filter."""
+    with db.connect() as conn:
+        return list(conn.execute(select(posts.c.owner).distinct().order_by(posts.c.owner)
+                                 .limit(limit)).scalars())
+
+
 @dataclass(frozen=True)
 class PostFilters:
     owner: str | None = None

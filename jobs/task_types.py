@@ -13,6 +13,7 @@ task bodies (which import most of the engine).
 """
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -60,13 +61,23 @@ def _weekly_summary(params: dict) -> str:
     return f"week {params['week']}" if params.get("week") else "on request"
 
 
+def _day(iso_date: str | None) -> str:
+    """A calendar date as people write it (no time zone: a launch is a day, not a moment)."""
+    try:
+        return dt.date.fromisoformat(iso_date or "").strftime("%-d %b %Y")
+    except ValueError:
+        return str(iso_date)
+
+
 def _campaign_summary(params: dict) -> str:
     title = (params.get("book") or {}).get("title") or "a book"
-    return (f"“{title}” launching {params.get('launch_date')} on "
+    return (f"“{title}” launching {_day(params.get('launch_date'))} on "
             f"{', '.join(params.get('platforms') or [])}")
 
 
 def _approval_summary(params: dict) -> str:
+    if params.get("plan"):
+        return f"every draft of plan {params['plan'][:12]}"
     return f"{len(params.get('post_ids') or [])} post(s)"
 
 

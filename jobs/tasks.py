@@ -13,7 +13,7 @@ from jobs.campaign import write_campaign
 from jobs.execution import Body, TaskContext
 from jobs.generation import batch_seed, book_from_params, generate, generate_batch
 from jobs.models import STARTED, task_history, tasks, workers, utcnow
-from jobs.posts import approve_posts, store_post
+from jobs.posts import approve_plan, approve_posts, store_post
 from jobs.writers import make_writer
 from jobs.writers.llm_http import attempt_notes
 
@@ -80,6 +80,9 @@ def daily_operations(ctx: TaskContext) -> dict:
 
 
 def post_approval(ctx: TaskContext) -> dict:
+    if "plan" in ctx.params:  # every draft of the plan a task wrote (a launch campaign)
+        return {"approved": approve_plan(ctx.db, ctx.owner, ctx.params["plan"]), "not_found": [],
+                "plan": ctx.params["plan"]}
     approved, missing = approve_posts(ctx.db, ctx.owner, ctx.params["post_ids"])
     return {"approved": approved, "not_found": missing}
 

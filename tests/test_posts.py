@@ -6,6 +6,7 @@ import datetime as dt
 import io
 
 import icalendar
+import pytest
 
 
 
@@ -203,3 +204,90 @@ def test_out_of_range_input_is_a_4xx(stack):
     long_campaign = me.post(f"/api/books/{book['id']}/campaign",
                             json={"platforms": ["twitter"], "launch_date": "9999-12-31"})
     assert long_campaign.status_code == 400
+
+
+def _planned(stack, me, name: str) -> tuple[dict, str, list[dict]]:
+    """A book launching in six weeks and its campaign's plan: (book, the task, its drafts)."""
+    launch = (dt.datetime.now(dt.UTC) + dt.timedelta(days=42)).date()
+    book = me.post("/api/books", json={"title": f"{name} Harbour", "genre": "mystery",
+                                       "link": "https://ex.com/p", "launch_date": launch.isoformat()}).json()
+    queued = me.post(f"/api/books/{book['id']}/campaign", json={"platforms": ["twitter"]})
+    assert queued.status_code == 202, queued.text
+    task_id = queued.json()["task_id"]
+    stack.wait_status(task_id, "SUCCESS", timeout=60)
+    plan = me.get("/api/posts", params={"book_id": book["id"], "status": "draft"}).json()["posts"]
+    assert plan and all(p["scheduled_at"] for p in plan)
+    return book, task_id, plan
+
+
+# Mode-independent (the approval task is the seed's, run by every mode above): embedded only.
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+def test_a_campaign_plan_is_approved_in_one_request(stack):
+    email, me, first_book = _author(stack, "plan.approver")
+    book, task_id, plan = _planned(stack, me, "Bulk")
+    me.patch(f"/api/posts/{plan[0]['id']}", json={"status": "rejected"})  # turned down on purpose
+
+    queued = me.post("/api/posts/approve", json={"task_id": task_id})
+    assert queued.status_code == 202 and queued.json()["status"] == "post_approval_queued"
+    approval = stack.wait_status(queued.json()["task_id"], "SUCCESS")
+    assert approval["type"] == "post_approval"
+    assert approval["result"]["approved"] == sorted(p["id"] for p in plan[1:])
+    states = {p["id"]: p["status"] for p in me.get("/api/posts", params={"book_id": book["id"]}).json()["posts"]}
+    assert states == {plan[0]["id"]: "rejected", **{p["id"]: "approved" for p in plan[1:]}}
+    # Only that plan: the book's other drafts wait as they were, and their times are kept.
+    others = me.get("/api/posts", params={"book_id": first_book["id"]}).json()["posts"]
+    assert {p["status"] for p in others} == {"draft"}
+    kept = me.get(f"/api/posts/{plan[1]['id']}").json()
+    assert kept["scheduled_at"] == plan[1]["scheduled_at"]
+    again = stack.wait_status(me.post("/api/posts/approve", json={"task_id": task_id}).json()["task_id"],
+                              "SUCCESS")
+    assert again["result"]["approved"] == []  # nothing left to approve
+
+    # The seed's shape is unchanged; one selector or the other, never both or none.
+    for body in ({}, {"post_ids": [plan[0]["id"]], "task_id": task_id}, {"task_id": ""},
+                 {"post_ids": []}):
+        refused = me.post("/api/posts/approve", json=body)
+        assert refused.status_code == 400 and refused.json()["error"] == "invalid_request", body
+    check = me.post("/api/status-check").json()["task_id"]
+    not_a_plan = me.post("/api/posts/approve", json={"task_id": check})
+    assert not_a_plan.status_code == 400 and not_a_plan.json()["error"] == "not_a_plan"
+
+    # Someone else's plan is not found; a manager may approve it for her (audited).
+    _, nosy, _ = _author(stack, "plan.nosy")
+    assert nosy.post("/api/posts/approve", json={"task_id": task_id}).status_code == 404
+    _, again_task, again_plan = _planned(stack, me, "Managed")
+    wrong_owner = stack.client.post("/api/posts/approve", json={"task_id": again_task,
+                                                                "user_id": "someone@example.com"})
+    assert wrong_owner.status_code == 400
+    by_manager = stack.client.post("/api/posts/approve", json={"task_id": again_task})
+    result = stack.wait_status(by_manager.json()["task_id"], "SUCCESS")["result"]
+    assert result["approved"] == sorted(p["id"] for p in again_plan)
+    entries = stack.client.get("/api/audit").json()["entries"]
+    assert any(e["action"] == "post.approve_plan" and e["target"] == email for e in entries)
+
+
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+def test_managers_filter_the_calendar_by_owner_and_authors_see_only_theirs(stack):
+    ann, ann_client, _ = _author(stack, "cal.ann")
+    bea, bea_client, _ = _author(stack, "cal.bea")
+    _, _, ann_plan = _planned(stack, ann_client, "Ann")
+    _, _, bea_plan = _planned(stack, bea_client, "Bea")
+    now = dt.datetime.now(dt.UTC)
+    window = {"from": _iso(now), "to": _iso(now + dt.timedelta(days=95))}
+
+    def ids(client, **params):
+        answer = client.get("/api/calendar", params={**window, **params})
+        assert answer.status_code == 200, answer.text
+        return {p["id"] for p in answer.json()["posts"]}
+    ann_ids, bea_ids = {p["id"] for p in ann_plan}, {p["id"] for p in bea_plan}
+    assert ids(stack.client) >= ann_ids | bea_ids
+    assert ids(stack.client, owner=ann) == ann_ids
+    assert ids(stack.client, owner=bea) == bea_ids
+    assert ids(stack.client, owner="nobody@example.com") == set()
+    viewer = stack.client_for(stack.create_user(f"cal.viewer.{stack.name}@example.com", "viewer"))
+    assert ids(viewer, owner=bea) == bea_ids
+    # Authors: their own, as with /api/posts; naming someone else is refused.
+    assert ids(ann_client) == ann_ids and ids(ann_client, owner=ann) == ann_ids
+    refused = ann_client.get("/api/calendar", params={**window, "owner": bea})
+    assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
+    assert ann_client.get("/api/posts", params={"owner": bea}).status_code == 403

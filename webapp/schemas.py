@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt,
-                      StringConstraints, field_validator)
+                      StringConstraints, field_validator, model_validator)
 
 from jobs.models import MAX_ID, STATUSES
 from jobs.platforms import PLATFORMS
@@ -75,8 +75,17 @@ class Revoke(BaseModel):
 
 
 class ApprovePosts(BaseModel):
+    """The seed's `post_ids`, or `task_id`: every draft of the plan that task wrote (a
+    launch campaign's), approved in one go."""
     user_id: UserId | None = None
-    post_ids: list[Id] = Field(min_length=1, max_length=500)
+    post_ids: list[Id] | None = Field(None, min_length=1, max_length=500)
+    task_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> "ApprovePosts":
+        if (self.post_ids is None) == (self.task_id is None):
+            raise ValueError("send either post_ids or task_id (a campaign's task)")
+        return self
 
 
 class Owner(BaseModel):

@@ -17,6 +17,7 @@ from webapp.errors import ApiError, load_body
 from webapp.health import health_report, queue_stats, stats_window
 from webapp.role_views import autonomous_for_author, health_for_author, stats_for_author
 from webapp.idempotency import idempotent
+from webapp.routes.posts import approval_of_plan
 from webapp.schemas import ApprovePosts, BatchTasks, GeneratePosts, Owner, Revoke, TaskQuery
 
 bp = Blueprint("api", __name__)
@@ -161,7 +162,11 @@ async def weekly_report():
 @document_request(ApprovePosts)
 async def approve_posts():
     body = await load_body(ApprovePosts)
-    record = await submit("post_approval", acting_owner(body.user_id), {"post_ids": body.post_ids})
+    if body.task_id is not None:
+        owner, params = await approval_of_plan(body.task_id, body.user_id)
+    else:
+        owner, params = acting_owner(body.user_id), {"post_ids": body.post_ids}
+    record = await submit("post_approval", owner, params)
     return jsonify({"status": "post_approval_queued", "task_id": record["task_id"],
                     "timestamp": now_iso()}), 202
 

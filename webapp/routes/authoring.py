@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import calendar as month_calendar
 import datetime as dt
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from pydantic import ValidationError
 from quart import Blueprint, redirect, render_template, request
@@ -16,14 +16,17 @@ from quart import Blueprint, redirect, render_template, request
 from jobs import books, queries
 from jobs.overview import author_overview
 from jobs.platforms import PLATFORMS
-from jobs.posts import MOVES, POST_STATES, PUBLISHED, PostFilters, list_posts
+from jobs.posts import (MOVES, POST_STATES, PUBLISHED, PostFilters, draft_plans, list_posts,
+                        post_owners)
 from webapp import local_time, runtime
 from webapp.auth import any_signed_in_user, current, owner_scope
+from webapp.confirmation import confirmed
 from webapp.errors import ApiError
 from webapp.local_time import from_input, viewer_tz
 from webapp.post_schemas import Campaign
 from webapp.routes.pages import _back, _log_position
-from webapp.routes.posts import calendar_posts, calendar_url, queue_campaign, schedule, update_post
+from webapp.routes.posts import (approve_plan_now, calendar_posts, calendar_url, owner_filter,
+                                 queue_campaign, schedule, update_post)
 
 bp = Blueprint("authoring", __name__)
 
@@ -98,7 +101,7 @@ def _changes(form) -> dict:
 async def post_change(post_id: int):
     form = await request.form
     back = _back("/posts")
-    if form.get("status") == PUBLISHED and form.get("confirmed") != "yes":
+    if form.get("status") == PUBLISHED and not confirmed(form):
         return await render_template(
             "confirm.html", action=f"/posts/{post_id}", question="Mark this post as published?",
             detail="A published post can no longer be edited or moved.",
@@ -109,8 +112,8 @@ async def post_change(post_id: int):
             await update_post(post_id, changes)
     except ApiError as exc:
         return await _refused(exc, back)
-    if form.get("confirmed") == "yes":  # came through the confirmation page
-        back = form.get("back") or "/posts?status=scheduled"
+    if form.get("back"):  # came through the confirmation page (its own address is the referrer)
+        back = form["back"]
     return redirect(_local(back), 303)
 
 
@@ -142,6 +145,24 @@ async def post_schedule():
     return redirect(f"/calendar?{urlencode({'date': first, 'scheduled': len(done)})}", 303)
 
 
+@bp.post("/posts/approve-plan")
+async def plan_approve():
+    """Every draft of a plan (a launch campaign's) approved in one go, back where it was asked."""
+    form = await request.form
+    back = _local(_back("/calendar"))
+    try:
+        approved = await approve_plan_now(form.get("task_id", ""))
+    except ApiError as exc:
+        return await _refused(exc, back)
+    return redirect(_with_query(back, approved=len(approved)), 303)
+
+
+def _with_query(path: str, **params) -> str:
+    base, _, query = path.partition("?")
+    kept = [(k, v) for k, v in parse_qsl(query) if k not in params]
+    return f"{base}?{urlencode(kept + list(params.items()))}"
+
+
 @bp.post("/books/<int:book_id>/campaign")
 async def book_campaign(book_id: int):
     form = await request.form
@@ -169,7 +190,7 @@ def _campaign_problem(exc: ValidationError) -> str:
 @bp.post("/account/calendar-url")
 @any_signed_in_user
 async def rotate_feed():
-    if (await request.form).get("confirmed") != "yes":
+    if not confirmed(await request.form):
         return await render_template(
             "confirm.html", action="/account/calendar-url", question="Make a new calendar address?",
             detail="Calendar apps subscribed to the old address stop receiving your posts; "
@@ -211,7 +232,12 @@ async def calendar_page():
     days = _grid(view, anchor)
     start = dt.datetime.combine(days[0], dt.time(), tz)
     end = dt.datetime.combine(days[-1] + dt.timedelta(days=1), dt.time(), tz)
-    posts = await calendar_posts(start, end, owner_scope())
+    owner = owner_filter(request.args.get("owner", "")[:200] or None)  # managers: anyone's
+    db = runtime().db
+    posts, plans, owners = await asyncio.gather(
+        calendar_posts(start, end, owner),
+        asyncio.to_thread(draft_plans, db, owner),
+        asyncio.to_thread(post_owners, db) if owner_scope() is None else _nothing())
     by_day: dict[dt.date, list[dict]] = {day: [] for day in days}
     for post in posts:
         day = dt.datetime.fromisoformat(post["scheduled_at"]).astimezone(tz).date()
@@ -220,4 +246,10 @@ async def calendar_page():
     return await render_template(
         "calendar.html", view=view, anchor=anchor, days=days, by_day=by_day, tz=tz.key,
         today=dt.datetime.now(tz).date(), prev=_step(view, anchor, -1), next=_step(view, anchor, 1),
-        platforms=platforms, count=len(posts), scheduled=request.args.get("scheduled"))
+        platforms=platforms, count=len(posts), scheduled=request.args.get("scheduled"),
+        approved=request.args.get("approved"), owner=owner if owner_scope() is None else None,
+        owners=owners, plans=plans)
+
+
+async def _nothing() -> list:
+    return []

@@ -7,8 +7,10 @@ from pydantic import ValidationError
 from quart import Blueprint, abort, redirect, render_template, request
 
 from jobs import books
+from jobs.posts import draft_plans
 from webapp import runtime
 from webapp.auth import current, owner_scope
+from webapp.confirmation import confirmed
 from webapp.schemas import BookIn
 
 bp = Blueprint("library", __name__)
@@ -77,8 +79,10 @@ async def book_edit(book_id: int):
     book = await asyncio.to_thread(books.get_book, runtime().db, book_id, owner_scope())
     if book is None:
         abort(404)
+    plans = await asyncio.to_thread(draft_plans, runtime().db, owner_scope(), book_id=book_id)
     return await render_template("book.html", book=book, values=_shown(book), errors={},
-                                 saved=request.args.get("saved") == "1")
+                                 saved=request.args.get("saved") == "1", plans=plans,
+                                 approved=request.args.get("approved"))
 
 
 @bp.post("/books/<int:book_id>")
@@ -98,7 +102,7 @@ async def book_update(book_id: int):
 @bp.post("/books/<int:book_id>/delete")
 async def book_delete(book_id: int):
     db = runtime().db
-    if (await request.form).get("confirmed") != "yes":  # one click must not lose a book
+    if not confirmed(await request.form):  # one click must not lose a book
         book = await asyncio.to_thread(books.get_book, db, book_id, owner_scope())
         if book is None:
             abort(404)

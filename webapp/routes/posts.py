@@ -14,11 +14,13 @@ from quart_schema import document_querystring, document_request, document_respon
 from jobs import books, calendar_feed, exports
 from jobs.campaign import plan
 from jobs.models import now_iso
-from jobs.posts import MAX_ID, PostError, PostFilters, change_post, get_post, list_posts
+from jobs.posts import (MAX_ID, PostError, PostFilters, approve_plan, change_post, get_post,
+                        list_posts)
+from jobs.task_types import POSTED_TYPES
 from jobs.scheduling import schedule_posts
 from webapp import runtime
-from webapp.actions import audit_action, submit
-from webapp.auth import any_signed_in_user, current, owner_scope, public
+from webapp.actions import audit_action, get_task, submit
+from webapp.auth import acting_owner, any_signed_in_user, current, owner_scope, public
 from webapp.errors import ApiError, describe, load_body
 from webapp.post_schemas import (CalendarAnswer, CalendarQuery, Campaign, Error, ExportQuery,
                                  Post, PostChange, PostList, PostQuery, Queued, Schedule,
@@ -182,6 +184,34 @@ async def posts_export():
         body, name = exports.to_csv(rows), f"posts-{query.platform or 'all'}.csv"
     return Response(body, content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+# -- approving a plan in one go --
+
+async def plan_owner(task_id: str, user_id: str | None = None) -> str:
+    """Whose drafts a task wrote, checked for this user: 404 unless they may see the task,
+    400 when it writes no posts or `user_id` names someone else."""
+    record = await get_task(task_id[:64])
+    if record["type"] not in POSTED_TYPES:
+        raise ApiError(400, "not_a_plan", f"task {task_id} writes no posts: send the id of a "
+                       "launch campaign (or another task that wrote drafts)")
+    if user_id is not None and acting_owner(user_id) != record["owner"]:
+        raise ApiError(400, "invalid_request", f"task {task_id}'s drafts are "
+                       f"{record['owner']}'s: leave user_id out", fields={"user_id": "not the owner"})
+    if record["owner"] != current().email:
+        await audit_action("post.approve_plan", record["owner"], {"task_id": record["task_id"]})
+    return record["owner"]
+
+
+async def approval_of_plan(task_id: str, user_id: str | None) -> tuple[str, dict]:
+    """The post-approval task's owner and parameters for every draft of a plan."""
+    return await plan_owner(task_id, user_id), {"plan": task_id[:64]}
+
+
+async def approve_plan_now(task_id: str) -> list[int]:
+    """For the pages: approve a plan's drafts at once (the API queues the approval task)."""
+    owner = await plan_owner(task_id)
+    return await asyncio.to_thread(approve_plan, runtime().db, owner, task_id[:64])
 
 
 # -- launch campaigns --
