@@ -68,6 +68,9 @@ class TaskContext:
         self.attempt: int = row["attempts"]
         self.settings: Settings = executor.settings
         self.db = executor.tracker.db
+        # The clock of the task's record (jobs/clock.py): for lines a body adds to its
+        # timeline and times it compares with recorded ones.
+        self.now = executor.tracker.now
 
     def progress(self, done: int, total: int) -> None:
         """Report progress; also the checkpoint where a revoked task stops."""

@@ -24,7 +24,7 @@ def model_retries_in_timeline(ctx: TaskContext) -> Iterator[None]:
     def note(detail: str) -> None:
         with ctx.db.begin() as conn:
             conn.execute(insert(task_history).values(
-                task_id=ctx.task_id, at=utcnow(), status=STARTED, attempt=ctx.attempt,
+                task_id=ctx.task_id, at=ctx.now(), status=STARTED, attempt=ctx.attempt,
                 detail=f"model call failed: {detail}"[:500]))
     token = attempt_notes.set(note)
     try:
@@ -110,7 +110,7 @@ _status_snapshot: list = [0.0, None]
 
 
 def _take_status_snapshot(ctx: TaskContext) -> dict:
-    cutoff = utcnow() - dt.timedelta(seconds=ctx.settings.worker_lost_after)
+    cutoff = ctx.now() - dt.timedelta(seconds=ctx.settings.worker_lost_after)  # as heartbeats
     by_status: dict[str, int] = {}
     for per_status in queries.counts(ctx.db).values():  # stored aggregates: no table scan
         for status, n in per_status.items():
