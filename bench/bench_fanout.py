@@ -120,10 +120,7 @@ class Server:
                     "LOG_LEVEL": "WARNING", "PYTHONPATH": str(root), "SSE_KEEPALIVE": "15",
                     "STREAM_LIMIT_PER_USER": "100000",  # all streams are one user here
                     **(extra_env or {})}
-        out = subprocess.run([PYTHON, "-m", "webapp", "create-user", "--email",
-                              "bench@example.com", "--role", "manager", "--token"],
-                             cwd=tmp, env=self.env, capture_output=True, text=True, check=True)
-        self.token = out.stdout.strip().splitlines()[-1]
+        self.token = self.create_user("bench@example.com", "manager")
         cmd = [PYTHON, "-m", "webapp", "--port", str(self.port)]
         if web_workers > 1:
             cmd += ["--workers", str(web_workers)]
@@ -133,6 +130,14 @@ class Server:
         wait_until(lambda: client.get("/healthz").status_code in (200, 503), 30, "web server")
         self.client = client
         self.client.headers["Authorization"] = f"Bearer {self.token}"
+
+    def create_user(self, email: str, role: str, password: str | None = None) -> str:
+        """An account made with the command line; its API token."""
+        out = subprocess.run([PYTHON, "-m", "webapp", "create-user", "--email", email, "--role",
+                              role, "--token", *(["--password", password] if password else [])],
+                             cwd=self.tmp, env=self.env, capture_output=True, text=True,
+                             check=True)
+        return out.stdout.strip().splitlines()[-1]
 
     def start_workers(self, concurrency: int) -> None:
         self.workers.append(Proc("worker", [PYTHON, str(self.root / "huey_worker.py"), "--workers",

@@ -122,6 +122,10 @@ def run_server(host: str, port: int, *, reuse_port: bool = False) -> int:
     config.accesslog = None
     config.errorlog = None  # hypercorn's messages go through our logging set-up, once
     config.graceful_timeout = 5
+    # Connections waiting to be accepted (the kernel caps it at net.core.somaxconn). Hypercorn's
+    # 100 overflowed when one client opened hundreds of streams at once: the kernel then reset
+    # the connections it could not queue, other people's new connections included.
+    config.backlog = 2048
 
     async def run() -> None:
         stop = asyncio.Event()
