@@ -42,6 +42,7 @@ bench: $(VENV)/.dev
 	$(PY) bench/bench_writer.py --requests 50
 	$(PY) bench/bench_fanout.py --clients 500 --seconds 3 --flood 500
 	$(PY) bench/bench_api_load.py --seconds 6
+	$(PY) bench/bench_stream_flood.py --streams 1000
 	$(PY) bench/bench_history.py
 
 # Seven hosts of the test's own making (network namespaces; Linux, root) under faults: 300 tasks.

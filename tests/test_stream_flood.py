@@ -13,7 +13,7 @@ import uvloop
 
 from bench.bench_stream_flood import CAP_LINE, PASSWORD, Others, flood
 
-STREAMS = 300
+STREAMS = 200
 CAP = 10
 
 
