@@ -32,6 +32,10 @@ _SOFT_RUN = regex.compile(r"([,;:])[,;:]+")
 _LEADING_PUNCT = regex.compile(r"(?m)^[ \t]*[,.;:]+[ \t]*")
 _SPACE_RUN = regex.compile(r" {2,}")
 _BLANK_RUN = regex.compile(r"\n{3,}")
+# Where any of the substitutions above would change something: text without any is left as it
+# is (most pieces a writer tidies are already tidy, and the substitutions cost more than a search).
+_UNTIDY = regex.compile(
+    r"(?m)[ \t][,.!?;:%…)\]」』）]|[(\[]\s|\(\s*\)|\[\s*\]|[.!?…][.,;:]|[,;:][.!?…,;:]|^[ \t]*[,.;:]| {2}|\n{3}")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -87,6 +91,17 @@ def tidy(text: str, protected: Sequence[str] = ()) -> str:
         text = text.replace(span, chr(_PLACEHOLDER_BASE + i))
     text = text.replace("...", "…")
     text = "\n".join(" ".join(line.split()) for line in text.split("\n"))
+    if _UNTIDY.search(text) or any(span[-1] in ".!?…" for span in spans):
+        text = _substitute(text, spans)
+    else:
+        text = text.strip()
+    for i, span in enumerate(spans):
+        text = text.replace(chr(_PLACEHOLDER_BASE + i), span)
+    return text
+
+
+def _substitute(text: str, spans: Sequence[str]) -> str:
+    """``tidy``'s substitutions, on text whose protected spans are placeholders."""
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
     for i, span in enumerate(spans):
         # "Who Did It?." -> "Who Did It?" when a template closes a sentence after the title.
@@ -101,10 +116,7 @@ def tidy(text: str, protected: Sequence[str] = ()) -> str:
     text = _LEADING_PUNCT.sub("", text)
     text = _SPACE_RUN.sub(" ", text)
     text = _BLANK_RUN.sub("\n\n", text)
-    text = "\n".join(line.strip() for line in text.split("\n")).strip()
-    for i, span in enumerate(spans):
-        text = text.replace(chr(_PLACEHOLDER_BASE + i), span)
-    return text
+    return "\n".join(line.strip() for line in text.split("\n")).strip()
 
 
 def with_article(phrase: str) -> str:

@@ -55,3 +55,22 @@ def test_language_guess() -> None:
     assert looks_english("When the last dragon falls silent, Mira must climb into the mountains.")
     assert not looks_english("星が降る夜にだけ開く図書館がある。")
 
+
+
+def test_text_tidy_leaves_alone_needs_no_substitution() -> None:
+    """tidy skips its substitutions when its quick search finds nothing for them to change:
+    checked on random texts of the characters they act on, spaced as tidy spaces them."""
+    import random
+
+    from jobs.writers.text import _UNTIDY, _substitute
+
+    rng = random.Random(7)
+    alphabet = list("ab ,.!?;:%…()[]」』）\n\t") + ["  ", "\n\n", "\n\n\n"]
+    skipped = 0
+    for _ in range(20_000):
+        raw = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        text = "\n".join(" ".join(line.split()) for line in raw.split("\n"))
+        if not _UNTIDY.search(text):
+            skipped += 1
+            assert _substitute(text, []) == text.strip(), repr(text)
+    assert skipped > 1_000
