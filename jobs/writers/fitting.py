@@ -83,15 +83,16 @@ def hashtag_line(tags: Sequence[str]) -> str:
     return " ".join(f"#{tag}" for tag in tags)
 
 
-_CJK_END = regex.compile(r"[。！？」』）]$")
-_CJK_START = regex.compile(r"^[\p{Han}\p{Hiragana}\p{Katakana}「『（]")
+_CJK_ENDS = frozenset("。！？」』）")
+_CJK_START = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}「『（]")
 
 
 def _join_sentences(sentences: list[str]) -> str:
     """Join with spaces, except between CJK sentences, which are written without them."""
     out = sentences[0]
     for sentence in sentences[1:]:
-        out += ("" if _CJK_END.search(out) and _CJK_START.search(sentence) else " ") + sentence
+        cjk = out[-1:] in _CJK_ENDS and _CJK_START.match(sentence) is not None
+        out += ("" if cjk else " ") + sentence
     return out
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+import pytest
 from sqlalchemy import func, select
 
 from jobs.db import make_engine
 from jobs.generation import generate_batch
 from jobs.models import posts
+from jobs.posts import store_posts
 from jobs.settings import load_settings
 
 from .fixture_books import ROWS
@@ -43,3 +47,33 @@ def test_every_post_its_own_step_and_a_rerun_rewrites(tmp_path) -> None:
     with db.connect() as conn:
         assert conn.execute(select(func.count()).select_from(posts)).scalar_one() == 6
     db.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def posts_db(request, tmp_path):
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_server").database(f"posts_{tmp_path.name[-20:]}".lower())
+    else:
+        url = f"sqlite:///{tmp_path / 'posts.db'}"
+    db = make_engine(url)
+    yield db
+    db.dispose()
+
+
+def test_stored_posts_read_back_through_the_table_types(posts_db) -> None:
+    """store_posts writes with the driver's executemany: what it writes reads back as the
+    SQLAlchemy table types write it (aware UTC times), and a re-run rewrites rather than adds."""
+    when = dt.datetime(2027, 3, 1, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    first = [{"platform": "twitter", "text": "One", "length": 3, "limit": 280, "writer": "offline"},
+             {"platform": "bluesky", "text": "Two", "length": 3, "limit": 300, "writer": "offline",
+              "scheduled_at": when, "label": "Cover reveal"}]
+    store_posts(posts_db, batch_id="b1", first_seq=0, owner="ann", batch=first, book_id=None)
+    again = [dict(first[0], text="One, rewritten", length=14), first[1]]
+    store_posts(posts_db, batch_id="b1", first_seq=0, owner="ann", batch=again, book_id=None)
+    with posts_db.connect() as conn:
+        rows = [dict(r) for r in conn.execute(select(posts).order_by(posts.c.seq)).mappings()]
+    assert [(r["seq"], r["text"], r["status"], r["label"]) for r in rows] == [
+        (0, "One, rewritten", "draft", None), (1, "Two", "draft", "Cover reveal")]
+    assert rows[1]["scheduled_at"] == when and rows[1]["scheduled_at"].utcoffset() == dt.timedelta(0)
+    assert rows[0]["scheduled_at"] is None
+    assert abs(rows[0]["created_at"] - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
