@@ -14,6 +14,8 @@ before it, so it is never used on its own.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import regex
 
 # Opening words that hand the sentence back to the one before it.
@@ -59,6 +61,7 @@ _IRREGULAR_PLURALS = {
 _DETERMINERS = frozenset("a an the this that these those my your his her its our their one some every".split())
 
 
+@lru_cache(maxsize=4096)  # asked of each blurb sentence for every excerpt a batch tries
 def leans_on_previous(sentence: str) -> bool:
     """True when the sentence needs the one before it: it opens with a linking word or a
     pronoun, or reaches a personal pronoun before naming anyone ("As she decodes them, ...")."""
@@ -78,6 +81,7 @@ def leans_on_previous(sentence: str) -> bool:
     return False
 
 
+@lru_cache(maxsize=4096)
 def names_someone(sentence: str) -> bool:
     """True when a word after the first is capitalised (a name): a sentence like that can be
     what a following "she" or "they" refers to; "Every name on the ledger is gone." cannot."""
