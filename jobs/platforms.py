@@ -267,6 +267,11 @@ _COUNTERS: dict[str, Callable[[str], int]] = {
     "linkedin": count_linkedin,
 }
 _ESCAPERS: dict[str, Callable[[str], str]] = {"linkedin": escape_linkedin}
+
+
+@lru_cache(maxsize=4096)  # a writer counts a finished post twice: checking it fits, then stating its length
+def _count(name: str, text: str) -> int:
+    return _COUNTERS.get(name, count_codepoints)(text)
 _BYTE_CAPS: dict[str, int] = {"bluesky": BLUESKY_MAX_BYTES}
 
 
@@ -281,7 +286,7 @@ class Platform:
 
     def count(self, text: str) -> int:
         """Length of ``text`` by this platform's own counting rules."""
-        return _COUNTERS.get(self.name, count_codepoints)(text)
+        return _count(self.name, text)
 
     @property
     def byte_cap(self) -> int | None:

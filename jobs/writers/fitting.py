@@ -71,7 +71,10 @@ class Draft:
         return Draft(tuple(kept), self.hashtags, self.protected, self.note)
 
     def with_hashtags(self, tags: Sequence[str]) -> Draft:
-        return Draft(self.segments, tuple(tags), self.protected, self.note)
+        tags = tuple(tags)
+        if tags == self.hashtags:
+            return self  # the same draft keeps what it has worked out (its rendered blocks)
+        return Draft(self.segments, tags, self.protected, self.note)
 
 
 @lru_cache(maxsize=65536)

@@ -311,7 +311,8 @@ def _vet(fitted: Fitted, kit: Kit, batch: _Batch, english: bool, retried: bool =
         if thinned is None or (thinned.text in batch.tried and not retried):
             return None
         batch.tried.add(thinned.text)
-        more = batch.own.near_copies(thinned.text) + batch.earlier.near_copies(thinned.text)
+        more = batch.near_copies_opening_alike(thinned.text) or (
+            batch.own.near_copies(thinned.text) + batch.earlier.near_copies(thinned.text))
         if not more:
             batch.add(thinned.text)
             return thinned
