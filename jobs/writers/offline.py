@@ -15,7 +15,8 @@ Links: where links are not clickable (Instagram, TikTok) the call to action
 says "link in bio" and the text holds no URL. Where the link alone cannot fit
 beside the title (a 600-character URL on Bluesky or Threads, which count every
 character of it), the link is left out, the call to action says "link in
-profile", and the post's note says why.
+profile", and the post's note says why. So it is, for the rest of a platform's posts, once no
+other distinct post with the link is left in the batch (rather than repeating one).
 
 Sentences: a blurb sentence that leans on the one before it ("As she decodes
 them, ...") only appears right after that one; hooks quote only sentences and
@@ -209,55 +210,62 @@ class OfflineWriter:
                 yield self._post(platform, Fitted(book.title, Draft(())), "spotlight", note, extra=reason)
             return
         rng = random.Random(_stable_seed(seed, book, platform, today))
-        kit = _kit(profile, platform)
         batch = _Batch(list(avoid))
         made = 0
-        crowded: list[tuple[Plan, Fitted]] = []
-        # A hook this call has already used waits until the fresh ones are tried: on a tight
-        # platform the hook is most of the post, and a fresh one reads as a new post anyway.
-        used_hooks: set[str] = set()
-        reused: list[Plan] = []
+        kits = [_kit(profile, platform)]
+        if kits[0].link_mode.kind == "link":
+            # When no other distinct post with the link is left (a long link counted in full
+            # takes half of a post, and a book with few words has few ways around it), the
+            # rest point to the link in the profile: that leaves room for words.
+            kits.append(_kit_link_in_profile(profile, platform))
+        for kit in kits:
+            crowded: list[tuple[Plan, Fitted]] = []
+            # A hook this call has already used waits until the fresh ones are tried: on a tight
+            # platform the hook is most of the post, and a fresh one reads as a new post anyway.
+            used_hooks: set[str] = set()
+            reused: list[Plan] = []
+            batch.misses.clear()
 
-        def attempt(plan: Plan, hook: str) -> Fitted | None:
-            if batch.misses[hook] >= _HOOK_MISSES:
-                return None
-            fitted = _realise(profile, kit, plan, batch)
-            if fitted is None or fitted.text in batch.tried:
-                batch.misses[hook] += 1
-                return None
-            if batch.crowded(fitted.text):
-                crowded.append((plan, fitted))
-                batch.tried.add(fitted.text)
-                return None
-            fitted = _vet(fitted, kit, batch, profile.english)
-            if fitted is None:
-                batch.misses[hook] += 1
-            return fitted
-
-        for fresh_only, plans in ((True, _plans(profile, rng)), (False, reused)):
-            for plan in plans:
-                if "{line}" in plan.template and not profile.sentences:
-                    continue
-                hook = _hook(profile, plan.template, plan.start, plan.theme_shift)
-                if fresh_only and hook in used_hooks:
-                    reused.append(plan)
-                    continue
-                fitted = attempt(plan, hook)
+            def attempt(plan: Plan, hook: str) -> Fitted | None:
+                if batch.misses[hook] >= _HOOK_MISSES:
+                    return None
+                fitted = _realise(profile, kit, plan, batch)  # noqa: B023 - used within this kit's pass
+                if fitted is None or fitted.text in batch.tried:
+                    batch.misses[hook] += 1
+                    return None
+                if batch.crowded(fitted.text):
+                    crowded.append((plan, fitted))  # noqa: B023
+                    batch.tried.add(fitted.text)
+                    return None
+                fitted = _vet(fitted, kit, batch, profile.english)  # noqa: B023
                 if fitted is None:
+                    batch.misses[hook] += 1
+                return fitted
+
+            for fresh_only, plans in ((True, _plans(profile, rng)), (False, reused)):
+                for plan in plans:
+                    if "{line}" in plan.template and not profile.sentences:
+                        continue
+                    hook = _hook(profile, plan.template, plan.start, plan.theme_shift)
+                    if fresh_only and hook in used_hooks:
+                        reused.append(plan)
+                        continue
+                    fitted = attempt(plan, hook)
+                    if fitted is None:
+                        continue
+                    used_hooks.add(hook)
+                    yield self._post(platform, fitted, plan.angle, note)
+                    made += 1
+                    if made == count:
+                        return
+            for plan, fitted in crowded:
+                vetted = _vet(fitted, kit, batch, profile.english, retried=True)
+                if vetted is None:
                     continue
-                used_hooks.add(hook)
-                yield self._post(platform, fitted, plan.angle, note)
+                yield self._post(platform, vetted, plan.angle, note)
                 made += 1
                 if made == count:
                     return
-        for plan, fitted in crowded:
-            vetted = _vet(fitted, kit, batch, profile.english, retried=True)
-            if vetted is None:
-                continue
-            yield self._post(platform, vetted, plan.angle, note)
-            made += 1
-            if made == count:
-                return
         # Every wording is used up (tiny profile, large count): the least similar compact post still helps.
         for _ in range(count - made):
             fitted = _last_resort(profile, kit, batch.produced, rng)
@@ -407,6 +415,15 @@ def _kit(profile: BookProfile, platform: Platform) -> Kit:
     book = profile.book
     pool = tag_pool(book.genre, profile.keywords, book.title, platform.name)
     return Kit(platform, mode, soft, tuple(_hashtags(pool, wanted, shift) for shift in range(3)))
+
+
+@lru_cache(maxsize=256)
+def _kit_link_in_profile(profile: BookProfile, platform: Platform) -> Kit:
+    """The kit for posts that point to the link in the profile once none with it is left."""
+    soft = min(SOFT_LENGTH.get(platform.name, platform.limit), platform.limit)
+    note = ("link left out: no other distinct post with it was left in this batch; "
+            "the post points to the link in profile")
+    return Kit(platform, LinkMode("profile", note), soft, _kit(profile, platform).tag_sets)
 
 
 def _link_mode(profile: BookProfile, platform: Platform) -> LinkMode:
