@@ -68,6 +68,29 @@ class JSONSerializer(Serializer):
         return _decode(decoded)
 
 
+class _NoRevokeFlags:
+    """Huey's own revocation is not used: a task is revoked in its record, which the worker
+    reads when it claims the task (jobs/tracking.py). Huey would still ask Redis for revoke
+    flags before every task and delete one after it: two round trips per task for flags
+    nobody sets (bench/bench_pipeline.py: a third of the queue's calls)."""
+
+    def is_revoked(self, task, timestamp=None, peek=True) -> bool:
+        return False
+
+    def delete(self, key):
+        if isinstance(key, str) and key.startswith("r:"):  # Task.revoke_id: never set here
+            return False
+        return super().delete(key)
+
+
+class QueueHuey(_NoRevokeFlags, PriorityRedisHuey):
+    pass
+
+
+class EmbeddedHuey(_NoRevokeFlags, SqliteHuey):
+    pass
+
+
 @dataclass(frozen=True)
 class QueueChoice:
     mode: str     # "redis" or "embedded"
@@ -116,11 +139,11 @@ def make_huey(settings: Settings, mode: str) -> Huey:
                                              socket_timeout=3)
         # A sorted set ordered by priority, then by time: interactive work overtakes a
         # backlog of bulk work (bench/bench_priority.py: no measurable cost in throughput).
-        huey = PriorityRedisHuey(connection_pool=pool, **common)
+        huey = QueueHuey(connection_pool=pool, **common)
         _drop_plain_list_queue(huey)
         return huey
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey(filename=str(settings.queue_file), **common)
+    return EmbeddedHuey(filename=str(settings.queue_file), **common)
 
 
 def _drop_plain_list_queue(huey: PriorityRedisHuey) -> None:
