@@ -343,6 +343,29 @@ return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', epoch, 'd',
 SENT_KEY = "bma:sent:"  # + task id: the last version of the task the bus has sent
 SENT_TTL = 1800
 
+# New tasks: each creation event sent as above, then the task's message added to the queue
+# (a sorted set), in one atomic step. A worker cannot claim a task (and publish version 2)
+# before its creation (version 1) is in the log, and the request that queues it waits for
+# one round trip instead of for the sender thread.
+# KEYS: stream, epoch, queue, then one sent-version key per task.
+# ARGV: epoch if none, maxlen, ttl, then per task: event data, version, message, score.
+_CREATE_TASKS_LUA = """
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[2], epoch)
+end
+for i = 4, #KEYS do
+  local a = (i - 4) * 4 + 3
+  if tonumber(redis.call('GET', KEYS[i]) or '0') < tonumber(ARGV[a + 2]) then
+    redis.call('SET', KEYS[i], ARGV[a + 2], 'EX', ARGV[3])
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', epoch, 'd', ARGV[a + 1])
+  end
+  redis.call('ZADD', KEYS[3], ARGV[a + 4], ARGV[a + 3])
+end
+return #KEYS - 3
+"""
+
 
 class _Sender:
     """One thread per process that sends task changes in batches, in the order given.
@@ -407,6 +430,7 @@ class RedisEventBus(EventBus):
         self._sync = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._publish_script = self._sync.register_script(_PUBLISH_LUA)
         self._task_sha = hashlib.sha1(_PUBLISH_TASK_LUA.encode()).hexdigest()
+        self._create_sha = hashlib.sha1(_CREATE_TASKS_LUA.encode()).hexdigest()
         self._async: aioredis.Redis | None = None
         self._reader: asyncio.Task | None = None
         self._sender: _Sender | None = None
@@ -459,6 +483,22 @@ class RedisEventBus(EventBus):
             for call in calls:
                 pipe.evalsha(self._task_sha, *call)
             pipe.execute()
+
+    def send_created(self, views: list[dict], conn: redis.Redis, queue_key: str,
+                     messages: list[tuple[bytes, float]]) -> None:
+        """Send the creation events of new tasks and add their messages (member, score) to
+        the sorted set `queue_key`, in one atomic step on `conn` (the queue's connection,
+        with its short timeouts); raises, having done nothing, if Redis does not take it."""
+        keys = [STREAM_KEY, EPOCH_KEY, queue_key] + [SENT_KEY + v["task_id"] for v in views]
+        args: list = [secrets.token_hex(4), self._maxlen, SENT_TTL]
+        for view, (member, score) in zip(views, messages, strict=True):
+            args += [json.dumps({"kind": "task", "task": view}, separators=(",", ":")),
+                     view["version"], member, score]
+        try:
+            conn.evalsha(self._create_sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:  # Redis restarted since we loaded it
+            self._create_sha = conn.script_load(_CREATE_TASKS_LUA)
+            conn.evalsha(self._create_sha, len(keys), *keys, *args)
 
     def sent_versions(self, task_ids: list[str]) -> list[int]:
         """The last version sent for each task (0: none, or forgotten after SENT_TTL)."""

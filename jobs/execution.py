@@ -158,6 +158,7 @@ class Executor:
             self._chores.start()
 
     def stop(self) -> None:
+        self.tracker.flush_outcomes()  # before the worker's record says it stopped
         self._stop.set()
         for thread in (self._watchdog, self._chores):
             if thread is not None and thread is not threading.current_thread():
@@ -232,9 +233,10 @@ class Executor:
             error = ({"type": kind, "message": str(exc)} if kind else
                      {"type": "exception", "message": f"{type(exc).__name__}: {exc}",
                       "traceback": traceback.format_exc()})
-            self.tracker.advance(ctx.row, FAILURE, error=error)
+            self.tracker.finish(ctx.row, FAILURE, error=error)
             return
-        self.tracker.advance(ctx.row, SUCCESS, result=result)
+        # Written with this process's next claim, or within moments (a group commit).
+        self.tracker.finish(ctx.row, SUCCESS, result=result)
 
     def _park_while_drained(self) -> None:
         """A drained worker holds its queue slot idle (rather than dequeuing and putting

@@ -77,11 +77,16 @@ class Runtime:
         self._check_queue()
         record = self.tracker.create(task_type=task_type, owner=owner, params=params,
                                      max_attempts=self.settings.task_max_attempts,
-                                     task_id=task_id, parent_id=parent_id)
+                                     task_id=task_id, parent_id=parent_id,
+                                     announce=not self._announces_on_queue)
         if record is None:
             return None
         faults.point("after_record")
-        self.enqueue_recorded(record)
+        try:
+            with self._watching_redis():
+                self.enqueue_created([record])
+        except Exception as exc:
+            self._refused([record], exc)
         if task_type == "content_generation":
             log.info("Content generation queued: %s", record["task_id"])
         else:
@@ -92,26 +97,38 @@ class Runtime:
         """Record tasks ({type, owner, params} each) in one transaction and queue them in one
         round trip: all or none. If the queue refuses them, their records are taken back."""
         self._check_queue()
-        records = self.tracker.create_many(specs, self.settings.task_max_attempts)
+        records = self.tracker.create_many(specs, self.settings.task_max_attempts,
+                                           announce=not self._announces_on_queue)
         try:
             with self._watching_redis():
-                self.enqueue_many(records)
+                self.enqueue_created(records)
         except Exception as exc:
             self._refused(records, exc)
         log.info("%d task(s) queued in one batch", len(records))
         return records
 
-    def enqueue_many(self, records: list[dict]) -> None:
+    @property
+    def _announces_on_queue(self) -> bool:
+        """Whether new tasks' creation events travel with their queue messages (Redis)."""
+        return (isinstance(self.bus, RedisEventBus)
+                and isinstance(self.huey.storage, RedisPriorityQueue))
+
+    def enqueue_created(self, records: list[dict]) -> None:
+        """Queue tasks just recorded (by create/create_many with `announce` as
+        `_announces_on_queue` says): all or none. On Redis, their creation events and
+        messages go in one atomic step, events first."""
         messages = [self.entries[r["type"]].s(r["task_id"], id=r["task_id"],
                                               priority=priority_of(r["type"])) for r in records]
         storage = self.huey.storage
-        if isinstance(storage, RedisPriorityQueue):
-            # One ZADD of every message, in Huey's own layout (an 8-byte microsecond prefix
-            # keeps them in order within a priority): one round trip, and all or none.
+        if self._announces_on_queue:
+            # Huey's own layout of the sorted set: an 8-byte microsecond prefix keeps messages
+            # in order within a priority; the score is the negated priority.
             first = int(time.time() * 1e6)
-            storage.conn.zadd(storage.queue_key, {
-                struct.pack(">Q", first + i) + self.huey.serialize_task(m): -(m.priority or 0)
-                for i, m in enumerate(messages)})
+            self.bus.send_created(
+                [{k: v for k, v in r.items() if k != "result"} for r in records],
+                storage.conn, storage.queue_key,
+                [(struct.pack(">Q", first + i) + self.huey.serialize_task(m), -(m.priority or 0))
+                 for i, m in enumerate(messages)])
         else:
             for message in messages:
                 self.huey.enqueue(message)

@@ -139,16 +139,28 @@ class TaskSQL:
         """Write `row` (the worker's copy with its changes) if the record is still at
         `row["version"] - 1`; with `history`, add its timeline row, and for a final state
         its count in the stored stats."""
+        return self.write_change(cursor, self.change(row, detail, history))
+
+    def change(self, row: dict, detail: str | None, history: bool) -> tuple:
+        """`advance`'s statements' parameters, made now: a value that cannot be stored (a
+        result that is not JSON) fails here, in the caller, not in a later transaction."""
         params = {c: row[c] for c in _MUTABLE}
         params = self._out(params) | {"id": row["id"], "version": row["version"] - 1,
                                       "updated_at": self._time(row["updated_at"])}
+        if not history:
+            return params, None, None
+        stats = task_stats.record_statement(row) if row["status"] in FINAL_STATUSES else None
+        return params, self._history(row, row["updated_at"], detail), stats
+
+    def write_change(self, cursor, change: tuple) -> bool:
+        params, history, stats = change
         cursor.execute(self._advance, params)
         if cursor.rowcount != 1:
             return False
-        if history:
-            cursor.execute(self._insert_history, self._history(row, row["updated_at"], detail))
-            if row["status"] in FINAL_STATUSES:
-                self._execute_clause(cursor, *task_stats.record_statement(row))
+        if history is not None:
+            cursor.execute(self._insert_history, history)
+            if stats is not None:
+                self._execute_clause(cursor, *stats)
         return True
 
     def _execute_clause(self, cursor, clause: TextClause, params: dict) -> None:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import secrets
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -28,6 +31,9 @@ log = logging.getLogger("jobs.tracking")
 # Seconds a change that makes a task wait (its creation, a RETRY) waits for its event to
 # leave before the caller queues the task's message: see create_many.
 CREATION_FLUSH_TIMEOUT = 1.0
+# A worker's outcome waits at most this long for its process's next transaction (the next
+# claim) before a thread of its own writes it: a group commit. See Tracker.finish.
+OUTCOME_DELAY = 0.005
 
 
 def new_task_id() -> str:
@@ -81,22 +87,27 @@ class Tracker:
         self.now = now
         self.sql = TaskSQL(db)
         self._statements: dict[tuple, Any] = {}
+        self._outcomes = _Outcomes(self)
 
     def create(self, *, task_type: str, owner: str, params: dict, max_attempts: int,
-               task_id: str | None = None, parent_id: str | None = None) -> dict | None:
+               task_id: str | None = None, parent_id: str | None = None,
+               announce: bool = True) -> dict | None:
         """Record a new PENDING task. Returns None when `task_id` is already taken."""
         try:
             return self.create_many([dict(type=task_type, owner=owner, params=params, id=task_id,
-                                          parent_id=parent_id)], max_attempts)[0]
+                                          parent_id=parent_id)], max_attempts, announce=announce)[0]
         except IntegrityError:
             if task_id is None:
                 raise
             return None  # a chosen id (a periodic run) that another process recorded first
 
-    def create_many(self, specs: list[dict], max_attempts: int) -> list[dict]:
+    def create_many(self, specs: list[dict], max_attempts: int, *,
+                    announce: bool = True) -> list[dict]:
         """Record new PENDING tasks in one transaction (all or none); returns their views.
 
-        Each spec has type, owner, params, and optionally id and parent_id.
+        Each spec has type, owner, params, and optionally id and parent_id. With `announce`
+        false the caller sends the creation events itself, with the queue's messages
+        (Runtime.enqueue_created): one round trip, and no wait for the sender thread.
         """
         if not specs:
             return []
@@ -112,6 +123,8 @@ class Tracker:
             self.sql.run(lambda cursor: self.sql.insert(cursor, rows, details))
         except self.db.dialect.loaded_dbapi.IntegrityError as exc:
             raise IntegrityError("INSERT INTO tasks", None, exc) from exc
+        if not announce:
+            return [task_view(r) for r in rows]
         self._publish_many(rows)
         # Sent before the caller queues the messages: a worker's claim (version 2) sent
         # first would make the bus refuse the creation (version 1) as outdated, and boards
@@ -142,12 +155,66 @@ class Tracker:
 
     def claim(self, task_id: str, worker: str) -> dict | None:
         """Start a waiting task on `worker`: the record as a row, or None when it is not
-        waiting (revoked, finished, or claimed by another worker)."""
+        waiting (revoked, finished, or claimed by another worker). The outcomes this
+        process has finished and not yet written go in the same transaction."""
         now = self.now()
-        row = self.sql.run(lambda cursor: self.sql.claim(cursor, task_id, worker, now))
-        if row is not None:
-            self._publish(row)
+        outcomes = self._outcomes.take()
+
+        def work(cursor) -> tuple[list[bool], dict | None]:
+            written = self._write_outcomes(cursor, outcomes)
+            return written, self.sql.claim(cursor, task_id, worker, now)
+        try:
+            written, row = self.sql.run(work)
+        except BaseException:
+            self._outcomes.give_back(outcomes)
+            raise
+        self._outcomes_written(outcomes, written, also=[row] if row is not None else [])
         return row
+
+    # -- outcomes: a group commit per worker process --
+    def finish(self, row: dict, status: str, **fields: Any) -> None:
+        """The running worker's outcome of a task it claimed (a final state).
+
+        Written with this process's next transaction (its next claim), or by the outcome
+        thread within OUTCOME_DELAY: one commit for several tasks instead of one each (on
+        SQLite every commit holds the one write lock all workers queue for). Its event
+        leaves after that commit. A process killed before it leaves the record STARTED on
+        a dead worker: the reaper recovers it as a lost run, as it does a run killed a
+        moment earlier, and task bodies are written to be run again (posts are upserts).
+        """
+        now = self.now()
+        new = {**row, **self._finished(status, now, fields), "status": status, "updated_at": now,
+               "version": row["version"] + 1}
+        change = self.sql.change(new, _detail(new), history=True)  # a bad value fails here
+        self._outcomes.add((new, change, row, fields))
+
+    def flush_outcomes(self) -> None:
+        """Write this process's pending outcomes now (a worker stopping, a test)."""
+        outcomes = self._outcomes.take()
+        if not outcomes:
+            return
+        try:
+            written = self.sql.run(lambda cursor: self._write_outcomes(cursor, outcomes))
+        except BaseException:
+            self._outcomes.give_back(outcomes)
+            raise
+        self._outcomes_written(outcomes, written)
+
+    def _write_outcomes(self, cursor, outcomes: list[tuple]) -> list[bool]:
+        return [self.sql.write_change(cursor, change) for _new, change, _row, _f in outcomes]
+
+    def _outcomes_written(self, outcomes: list[tuple], written: list[bool],
+                          also: list[dict] = ()) -> None:
+        done = [new for (new, *_), ok in zip(outcomes, written) if ok]
+        if done or also:
+            self._publish_many(done + list(also))
+        for new in done:
+            self._log(new)
+        for (new, _change, row, fields), ok in zip(outcomes, written):
+            if not ok:
+                # Someone else changed the record since our copy: decide on its current state.
+                self._transition_row(row["id"], new["status"], expect=(STARTED,),
+                                     attempt=row["attempts"], **fields)
 
     def advance(self, row: dict, status: str, **fields: Any) -> dict | None:
         """The running worker's own change to a task it claimed (progress or outcome).
@@ -283,3 +350,63 @@ class Tracker:
         elif status == FAILURE:
             error = row["error"] or {}
             log.warning("Task %s failed (%s): %s", task_id, error.get("type"), error.get("message"))
+
+
+class _Outcomes:
+    """The outcomes a worker process has finished and not yet written, and the thread that
+    writes them when no claim comes to take them within OUTCOME_DELAY."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self._tracker = tracker
+        self._pending: list[tuple] = []
+        self._due = 0.0  # when the oldest pending outcome must be written (monotonic)
+        self._cond = threading.Condition()
+        self._pid: int | None = None  # the process whose thread writes them
+        self._failing = False
+
+    def add(self, outcome: tuple) -> None:
+        with self._cond:
+            if self._pid != os.getpid():  # first outcome, or a forked worker
+                self._pid = os.getpid()
+                self._pending = []
+                threading.Thread(target=self._run, name="task-outcomes", daemon=True).start()
+            if not self._pending:
+                self._due = time.monotonic() + OUTCOME_DELAY
+                self._cond.notify()  # only for the first: a wake-up per task costs CPU
+            self._pending.append(outcome)
+
+    def take(self) -> list[tuple]:
+        if not self._pending:  # unlocked look: a claim with nothing due takes no lock
+            return []
+        with self._cond:
+            taken, self._pending = self._pending, []
+            return taken
+
+    def give_back(self, outcomes: list[tuple]) -> None:
+        if outcomes:
+            with self._cond:
+                if not self._pending:
+                    self._due = time.monotonic()
+                self._pending[:0] = outcomes
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending)
+                wait = self._due - time.monotonic()
+            if wait > 0:
+                # A claim in this time writes them with its own; then we wait for the next.
+                time.sleep(wait)
+                continue
+            try:
+                self._tracker.flush_outcomes()
+            except Exception as exc:  # noqa: BLE001 - kept, and written on the next try
+                if not self._failing:
+                    self._failing = True
+                    log.warning("task outcomes cannot be written (%s); retrying", exc)
+                time.sleep(0.5)
+            else:
+                if self._failing:
+                    self._failing = False
+                    log.info("task outcomes are written again")

@@ -227,6 +227,7 @@ def test_retention_runs_as_a_tracked_task_with_progress(tmp_path):
         assert "schedule_retention" in {t.name for t in rt.huey._registry.periodic_tasks}
         record = rt.submit("retention", "system", {"days": 30})
         rt.executor.run(record["task_id"], "retention")
+        rt.tracker.flush_outcomes()  # the outcome is written with the next claim, or soon
         done = rt.tracker.get(record["task_id"])
         assert done["status"] == SUCCESS, done
         assert done["result"]["pruned"] == 5 and done["progress"] == {"done": 5, "total": 5}

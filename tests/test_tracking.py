@@ -99,3 +99,67 @@ def test_discard_takes_back_fresh_records_all_or_none(tracker):
     assert not tracker.discard(batch)
     assert [tracker.get(t)["status"] for t in batch] == ["PENDING", STARTED, "PENDING"]
     assert len(tracker.timeline(batch[0])) == 1
+
+
+def test_an_outcome_is_written_with_the_next_claim_in_one_transaction(tracker):
+    """Group commit: a worker's outcome waits for its process's next claim and shares its
+    commit; its event leaves after that commit, before the claim's."""
+    first, second = (tracker.create(task_type="status_check", owner="ann", params={},
+                                    max_attempts=3)["task_id"] for _ in range(2))
+    row = tracker.claim(first, "host:1")
+    commits = []  # the tracker keeps one connection per thread: count its commits
+    tracker.sql._local.conn = _CountingCommits(tracker.sql._local.conn, commits)
+    try:
+        tracker.finish(row, SUCCESS, result={"ok": 1}, finished_at=utcnow())
+        assert tracker.claim(second, "host:1")["status"] == STARTED
+    finally:
+        tracker.sql._local.conn = tracker.sql._local.conn.inner
+    assert len(commits) == 1
+    record = tracker.get(first)
+    assert record["status"] == SUCCESS and record["result"] == {"ok": 1} and record["version"] == 3
+    assert [t["status"] for t in tracker.timeline(first)] == ["PENDING", STARTED, SUCCESS]
+    order = [(e.data["task"]["task_id"], e.data["task"]["status"]) for e in tracker.bus._ring]
+    assert order.index((first, SUCCESS)) < order.index((second, STARTED))
+    with tracker.db.connect() as conn:
+        assert task_stats.finished_since(conn, utcnow() - dt.timedelta(minutes=5), SUCCESS) == 1
+
+
+def test_an_outcome_with_no_claim_after_it_is_written_within_moments(tracker):
+    from tests.support import wait_until
+    task_id = tracker.create(task_type="status_check", owner="ann", params={}, max_attempts=3)["task_id"]
+    row = tracker.claim(task_id, "host:1")
+    tracker.finish(row, FAILURE, error={"type": "exception", "message": "x"}, finished_at=utcnow())
+    wait_until(lambda: tracker.get(task_id)["status"] == FAILURE, 5, "the outcome thread")
+    assert [e["status"] for e in _events(tracker, task_id)][-1] == FAILURE
+
+
+def test_a_pending_outcome_loses_to_a_change_from_elsewhere(tracker):
+    task_id = tracker.create(task_type="status_check", owner="ann", params={}, max_attempts=3)["task_id"]
+    row = tracker.claim(task_id, "host:1")
+    tracker.finish(row, SUCCESS, result=1, finished_at=utcnow())
+    # Revoked before the outcome was written: the revoke stands, the outcome is dropped.
+    assert tracker.transition(task_id, REVOKED, expect=(STARTED,), finished_at=utcnow())
+    tracker.flush_outcomes()
+    record = tracker.get(task_id)
+    assert record["status"] == REVOKED and record["version"] == 3
+
+
+def test_an_outcome_that_cannot_be_stored_fails_in_the_worker_not_later(tracker):
+    task_id = tracker.create(task_type="status_check", owner="ann", params={}, max_attempts=3)["task_id"]
+    row = tracker.claim(task_id, "host:1")
+    with pytest.raises(TypeError):
+        tracker.finish(row, SUCCESS, result=object(), finished_at=utcnow())
+    tracker.flush_outcomes()  # nothing poisoned is left waiting
+    assert tracker.get(task_id)["status"] == STARTED
+
+
+class _CountingCommits:
+    def __init__(self, inner, commits: list) -> None:
+        self.inner, self._commits = inner, commits
+
+    def commit(self) -> None:
+        self._commits.append(1)
+        self.inner.commit()
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
