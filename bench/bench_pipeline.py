@@ -11,6 +11,10 @@ web server (`python -m webapp`) that stays up for both sides, then per round:
 - tracked: N status checks queued over HTTP (single `POST /api/status-check` requests on
   one keep-alive connection, then `POST /api/tasks/batch`, each timed: the enqueue figures),
   then `huey_worker.py` started; timed from its process start to the last record SUCCESS.
+  The single requests go through a lean client (the standard library's, about a tenth of
+  httpx's CPU per request: on 2 cores the client competes with the server), and the same
+  client's rate of `GET /healthz` on the same connection is printed beside them: what the
+  web server answers when a request does nothing, the ceiling for one client.
 
 Both sides run the same worker count and type against the same redis-server, both are
 warmed by one small untimed run first, and both are stopped with SIGTERM after the clock
@@ -20,6 +24,7 @@ Redis processes.
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import signal
 import subprocess
@@ -109,6 +114,7 @@ class Bench:
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60,
                                  headers={"Authorization": f"Bearer {token}"})
         wait_until(lambda: self.http.get("/healthz").status_code == 200, 60, "the web server")
+        self.port, self.token = port, token
         self.has_batch = self.http.post("/api/tasks/batch", json={"tasks": []}).status_code != 404
 
     def _create_user(self) -> str:
@@ -158,14 +164,25 @@ class Bench:
                str(self.args.workers), "--worker-type", self.args.worker_type]
         return self._drain(cmd, lambda: self.client.llen(raw_huey.QUEUE_KEY) == 0, tasks)
 
+    def requests_per_s(self, method: str, path: str, n: int, status: int) -> float:
+        """n requests one after the other on one keep-alive connection, per second."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Length": "0"}
+        try:
+            started = time.perf_counter()
+            for _ in range(n):
+                conn.request(method, path, headers=headers)
+                response = conn.getresponse()
+                body = response.read()
+                assert response.status == status, body
+            return n / (time.perf_counter() - started)
+        finally:
+            conn.close()
+
     def enqueue(self, tasks: int) -> tuple[float, float | None]:
         """Queue status checks over HTTP; tasks/s of single requests and of batches."""
         single = tasks if not self.has_batch else min(tasks, SINGLE_REQUESTS)
-        started = time.perf_counter()
-        for _ in range(single):
-            response = self.http.post("/api/status-check")
-            assert response.status_code == 202, response.text
-        single_rate = single / (time.perf_counter() - started)
+        single_rate = self.requests_per_s("POST", "/api/status-check", single, 202)
         rest = tasks - single
         if not rest:
             return single_rate, None
@@ -223,10 +240,12 @@ def main() -> None:
             for i in range(args.rounds):
                 raw = bench.raw(args.tasks)
                 ours, single, batch = bench.tracked(args.tasks)
+                ceiling = bench.requests_per_s("GET", "/healthz", SINGLE_REQUESTS, 200)
                 ratios.append(ours.jobs_per_s / raw.jobs_per_s)
                 print(f"round {i + 1}: raw {raw.jobs_per_s:6.0f} jobs/s "
                       f"({_cpu(raw, args)}) | tracked {ours.jobs_per_s:6.0f} jobs/s ({_cpu(ours, args)})"
                       f" = {ratios[-1]:.0%} of raw | enqueue {single:.0f}/s single"
+                      f" (GET /healthz {ceiling:.0f}/s)"
                       + (f", {batch:.0f}/s batched" if batch else ""))
             print(f"tracked/raw: {min(ratios):.0%}–{max(ratios):.0%} over {len(ratios)} round(s)")
         finally:
