@@ -1,7 +1,7 @@
 """API latency on an idle server against the same server under full load, measured over HTTP.
 
     .venv/bin/python bench/bench_api_load.py [--rate 40] [--seconds 10] [--streams 300]
-        [--workers 4] [--web-workers 1]
+        [--workers 4] [--web-workers 1] [--before DIR]
 
 Starts its own redis-server, web server and worker processes (Redis mode, offline writer).
 Open loop: requests leave on a fixed schedule whatever the answers do, and each latency is
@@ -30,7 +30,7 @@ import httpx
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_fanout import Clients, Server, pct, raise_nofile  # noqa: E402
+from bench_fanout import ROOT, Clients, Server, pct, raise_nofile  # noqa: E402
 
 MIX = ("status", "active", "health", "generate")
 
@@ -50,7 +50,10 @@ async def request(client: httpx.AsyncClient, kind: str, task_id: str) -> int:
 
 async def open_loop(server: Server, rate: float, seconds: float, task_id: str) -> dict:
     """Latencies (from due time) of `rate` requests/s for `seconds`, cycling through MIX."""
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    # Idle connections are let go before the server's 5 s keep-alive ends them: at the same
+    # moment, a request sent on a connection being closed fails (httpx.ReadError).
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200,
+                          keepalive_expiry=2)
     async with httpx.AsyncClient(base_url=server.url, headers=server.client.headers,
                                  limits=limits, timeout=60) as client:
         for kind in MIX:  # warm every path and the connection pool
@@ -96,10 +99,11 @@ def busy_workers(server: Server) -> tuple[int, int]:
     return sum(len(w["running"]) for w in alive), sum(w["concurrency"] for w in alive)
 
 
-async def run(args) -> None:
-    raise_nofile()
+async def phases(args, root: Path) -> dict:
+    """Idle, then loaded, on a server of the checkout at `root`."""
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
-        server = Server(Path(tmp), args.web_workers, {"GENERATION_RATE_LIMIT": "1000000"})
+        server = Server(Path(tmp), args.web_workers, {"GENERATION_RATE_LIMIT": "1000000"},
+                        root=root)
         try:
             server.start_workers(args.workers)
             task_id = server.sample_task()["task_id"]
@@ -119,20 +123,36 @@ async def run(args) -> None:
             delivered = sum(sum(c.received) for c in streams)
             for clients in streams:
                 await clients.stop()
+        except BaseException:
+            print(f"web server running: {server.web.alive()}; its log:\n"
+                  f"{server.web.log()[-3000:]}", flush=True)
+            raise
         finally:
             server.stop()
+    return {"idle": idle, "loaded": loaded, "running": running, "capacity": capacity,
+            "running_after": running_after, "delivered": delivered}
+
+
+async def run(args) -> None:
+    raise_nofile()
+    trees = [("after", ROOT)] + ([("before", Path(args.before).resolve())] if args.before else [])
+    results = [(label, await phases(args, root)) for label, root in trees]
     print(f"{args.rate:g} req/s for {args.seconds:g}s (status, active, health, 3-post sync "
-          f"generation); loaded: {running}/{capacity} worker slots busy at the start, "
-          f"{running_after} at the end, {args.streams} streams open, {delivered} events "
-          f"delivered to them")
-    print(f"{'phase':<8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'web CPU':>8}  errors")
-    for name, r in (("idle", idle), ("loaded", loaded)):
-        print(f"{name:<8} {r['p50']:8.1f} {r['p95']:8.1f} {r['p99']:8.1f} {r['cpu']:8.0%}"
-              f"  {r['errors'] or ''}")
-    for name, r in (("idle", idle), ("loaded", loaded)):
-        print(f"  p99 by request, {name}: "
-              + ", ".join(f"{kind} {ms:.0f} ms" for kind, ms in r["kinds"].items()))
-    print(f"loaded/idle p99: × {loaded['p99'] / idle['p99']:.2f}", flush=True)
+          f"generation); loaded: every worker busy, {args.streams} streams open")
+    print(f"{'':<7} {'phase':<8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'web CPU':>8}  errors")
+    for label, r in results:
+        for name in ("idle", "loaded"):
+            p = r[name]
+            print(f"{label:<7} {name:<8} {p['p50']:8.1f} {p['p95']:8.1f} {p['p99']:8.1f}"
+                  f" {p['cpu']:8.0%}  {p['errors'] or ''}")
+        for name in ("idle", "loaded"):
+            print(f"  {label} p99 by request, {name}: "
+                  + ", ".join(f"{kind} {ms:.0f} ms" for kind, ms in r[name]["kinds"].items()))
+        print(f"  {label}: {r['running']}/{r['capacity']} worker slots busy at the start, "
+              f"{r['running_after']} at the end, {r['delivered']} events delivered to the streams")
+    for label, r in results:
+        print(f"{label}: loaded/idle p99 × {r['loaded']['p99'] / r['idle']['p99']:.2f}",
+              flush=True)
 
 
 def main() -> None:
@@ -144,6 +164,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="worker processes' concurrency")
     parser.add_argument("--queue", type=int, default=60, help="200-post tasks queued to load")
     parser.add_argument("--web-workers", type=int, default=1)
+    parser.add_argument("--before", help="another checkout (e.g. a worktree of an older "
+                        "commit) to measure the same way in the same run, after this one")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the servers on the way out
     asyncio.run(run(args), loop_factory=uvloop.new_event_loop)  # as the web server runs

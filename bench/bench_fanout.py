@@ -47,7 +47,15 @@ from jobs.task_stats import percentile as pct  # noqa: E402  (the product's perc
 from tests.support import PYTHON, Proc, RedisServer, free_port, wait_until  # noqa: E402
 
 PATHS = {"api": "/api/events", "board": "/board/stream"}
-ID = re.compile(rb"(?:^|\n)id: ([^\s]+)")
+ID = re.compile(rb"\nid: ([^\s]+)")  # (no "^|" alternative: it would make the scan 15 × slower)
+
+
+def event_ids(messages: bytes) -> list[bytes]:
+    """The ids of whole messages (as StreamParser.feed returns them), in order."""
+    ids = ID.findall(messages)
+    if messages.startswith(b"id: "):
+        ids.insert(0, messages[4:messages.index(b"\n")])
+    return ids
 
 
 class StreamParser:
@@ -241,7 +249,7 @@ class Clients:
                 if not data:
                     break
                 now = time.perf_counter()
-                ids = ID.findall(parser.feed(data))
+                ids = event_ids(parser.feed(data))
                 if not ids:
                     continue
                 self.received[i] += len(ids)

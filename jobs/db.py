@@ -27,7 +27,13 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        # A connection per thread that may use one (the web's 32 blocking threads, its
+        # generation pool and background threads): with the default 5 + 10, a write waiting
+        # out a worker's lock (busy_timeout) held a connection, and under load every read,
+        # token checks included, queued for one. SQLite connections are cheap (WAL: reads
+        # go on while a write waits), and each is opened only when first needed.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10},
+                               pool_size=48, max_overflow=16)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from bench.bench_fanout import ID, StreamParser
+from bench.bench_fanout import StreamParser, event_ids
 
 
 def _chunked(*chunks: bytes) -> bytes:
@@ -28,7 +28,7 @@ EVERY_ID = [b"e:1-%d" % n for n in range(1, 11)]
 def _read(pieces: list[bytes]) -> tuple[list[bytes], bool]:
     parser, ids = StreamParser(), []
     for piece in pieces:
-        ids += ID.findall(parser.feed(piece))
+        ids += event_ids(parser.feed(piece))
     return ids, parser.ended
 
 

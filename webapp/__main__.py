@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import socket
 import subprocess
@@ -120,7 +121,8 @@ def run_server(host: str, port: int, *, reuse_port: bool = False) -> int:
         sock.bind((host, port))
         config.bind = [f"fd://{sock.detach()}"]  # hypercorn owns the descriptor from here
     config.accesslog = None
-    config.errorlog = None  # hypercorn's messages go through our logging set-up, once
+    # Hypercorn's own errors go through our logging set-up, once (None would drop them).
+    config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 5
     # Connections waiting to be accepted (the kernel caps it at net.core.somaxconn). Hypercorn's
     # 100 overflowed when one client opened hundreds of streams at once: the kernel then reset
