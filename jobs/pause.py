@@ -76,7 +76,13 @@ def requeue_waiting(runtime, pauses: dict, chunk: int = 1000) -> int:
 
 
 class PauseCache:
-    """`cache(task_type)` → paused?, re-reading the state at most every `interval` seconds."""
+    """`cache(task_type)` → paused?, re-reading the state at most every `interval` seconds.
+
+    A "paused" answer is read afresh before it is given: the worker drops the message on it,
+    and a resume queues the waiting tasks again at once, so a stale "paused" would drop those
+    new messages too and leave the tasks to the lost-message sweep (up to 2 x WORKER_LOST_AFTER).
+    Only messages of paused types pay the read; the claim path of running work does not.
+    """
 
     def __init__(self, db: Engine, interval: float) -> None:
         self._db = db
@@ -87,9 +93,10 @@ class PauseCache:
 
     def __call__(self, task_type: str) -> bool:
         now = time.monotonic()
-        if now >= self._expires:
+        stale = is_paused(self._pauses, task_type)
+        if stale or now >= self._expires:
             with self._lock:
-                if now >= self._expires:
+                if stale or now >= self._expires:
                     self._pauses = read(self._db)
                     self._expires = now + self._interval
         return is_paused(self._pauses, task_type)

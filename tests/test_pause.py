@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from jobs import pause
+from jobs.db import make_engine
 from tests.support import wait_until
 
 
@@ -53,7 +55,9 @@ def test_paused_tasks_wait_across_a_restart_and_run_on_resume(fresh_stack, fake_
 
 
 def test_pausing_one_type_holds_only_that_type(fresh_stack):
-    stack = fresh_stack("embedded", PAUSE_CHECK_INTERVAL="0").start()
+    # A long check interval: the worker's reading that status checks are paused is still fresh
+    # when the resume queues the held task again, and it must not drop that message.
+    stack = fresh_stack("embedded", PAUSE_CHECK_INTERVAL="60").start()
     body = stack.client.post("/api/queue/pause", json={"type": "status_check"}).json()
     assert list(body["paused"]) == ["status_check"]
     held = _status_check(stack)
@@ -64,7 +68,24 @@ def test_pausing_one_type_holds_only_that_type(fresh_stack):
     again = stack.client.post("/api/queue/pause", json={"type": "status_check"}).json()
     assert again["changed"] is False
     stack.client.post("/api/queue/resume", json={"type": "status_check"})
-    stack.wait_status(held, "SUCCESS")
+    # Within seconds, not after the lost-message sweep (2 x WORKER_LOST_AFTER = 20 s).
+    stack.wait_status(held, "SUCCESS", timeout=8)
+
+
+def test_a_paused_reading_is_checked_before_it_is_believed(tmp_path):
+    """The cache keeps an unpaused reading for its interval, never a paused one."""
+    db = make_engine(f"sqlite:///{tmp_path / 'app.db'}")
+    try:
+        cache = pause.PauseCache(db, interval=3600)
+        assert cache("status_check") is False
+        pause.pause(db, "status_check", "manager@example.com")
+        assert cache("status_check") is False  # the unpaused reading holds for its interval
+        cache._expires = 0.0
+        assert cache("status_check") is True
+        pause.resume(db, "status_check")
+        assert cache("status_check") is False  # at once: a resume is never read late
+    finally:
+        db.dispose()
 
 
 def test_pause_is_for_managers_and_known_types(stack):
