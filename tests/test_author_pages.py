@@ -7,6 +7,7 @@ import re
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 
 PASSWORD = "a long password"
 
@@ -119,3 +120,17 @@ def test_authors_see_the_last_daily_operations_without_its_id(stack):
         assert page.status_code == 200, (path, page.text[-2000:])
         if "Last daily operations" in page.text:
             assert task_id not in page.text and "SUCCESS" in page.text
+
+
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)  # the same in every mode
+def test_a_confirmed_change_goes_back_only_to_a_page_of_ours(stack):
+    _, me, _, posts = _with_posts(stack, "backwards")
+    post = posts[0]
+    assert me.post(f"/posts/{post['id']}", data={"status": "approved"}).status_code == 303
+    for back in ("//evil.example.com/", "/\\evil.example.com", "https://evil.example.com/"):
+        done = me.post(f"/posts/{post['id']}", data={"text": "Still mine https://ex.com/t",
+                                                      "confirmed": "yes", "back": back})
+        assert done.status_code == 303 and done.headers["location"] == "/posts", back
+    done = me.post(f"/posts/{post['id']}", data={"status": "published", "confirmed": "yes",
+                                                  "back": "/calendar?view=week"})
+    assert done.headers["location"] == "/calendar?view=week"

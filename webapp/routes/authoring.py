@@ -19,7 +19,7 @@ from jobs.platforms import PLATFORMS
 from jobs.posts import (MOVES, POST_STATES, PUBLISHED, PostFilters, draft_plans, list_posts,
                         post_owners)
 from webapp import local_time, runtime
-from webapp.auth import any_signed_in_user, current, owner_scope
+from webapp.auth import any_signed_in_user, current, local_path, owner_scope
 from webapp.confirmation import confirmed
 from webapp.errors import ApiError
 from webapp.local_time import from_input, viewer_tz
@@ -113,12 +113,8 @@ async def post_change(post_id: int):
     except ApiError as exc:
         return await _refused(exc, back)
     if form.get("back"):  # came through the confirmation page (its own address is the referrer)
-        back = form["back"]
-    return redirect(_local(back), 303)
-
-
-def _local(path: str) -> str:
-    return path if path.startswith("/") and not path.startswith("//") else "/posts"
+        back = local_path(form["back"], back)
+    return redirect(back, 303)
 
 
 @bp.post("/posts/schedule")
@@ -149,7 +145,7 @@ async def post_schedule():
 async def plan_approve():
     """Every draft of a plan (a launch campaign's) approved in one go, back where it was asked."""
     form = await request.form
-    back = _local(_back("/calendar"))
+    back = _back("/calendar")
     try:
         approved = await approve_plan_now(form.get("task_id", ""))
     except ApiError as exc:
