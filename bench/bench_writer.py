@@ -24,7 +24,6 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
-import os
 import sys
 import tempfile
 import time
