@@ -12,8 +12,12 @@ run: $(VENV)/.runtime
 worker: $(VENV)/.runtime
 	$(PY) huey_worker.py
 
+# The tests spend most of their time waiting on the servers and workers they start, so they
+# run in parallel worker processes (pytest-xdist; each starts its own Redis, PostgreSQL and
+# stacks on free ports). `make test TEST_PROCESSES=0` runs them in this one process.
+TEST_PROCESSES ?= 2
 test: $(VENV)/.dev system-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist worksteal $(PYTEST_ARGS)
 
 $(VENV)/bin/python:
 	@python=$$(scripts/find-python) && echo "creating $(VENV) with $$python" && "$$python" -m venv $(VENV)

@@ -59,10 +59,7 @@ def _make_stack(kind: str, tmp: Path, llm: FakeLLM, request) -> Stack:
         env["DATABASE_URL"] = pg.database(f"bma_{len(getattr(pg, 'made', []))}")
         pg.made = [*getattr(pg, "made", []), env["DATABASE_URL"]]
     if kind in ("redis", "postgres"):
-        redis_server = request.getfixturevalue("redis_server")
-        db_index = len(getattr(redis_server, "dbs", [])) + 1
-        redis_server.dbs = [*getattr(redis_server, "dbs", []), db_index]
-        env["REDIS_URL"] = f"redis://127.0.0.1:{redis_server.port}/{db_index}"
+        env["REDIS_URL"] = request.getfixturevalue("redis_server").new_database()
         return Stack(kind, tmp, env, workers=[["--workers", "3", "--worker-type", "process"]])
     return Stack(kind, tmp, env)
 
@@ -104,6 +101,25 @@ def pytest_runtest_makereport(item, call):
             s = item.funcargs.get(name)
             if s is not None:
                 report.sections.append((f"{s.name} logs", s.logs()))
+
+
+CHAOS_FIGURES = "chaos figures"  # a report's user property: one chaos test's figures
+_chaos_rows: list[dict] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "teardown":  # by then the report carries all the test recorded
+        _chaos_rows.extend(row for key, row in report.user_properties if key == CHAOS_FIGURES)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _chaos_rows:
+        return
+    long = any(row["long"] for row in _chaos_rows)
+    terminalreporter.section(f"chaos figures ({'long' if long else 'short'} run)")
+    for row in _chaos_rows:
+        values = ", ".join(f"{k}={v}" for k, v in row.items() if k not in ("test", "long"))
+        terminalreporter.write_line(f"{row['test']}: {values}")
 
 
 def pytest_configure(config):

@@ -37,6 +37,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_all(procs: "list[Proc | None]", sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+    """Signal every process first, then wait for each: their shutdowns overlap instead of
+    adding up (each waits once for its own grace, as with `Proc.stop`)."""
+    procs = [p for p in procs if p is not None]
+    for proc in procs:
+        proc.signal(sig)
+    for proc in procs:
+        proc.wait(timeout)
+
+
 def wait_until(predicate: Callable[[], T], timeout: float, message: str = "condition",
                interval: float = 0.02) -> T:
     """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
@@ -76,13 +86,20 @@ class Proc:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int | None:
+        self.signal(sig)
+        return self.wait(timeout)
+
+    def signal(self, sig: int) -> None:
         if self.alive():
             self.popen.send_signal(sig)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(5)
+
+    def wait(self, timeout: float = 15) -> int | None:
+        """Wait for a signalled process to end; kill its group past `timeout`."""
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(5)
         self._log.close()
         return self.popen.returncode
 
@@ -103,7 +120,13 @@ class RedisServer:
         self.log_dir = log_dir
         self._binary = binary
         self.proc: Proc | None = None
+        self._databases = 0
         self.start()
+
+    def new_database(self) -> str:
+        """The URL of a database number no other stack or test of this run uses."""
+        self._databases += 1
+        return f"redis://127.0.0.1:{self.port}/{self._databases}"
 
     def start(self) -> None:
         self.proc = Proc(f"redis-{self.port}", [
@@ -257,9 +280,7 @@ class Stack:
 
     def stop(self) -> None:
         self.client.close()
-        for proc in [self.web, *self.workers]:
-            if proc is not None:
-                proc.stop()
+        stop_all([self.web, *self.workers])
 
     # -- API helpers --
     def task(self, task_id: str) -> dict:

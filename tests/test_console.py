@@ -13,8 +13,25 @@ ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
 
 
 def inspect(stack, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([PYTHON, "-m", "webapp", "inspect", *args], cwd=stack.dir,
-                          env=stack.env, capture_output=True, text=True, timeout=60)
+    return inspect_each(stack, args)[0]
+
+
+def inspect_each(stack, *commands: tuple[str, ...]) -> list[subprocess.CompletedProcess]:
+    """Run `inspect` commands side by side (each is a process that mostly starts up and reads
+    the database); their results in the order given."""
+    procs = [subprocess.Popen([PYTHON, "-m", "webapp", "inspect", *args], cwd=stack.dir,
+                              env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for args in commands]
+    done = []
+    for proc in procs:
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+            raise
+        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return done
 
 
 # -- python -m webapp inspect --
@@ -23,40 +40,41 @@ def test_inspect_reads_what_the_api_shows_without_a_server(stack):
     task_id = stack.queue(platforms=["twitter"], count_per_platform=1)
     stack.wait_status(task_id, "SUCCESS")
 
-    shown = inspect(stack, "task", task_id)
+    api_ids = {w["id"] for w in stack.client.get("/api/workers").json()["workers"]}
+    (shown, shown_json, workers, workers_json, stats_json, stats_text, active, active_json,
+     schedules) = inspect_each(
+        stack, ("task", task_id), ("task", task_id, "--json"), ("workers",), ("workers", "--json"),
+        ("stats", "--json"), ("stats",), ("active",), ("active", "--json"), ("schedules",))
     assert shown.returncode == 0, shown.stderr
     assert f"task_id: {task_id}" in shown.stdout and "status: SUCCESS" in shown.stdout
     assert re.search(r"^AT\s+STATUS\s+ATTEMPT", shown.stdout, re.M)  # the timeline table
-    as_json = json.loads(inspect(stack, "task", task_id, "--json").stdout)
+    as_json = json.loads(shown_json.stdout)
     assert as_json["status"] == stack.task(task_id)["status"] == "SUCCESS"
     assert [s["status"] for s in as_json["timeline"]] == ["PENDING", "STARTED", "SUCCESS"]
 
-    workers = inspect(stack, "workers")
     assert workers.returncode == 0 and re.search(r"^WORKER\s+STATE", workers.stdout, re.M)
-    api_ids = {w["id"] for w in stack.client.get("/api/workers").json()["workers"]}
-    cli_ids = {w["id"] for w in json.loads(inspect(stack, "workers", "--json").stdout)["workers"]}
+    cli_ids = {w["id"] for w in json.loads(workers_json.stdout)["workers"]}
     assert api_ids and cli_ids == api_ids
 
-    stats = json.loads(inspect(stack, "stats", "--json").stdout)
+    stats = json.loads(stats_json.stdout)
     api_stats = stack.client.get("/api/tasks/stats").json()
     assert stats["backend"] == api_stats["backend"] == stack.mode
     assert stats["tasks"]["content_generation"]["SUCCESS"] >= 1
-    assert "TYPE" in inspect(stack, "stats").stdout
+    assert "TYPE" in stats_text.stdout
 
-    active = inspect(stack, "active")
     assert active.returncode == 0 and "waiting or running" in active.stdout
-    assert json.loads(inspect(stack, "active", "--json").stdout)["count"] == 0
+    assert json.loads(active_json.stdout)["count"] == 0
 
-    schedules = inspect(stack, "schedules")
     assert "daily_operations" in schedules.stdout and "weekly_report" in schedules.stdout
 
 
 def test_inspect_refuses_bad_arguments(stack):
-    missing = inspect(stack, "task", "no-such-task")
+    missing, no_id, extra, unknown = inspect_each(
+        stack, ("task", "no-such-task"), ("task",), ("workers", "extra"), ("everything",))
     assert missing.returncode == 1 and "no task has id" in missing.stderr
-    assert inspect(stack, "task").returncode == 2
-    assert inspect(stack, "workers", "extra").returncode == 2
-    assert inspect(stack, "everything").returncode == 2
+    assert no_id.returncode == 2
+    assert extra.returncode == 2
+    assert unknown.returncode == 2
 
 
 # -- workers --

@@ -13,7 +13,7 @@ from tests.support import PYTHON, ROOT, Proc, SSEReader, free_port, wait_until
 def test_several_web_processes_share_the_port_and_each_streams_every_event(
         redis_server, tmp_path):
     port = free_port()
-    env = {**os.environ, "REDIS_URL": f"{redis_server.url[:-2]}/15", "DATA_DIR": str(tmp_path),
+    env = {**os.environ, "REDIS_URL": redis_server.new_database(), "DATA_DIR": str(tmp_path),
            "PYTHONPATH": str(ROOT), "SSE_KEEPALIVE": "1", "GENERATION_RATE_LIMIT": "1000"}
     token = subprocess.run(
         [PYTHON, "-m", "webapp", "create-user", "--email", "m@example.com", "--role", "manager",
