@@ -26,6 +26,10 @@ def test_several_web_processes_share_the_port_and_each_streams_every_event(
     readers: list[SSEReader] = []
     try:
         wait_until(lambda: client.get("/healthz").status_code == 200, 30, "the web processes")
+        # Both serving (one answering is not enough): a process still starting up when the
+        # stop below comes has no signal handler yet, dies of SIGTERM and fails the stop.
+        wait_until(lambda: web.log().count("serving with the redis queue") == 2, 30,
+                   "both web processes to serve")
         readers = [SSEReader(base + "/api/events", token=token) for _ in range(12)]
         wait_until(lambda: all(r.status == 200 for r in readers), 10, "the streams to open")
         children = subprocess.run(["pgrep", "-P", str(web.pid)], capture_output=True, text=True)
