@@ -268,6 +268,7 @@ def test_generation_requests_are_rate_limited_per_user(fresh_stack):
     assert codes[3].json()["error"] == "rate_limited"
 
 
+@pytest.mark.timeout(420)  # a minute or two on its own; longer beside other tests (pytest -n)
 @pytest.mark.parametrize("kind", ["embedded", "postgres"])
 def test_fuzzed_api_never_answers_5xx(fresh_stack, tmp_path, kind):
     """Schemathesis over the OpenAPI document: the coverage phase's boundary values (huge and
