@@ -23,7 +23,9 @@ def sign_in(page, base_url: str, email: str, password: str) -> None:
     page.wait_for_url(lambda url: "/login" not in url)
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an event loop running in this
+# thread while it is open, and tests elsewhere that call asyncio.run() fail beside it.
+@pytest.fixture(scope="module")
 def chromium():
     path = require("chromium", "the browser tests drive the system's Chromium")
     from playwright.sync_api import sync_playwright
