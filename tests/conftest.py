@@ -21,6 +21,9 @@ STACK_ENV = {
     "LLM_API_KEY": "sk-test-key-never-logged",
     "LLM_TIMEOUT": "60",
     "GENERATION_RATE_LIMIT": "10000",
+    # A pause is seen by the next claim: tests that pause a type and queue one expect it to
+    # wait, and on a warm stack a reading up to 1 s old (the default) let it run.
+    "PAUSE_CHECK_INTERVAL": "0",
 }
 
 
