@@ -13,13 +13,6 @@ pytestmark = pytest.mark.parametrize("stack", ["embedded"], indirect=True)
 PASSWORD = "a long password"
 
 
-def _make_user(stack, email: str, role: str = "author") -> dict:
-    """An account with PASSWORD, made over the API (quicker than the command line)."""
-    made = stack.client.post("/api/users", json={"email": email, "role": role, "password": PASSWORD})
-    assert made.status_code == 201, made.text
-    return made.json()
-
-
 def _user(stack, email: str) -> dict:
     return next(u for u in stack.client.get("/api/users").json()["users"] if u["email"] == email)
 
@@ -36,7 +29,7 @@ def _confirmation(page, question: str):
 
 def test_users_page_asks_without_javascript(stack, browser):
     email = f"nojs.target.{stack.name}@example.com"
-    _make_user(stack, email)
+    stack.add_user(email, "author", PASSWORD)
     page = browser.page(stack, javascript=False)
     page.goto(stack.base_url + "/users")
 
@@ -73,7 +66,7 @@ def test_users_page_asks_without_javascript(stack, browser):
 
 def test_other_destructive_buttons_ask_without_javascript(stack, browser):
     email = f"nojs.author.{stack.name}@example.com"
-    _make_user(stack, email)
+    stack.add_user(email, "author", PASSWORD)
     page = browser.page(stack, email=email, password=PASSWORD, javascript=False)
     base = stack.base_url
 
@@ -117,7 +110,7 @@ def test_other_destructive_buttons_ask_without_javascript(stack, browser):
 
 def test_destructive_buttons_ask_in_a_dialog_with_javascript(stack, browser):
     email = f"js.target.{stack.name}@example.com"
-    _make_user(stack, email)
+    stack.add_user(email, "author", PASSWORD)
     page = browser.page(stack)
     page.goto(stack.base_url + "/users")
 
@@ -142,7 +135,7 @@ def test_destructive_buttons_ask_in_a_dialog_with_javascript(stack, browser):
         f"Change the role of {email}", f"Reset the password of {email}"]
 
     author = f"js.author.{stack.name}@example.com"
-    _make_user(stack, author)
+    stack.add_user(author, "author", PASSWORD)
     mine = browser.page(stack, email=author, password=PASSWORD)
     mine.goto(stack.base_url + "/books")
     mine.fill("input[name=title]", "Glass Orchard")

@@ -12,16 +12,9 @@ pytestmark = pytest.mark.parametrize("stack", ["embedded"], indirect=True)
 PASSWORD = "a long password"
 
 
-def _make_user(stack, email: str, role: str = "author") -> dict:
-    """An account with PASSWORD, made over the API (quicker than the command line)."""
-    made = stack.client.post("/api/users", json={"email": email, "role": role, "password": PASSWORD})
-    assert made.status_code == 201, made.text
-    return made.json()
-
-
 def _planned(stack, email: str, title: str, launch: dt.date) -> tuple[dict, str, list[int]]:
     """An author with a book launching on `launch` and its campaign planned (twitter)."""
-    _make_user(stack, email)
+    stack.add_user(email, "author", PASSWORD)
     book = stack.client.post("/api/books", json={
         "title": title, "genre": "mystery", "link": "https://ex.com/l", "user_id": email,
         "launch_date": launch.isoformat()}).json()
