@@ -51,3 +51,14 @@ def test_several_web_processes_share_the_port_and_each_streams_every_event(
             reader.close()
     assert code == 0, web.log()[-3000:]
     assert time.monotonic() - started < 10
+
+
+def test_a_stop_while_the_processes_start_is_a_clean_stop(redis_server, tmp_path):
+    """A supervisor that stops the server at once (a deploy rolled back) must see exit 0: the
+    children still importing have no handler yet and die of the signal itself."""
+    env = {**os.environ, "REDIS_URL": redis_server.new_database(), "DATA_DIR": str(tmp_path),
+           "PYTHONPATH": str(ROOT)}
+    web = Proc("web", [PYTHON, "-m", "webapp", "--port", str(free_port()), "--workers", "2"],
+               env, tmp_path)
+    wait_until(lambda: "(2 processes)" in web.log(), 30, "the children to be started")
+    assert web.stop() == 0, web.log()[-3000:]

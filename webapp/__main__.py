@@ -93,8 +93,11 @@ def run_processes(host: str, port: int, workers: int) -> int:
     cmd = [sys.executable, "-m", "webapp", "serve", "--host", host, "--port", str(port),
            "--reuse-port"]
     children = [subprocess.Popen(cmd) for _ in range(workers)]
+    asked_to_stop = False
 
     def forward(sig, _frame) -> None:
+        nonlocal asked_to_stop
+        asked_to_stop = True
         for child in children:
             if child.poll() is None:
                 child.send_signal(sig)
@@ -104,8 +107,16 @@ def run_processes(host: str, port: int, workers: int) -> int:
     print(f"Book Marketing Agent on http://{host}:{port} ({workers} processes)", flush=True)
     while all(child.poll() is None for child in children):
         time.sleep(0.5)
-    forward(signal.SIGTERM, None)  # one stopped: stop them all, so a supervisor sees it
-    return max(child.wait() for child in children)
+    if not asked_to_stop:  # one stopped by itself: stop them all, and say how it ended
+        first = next(child.returncode for child in children if child.returncode is not None)
+        forward(signal.SIGTERM, None)
+        for child in children:
+            child.wait()
+        return first or 1
+    # A child still starting when the stop came has no handler yet and dies of the signal
+    # itself: that is the stop asked for, not a failure.
+    codes = [child.wait() for child in children]
+    return next((c for c in codes if c not in (0, -signal.SIGTERM, -signal.SIGINT)), 0)
 
 
 def run_server(host: str, port: int, *, reuse_port: bool = False) -> int:
