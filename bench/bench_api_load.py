@@ -150,6 +150,9 @@ async def run(args) -> None:
                   + ", ".join(f"{kind} {ms:.0f} ms" for kind, ms in r[name]["kinds"].items()))
         print(f"  {label}: {r['running']}/{r['capacity']} worker slots busy at the start, "
               f"{r['running_after']} at the end, {r['delivered']} events delivered to the streams")
+        if r["running_after"] < r["capacity"]:
+            print(f"  {label}: WARNING: the workers ran out of work during the loaded phase, "
+                  f"which then measures less than full load: raise --queue")
     for label, r in results:
         print(f"{label}: loaded/idle p99 × {r['loaded']['p99'] / r['idle']['p99']:.2f}",
               flush=True)
@@ -162,7 +165,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--streams", type=int, default=300)
     parser.add_argument("--workers", type=int, default=4, help="worker processes' concurrency")
-    parser.add_argument("--queue", type=int, default=60, help="200-post tasks queued to load")
+    # 200-post tasks take a worker about 0.1 s of CPU each: 600 keep four busy for a 10 s phase
+    parser.add_argument("--queue", type=int, default=600, help="200-post tasks queued to load")
     parser.add_argument("--web-workers", type=int, default=1)
     parser.add_argument("--before", help="another checkout (e.g. a worktree of an older "
                         "commit) to measure the same way in the same run, after this one")
