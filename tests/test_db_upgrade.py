@@ -1,7 +1,6 @@
 """A database made by an earlier version is brought up to the current tables at start-up."""
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from jobs.db import make_engine

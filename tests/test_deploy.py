@@ -2,11 +2,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-from pathlib import Path
-
-import pytest
 
 from tests.support import PYTHON, ROOT, require
 
