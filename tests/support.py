@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -330,6 +330,22 @@ class Stack:
         return "\n".join(f"--- {p.name} ---\n{p.log()[-4000:]}" for p in [self.web, *self.workers] if p)
 
 
+def sse_messages(lines: Iterable[str]) -> Iterator[dict[str, str]]:
+    """The messages of an event stream, each as its fields (those with data); a comment line
+    (a keep-alive) comes as an empty dict."""
+    fields: dict[str, str] = {}
+    for line in lines:
+        if line == "":
+            if "data" in fields:
+                yield fields
+            fields = {}
+        elif line.startswith(":"):
+            yield {}
+        else:
+            key, _, value = line.partition(":")
+            fields[key] = value[1:] if value.startswith(" ") else value
+
+
 class SSEReader:
     """Reads a server-sent event stream in a thread; events are (id, event, data) tuples."""
 
@@ -353,20 +369,14 @@ class SSEReader:
         try:
             with self._client.stream("GET", url, headers=headers) as response:
                 self.status = response.status_code
-                fields: dict[str, str] = {}
-                for line in response.iter_lines():
+                for fields in sse_messages(response.iter_lines()):
                     if self._stop:
                         return
-                    if line == "":
-                        if "data" in fields:
-                            self.events.append((fields.get("id"), fields.get("event", "message"),
-                                                self._json.loads(fields["data"])))
-                        fields = {}
-                    elif line.startswith(":"):
+                    if not fields:
                         self.comments += 1
-                    else:
-                        key, _, value = line.partition(":")
-                        fields[key] = value[1:] if value.startswith(" ") else value
+                        continue
+                    self.events.append((fields.get("id"), fields.get("event", "message"),
+                                        self._json.loads(fields["data"])))
         except httpx.HTTPError:
             pass
         finally:

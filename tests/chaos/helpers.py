@@ -12,7 +12,7 @@ import httpx
 import redis
 from sqlalchemy import create_engine, text
 
-from tests.support import PYTHON, ROOT, Proc, RedisServer, _ping, wait_until
+from tests.support import PYTHON, ROOT, Proc, RedisServer, _ping, sse_messages, wait_until
 
 FINAL = {"SUCCESS", "FAILURE", "REVOKED"}
 
@@ -140,25 +140,19 @@ class ResumingStream:
             self._stop.wait(0.2)  # the browser's retry delay, shortened
 
     def _read(self, response) -> None:
-        fields: dict[str, str] = {}
-        for line in response.iter_lines():
+        for fields in sse_messages(response.iter_lines()):
             if self._stop.is_set():
                 return
-            if line == "":
-                if "data" in fields:
-                    kind = fields.get("event", "message")
-                    if kind == "resync":
-                        self.resyncs.append(len(self.events))
-                    else:
-                        self.events.append((fields.get("id"), kind, json.loads(fields["data"])))
-                    if fields.get("id"):
-                        self.last_id = fields["id"]
-                fields = {}
-            elif line.startswith(":"):
+            if not fields:
                 self.comments += 1
+                continue
+            kind = fields.get("event", "message")
+            if kind == "resync":
+                self.resyncs.append(len(self.events))
             else:
-                key, _, value = line.partition(":")
-                fields[key] = value[1:] if value.startswith(" ") else value
+                self.events.append((fields.get("id"), kind, json.loads(fields["data"])))
+            if fields.get("id"):
+                self.last_id = fields["id"]
 
     def last_status(self) -> dict[str, tuple[int, str]]:
         """Per task: (index of its last event, the status it showed)."""
