@@ -20,7 +20,7 @@ import time
 
 import httpx
 import redis
-from sqlalchemy import Engine, desc, func, insert, select, update
+from sqlalchemy import Engine, case, desc, func, insert, select, update
 
 from jobs import queries
 from jobs.background import BackgroundThread
@@ -97,13 +97,11 @@ class Alerter(BackgroundThread):
 
     def _check_failures(self, now: dt.datetime) -> None:
         with self.db.connect() as conn:
-            rows = conn.execute(
-                select(tasks.c.type, func.count(), func.max(tasks.c.id))
-                .where(tasks.c.status == FAILURE, tasks.c.finished_at > self._since,
-                       tasks.c.finished_at <= now)
-                .group_by(tasks.c.type)).all()
+            rows = conn.execute(failures_between(self._since, now)).all()
         self._since = now
         for task_type, count, example in rows:
+            if not count:
+                continue
             gathered = self._failures.setdefault(task_type, {"count": 0, "example": example})
             gathered["count"] += count
             gathered["example"] = example
@@ -227,6 +225,18 @@ class AlertSender(BackgroundThread):
         if error is not None:
             log.error("alert %s could not be delivered after %d attempts: %s", row["kind"],
                       attempt, error)
+
+
+def failures_between(since: dt.datetime, until: dt.datetime):
+    """Failures per type finished in (since, until]: count and the newest id. The status is
+    counted, not filtered on, so the only condition is the finish-time range and the
+    planner reads the few rows finished since the last pass through `ix_tasks_finished`.
+    With `status = 'FAILURE'` in the condition SQLite chose the status index instead and
+    read every failure ever recorded: 0.4 s of CPU per pass at 1,000,000 tasks."""
+    failed = tasks.c.status == FAILURE
+    return (select(tasks.c.type, func.count(case((failed, 1))), func.max(case((failed, tasks.c.id))))
+            .where(tasks.c.finished_at > since, tasks.c.finished_at <= until)
+            .group_by(tasks.c.type))
 
 
 def overdue_tasks(db: Engine, settings, now: dt.datetime | None = None) -> list[dict]:

@@ -9,7 +9,7 @@ import redis
 from sqlalchemy import insert, update
 from werkzeug import Response
 
-from jobs.alerts import Alerter, recent
+from jobs.alerts import Alerter, failures_between, recent
 from jobs.models import FAILURE, STARTED, tasks, utcnow, workers
 from jobs.runtime import build_runtime
 from jobs.settings import load_settings
@@ -67,6 +67,18 @@ def test_failures_are_grouped_at_most_one_message_per_type_per_minute(alerter, r
     wait_until(lambda: len(receiver.log) == 3, 10, "the grouped follow-up")
     assert _received(receiver)[-1]["alert"]["details"]["count"] == 2
     assert [a["state"] for a in recent(rt.db)] == ["sent"] * 3
+
+
+def test_the_failure_check_reads_only_the_tasks_finished_since_the_last_pass(alerter):
+    """The check runs every few seconds for the life of the process: its query must be a
+    range on the finish-time index, never a walk of every failure ever recorded (SQLite's
+    planner chose the status index for `status = 'FAILURE'`: 0.4 s a pass at 1M tasks)."""
+    now = utcnow()
+    query = failures_between(now - dt.timedelta(seconds=5), now)
+    with alerter.db.connect() as conn:
+        compiled = query.compile(alerter.db, compile_kwargs={"literal_binds": True})
+        plan = " ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+    assert "ix_tasks_finished" in plan and "ix_tasks_status" not in plan, plan
 
 
 def test_lost_worker_old_backlog_and_overdue_task_each_alert_once(alerter, receiver):
