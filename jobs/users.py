@@ -2,13 +2,16 @@
 
 Passwords are hashed with argon2. API tokens and session secrets are 256 random bits;
 only their SHA-256 is stored (a fast hash is right for secrets with that much entropy).
-A disabled user's sessions and tokens stop working at once: every lookup checks the user.
+A disabled user's sessions and tokens stop working at once: every lookup checks the user
+(a web process remembers a token's user for TOKEN_CACHE_SECONDS: see TokenCache).
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -20,6 +23,10 @@ from sqlalchemy.exc import IntegrityError
 from jobs.models import api_tokens, iso, sessions, state, users, utcnow
 
 TOKEN_USE_RESOLUTION = dt.timedelta(minutes=1)  # how precisely a token's last use is kept
+# How long a web process answers a token from memory: a token revoked, or a user disabled or
+# given another role, by another process takes effect there within this time (at once in
+# the process that made the change).
+TOKEN_CACHE_SECONDS = 1.0
 
 ROLES = ("manager", "author", "viewer")
 TOKEN_PREFIX = "bma_"
@@ -172,6 +179,7 @@ def update_user(db: Engine, user_id: int, *, role: str | None = None,
             raise UserError("this is the last active manager: make someone else a manager first")
         if changes:
             conn.execute(update(users).where(users.c.id == user_id).values(**changes))
+            _accounts_changed()
         if changes.get("disabled"):
             conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
         row = conn.execute(select(*_ACCOUNT).where(users.c.id == user_id)).one()
@@ -332,7 +340,55 @@ def revoke_token(db: Engine, user_id: int, token_id: int) -> bool:
         done = conn.execute(update(api_tokens).where(
             api_tokens.c.id == token_id, api_tokens.c.user_id == user_id,
             api_tokens.c.revoked_at.is_(None)).values(revoked_at=utcnow()))
+    _accounts_changed()
     return done.rowcount == 1
+
+
+# -- remembering tokens --
+
+_changes = 0  # bumped by every change of this process that may change a token's user
+
+
+def _accounts_changed() -> None:
+    global _changes
+    _changes += 1
+
+
+class TokenCache:
+    """API token -> user, remembered for TOKEN_CACHE_SECONDS: an automation client sends
+    the same token with every request, and looking it up is a database read and a thread
+    hand-off each time. Only tokens that identified someone are kept (a wrong guess must
+    not fill memory); a change of tokens or users made by this process forgets everything
+    at once, one made by another process is seen within TOKEN_CACHE_SECONDS. A refresh goes
+    through user_for_token, so the token's last use is still recorded."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, db: Engine, ttl: float = TOKEN_CACHE_SECONDS) -> None:
+        self.db = db
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, int, User]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> User | None:
+        """The token's user if remembered and fresh, else None (then call `lookup`)."""
+        entry = self._entries.get(_digest(token))
+        if entry is None or entry[1] != _changes or time.monotonic() - entry[0] >= self.ttl:
+            return None
+        return entry[2]
+
+    def lookup(self, token: str) -> User | None:
+        """Read the token's user from the database (blocking) and remember it."""
+        changes, started = _changes, time.monotonic()
+        user = user_for_token(self.db, token)
+        if user is not None:
+            with self._lock:
+                if len(self._entries) >= self.MAX_ENTRIES:
+                    self._entries.clear()
+                # Stamped with the change count from before the read: a change made during
+                # it makes the entry stale at once.
+                self._entries[_digest(token)] = (started, changes, user)
+        return user
 
 
 def _token_view(row) -> dict:

@@ -1,13 +1,16 @@
-"""Reading with a token records its use at most once a minute: a read is not a write."""
+"""Reading with a token records its use at most once a minute: a read is not a write; a web
+process remembers a token's user for at most a second."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from sqlalchemy import event, select, update
 
 from jobs import users
 from jobs.db import make_engine
 from jobs.models import api_tokens
+from tests.support import wait_until
 
 
 def test_token_use_is_written_once_a_minute(tmp_path):
@@ -31,4 +34,44 @@ def test_token_use_is_written_once_a_minute(tmp_path):
     with db.connect() as conn:
         used = conn.execute(select(api_tokens.c.last_used_at)).scalar_one()
     assert dt.datetime.now(dt.UTC) - used < dt.timedelta(seconds=10)
+    db.dispose()
+
+
+def test_a_web_process_remembers_a_token_briefly_and_forgets_it_on_any_change(tmp_path):
+    db = make_engine(f"sqlite:///{tmp_path / 'app.db'}")
+    user = users.create_user(db, "script@example.com", "author")
+    token, view = users.create_token(db, user.id)
+    cache = users.TokenCache(db, ttl=0.5)
+    reads: list[str] = []
+    event.listen(db, "before_cursor_execute",
+                 lambda _c, _cur, sql, *_: reads.append(sql) if sql.startswith("SELECT") else None)
+
+    assert cache.get(token) is None  # not looked up yet
+    assert cache.lookup(token).role == "author"
+    reads.clear()
+    assert cache.get(token).email == "script@example.com"
+    assert reads == []  # answered from memory
+    assert cache.get("bma_wrong") is None and cache.lookup("bma_wrong") is None
+
+    # A change made by this process is seen at once: role, disabling, revoking.
+    users.update_user(db, user.id, role="viewer")
+    assert cache.get(token) is None and cache.lookup(token).role == "viewer"
+    users.update_user(db, user.id, disabled=True)
+    assert cache.get(token) is None and cache.lookup(token) is None
+    users.update_user(db, user.id, disabled=False)
+    assert cache.lookup(token) is not None
+    assert users.revoke_token(db, user.id, view["id"])
+    assert cache.get(token) is None and cache.lookup(token) is None
+
+    # A change made by another process (written straight to the database here) is seen
+    # within the cache's time.
+    token, view = users.create_token(db, user.id)
+    assert cache.lookup(token) is not None
+    with db.begin() as conn:
+        conn.execute(update(api_tokens).where(api_tokens.c.id == view["id"])
+                     .values(revoked_at=dt.datetime.now(dt.UTC)))
+    revoked = time.monotonic()
+    wait_until(lambda: cache.get(token) is None and cache.lookup(token) is None, 5,
+               "the revoked token to be refused")
+    assert time.monotonic() - revoked <= 0.5 + 0.5
     db.dispose()

@@ -6,6 +6,7 @@ import concurrent.futures
 import logging
 
 from quart import Quart, current_app
+from quart.sessions import SessionInterface
 from quart_schema import QuartSchema
 
 from jobs.alerts import Alerter
@@ -36,10 +37,20 @@ def runtime() -> Runtime:
     return current_app.extensions["runtime"]
 
 
+class _NoCookieSession(SessionInterface):
+    """Quart's signed-cookie session is not used (signing in is quart-auth's cookie over a
+    server-side session, see auth.py); opening and saving it cost every request a signing
+    serializer. Writing to `quart.session` fails loudly (a null session)."""
+
+    async def open_session(self, app, request) -> None:
+        return None
+
+
 def create_app(settings: Settings | None = None) -> Quart:
     settings = settings or load_settings()
     configure_logging(settings.log_level)
     app = Quart(__name__)
+    app.session_interface = _NoCookieSession()
     app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
     app.config["QUART_SCHEMA_CONVERT_CASING"] = False
     QuartSchema(app, info={"title": "Book Marketing Agent API", "version": "1.0"},

@@ -92,6 +92,7 @@ def init_auth(app: Quart, db, data_dir: Path, secret_key: str | None,
     app.config["QUART_AUTH_COOKIE_NAME"] = "bma_session"
     app.config["QUART_AUTH_DURATION"] = 14 * 24 * 3600
     auth = _SessionAuth(app)
+    tokens = users.TokenCache(db)
 
     @app.before_request
     async def _guard():
@@ -101,7 +102,7 @@ def init_auth(app: Quart, db, data_dir: Path, secret_key: str | None,
         if getattr(view, "_metrics_token", False) and metrics_token and hmac.compare_digest(
                 _bearer().encode(), metrics_token.encode()):
             return None
-        g.user, g.session_secret = await _identify(auth, db)
+        g.user, g.session_secret = await _identify(auth, db, tokens)
         by_cookie = g.session_secret is not None
         refusal = None
         if g.user is None:
@@ -127,11 +128,11 @@ def init_auth(app: Quart, db, data_dir: Path, secret_key: str | None,
         return {"user": getattr(g, "user", None)}
 
 
-async def _identify(auth: QuartAuth, db) -> tuple[User | None, str | None]:
+async def _identify(auth: QuartAuth, db, tokens: users.TokenCache) -> tuple[User | None, str | None]:
     """(the user, the session secret when the cookie identified them)."""
     token = _bearer()
     if token:
-        return await asyncio.to_thread(users.user_for_token, db, token), None
+        return tokens.get(token) or await asyncio.to_thread(tokens.lookup, token), None
     secret = auth.load_user().auth_id
     if not secret:
         return None, None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from pydantic import BaseModel, Field
-from quart import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from quart import Blueprint, Response, current_app, jsonify, redirect, render_template, request, url_for
 from quart_schema import document_request
 
 from jobs import audit, users
@@ -122,7 +122,9 @@ async def healthz():
     """For load balancers: ok when the database answers, nothing more."""
     from webapp.health import database_ok
     ok = await asyncio.to_thread(database_ok, runtime())
-    return ("ok\n" if ok else "not ok\n"), (200 if ok else 503), {"Content-Type": "text/plain"}
+    # A Response, not (body, status, headers): a headers dict would be converted through
+    # pydantic by quart-schema on every call (a TypeAdapter built per response).
+    return Response("ok\n" if ok else "not ok\n", 200 if ok else 503, content_type="text/plain")
 
 
 async def _account_page(status: int = 200, **shown):
