@@ -150,13 +150,34 @@ def latest_of_type(conn, task_type: str):
     return conn.execute(LATEST_OF_TYPE, {"task_type": task_type}).first()
 
 
-def active_tasks(db: Engine, owner: str | None = None) -> list[dict]:
-    query = select(*LIST_COLUMNS).where(tasks.c.status.in_(ACTIVE_STATUSES))
+def _active(db: Engine, columns, owner: str | None):
+    query = select(*columns).where(tasks.c.status.in_(ACTIVE_STATUSES))
     if owner is not None:
         query = query.where(tasks.c.owner == owner)
     with db.connect() as conn:
-        rows = conn.execute(query.order_by(tasks.c.enqueued_at).limit(1000)).mappings().all()
-    return [task_view(r, with_result=False) for r in rows]
+        return conn.execute(query.order_by(tasks.c.enqueued_at).limit(1000)).mappings().all()
+
+
+def active_tasks(db: Engine, owner: str | None = None) -> list[dict]:
+    """The waiting and running tasks, as full records (without results)."""
+    return [task_view(r, with_result=False) for r in _active(db, LIST_COLUMNS, owner)]
+
+
+# What `GET /api/tasks/active` shows of a task. Not the parameters: a busy queue holds
+# hundreds of generations whose parameters carry a book each, and decoding them only to
+# drop them was most of a loaded web process's CPU.
+ACTIVE_SUMMARY_COLUMNS = tuple(tasks.c[name] for name in (
+    "id", "type", "worker", "status", "progress_done", "progress_total", "owner", "enqueued_at",
+    "started_at"))
+
+
+def active_summaries(db: Engine, owner: str | None = None) -> list[dict]:
+    """The waiting and running tasks, oldest first, with what the active-task list shows."""
+    return [{"task_id": r["id"], "type": r["type"], "worker": r["worker"], "status": r["status"],
+             "progress": {"done": r["progress_done"], "total": r["progress_total"]},
+             "owner": r["owner"], "enqueued_at": iso(r["enqueued_at"]),
+             "started_at": iso(r["started_at"])}
+            for r in _active(db, ACTIVE_SUMMARY_COLUMNS, owner)]
 
 
 def _unfinished(conn) -> dict[tuple[str, str], int]:

@@ -48,7 +48,7 @@ async def task_status(task_id: str):
 @bp.get("/api/tasks/active")
 async def active_tasks():
     rt = runtime()
-    rows = await asyncio.to_thread(queries.active_tasks, rt.db, owner_scope())
+    rows = await asyncio.to_thread(queries.active_summaries, rt.db, owner_scope())
     return jsonify({
         "active_tasks": [{
             "task_id": r["task_id"], "type": rt.mode, "name": r["type"], "worker": r["worker"],
