@@ -65,6 +65,9 @@ def create_app(settings: Settings | None = None) -> Quart:
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
     metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     init_auth(app, rt.db, settings.data_dir, secret, metrics_token)
+    from webapp.direct_enqueue import DirectEnqueue  # here: it reads the routes' module
+    # Inside the proxy fix (when there is one), so it sees the client's real scheme.
+    app.asgi_app = DirectEnqueue(app.asgi_app, app)
     init_security(app, settings.trusted_proxies)
     app.extensions["limiter"] = RateLimiter(rt.redis_client)
     app.extensions["streams"] = Streams(rt.bus, settings)

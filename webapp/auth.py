@@ -64,7 +64,11 @@ def owner_scope() -> str | None:
 
 def acting_owner(requested: str | None) -> str:
     """The owner a request acts for: an author only for themselves, a manager for anyone."""
-    user = current()
+    return owner_for(current(), requested)
+
+
+def owner_for(user: User, requested: str | None) -> str:
+    """acting_owner for a given user."""
     if requested is None or requested in (user.email, str(user.id)):
         return user.email
     if not user.is_manager:
@@ -104,16 +108,12 @@ def init_auth(app: Quart, db, data_dir: Path, secret_key: str | None,
             return None
         g.user, g.session_secret = await _identify(auth, db, tokens)
         by_cookie = g.session_secret is not None
-        refusal = None
         if g.user is None:
             refusal = await _refuse_anonymous(db)
         elif request.method not in SAFE_METHODS and by_cookie and not same_site():
             refusal = cross_site_refusal()
-        elif (request.method not in SAFE_METHODS and not g.user.can_act
-              and not getattr(view, "_any_role", False)):
-            refusal = ApiError(403, "forbidden", "viewers can watch but not change anything")
-        elif getattr(view, "_manager_only", False) and not g.user.is_manager:
-            refusal = ApiError(403, "forbidden", "only a manager may do this")
+        else:
+            refusal = role_refusal(view, g.user, request.method)
         if refusal is None:
             return None
         # Read the (size-capped) body first: a reply sent over an unread body leaves a
@@ -123,9 +123,20 @@ def init_auth(app: Quart, db, data_dir: Path, secret_key: str | None,
             raise refusal
         return refusal
 
+    app.extensions["tokens"] = tokens
+
     @app.context_processor
     def _user_in_templates():
         return {"user": getattr(g, "user", None)}
+
+
+def role_refusal(view: Callable, user: User, method: str) -> ApiError | None:
+    """Why `user` may not call `view` with `method`, or None when they may."""
+    if method not in SAFE_METHODS and not user.can_act and not getattr(view, "_any_role", False):
+        return ApiError(403, "forbidden", "viewers can watch but not change anything")
+    if getattr(view, "_manager_only", False) and not user.is_manager:
+        return ApiError(403, "forbidden", "only a manager may do this")
+    return None
 
 
 async def _identify(auth: QuartAuth, db, tokens: users.TokenCache) -> tuple[User | None, str | None]:
@@ -141,7 +152,11 @@ async def _identify(auth: QuartAuth, db, tokens: users.TokenCache) -> tuple[User
 
 
 def _bearer() -> str:
-    header = request.headers.get("Authorization", "")
+    return bearer_token(request.headers.get("Authorization", ""))
+
+
+def bearer_token(header: str) -> str:
+    """The token of an `Authorization: Bearer <token>` header, or ""."""
     return header[7:].strip() if header[:7].lower() == "bearer " else ""
 
 

@@ -19,6 +19,11 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.extra = status, code, message, extra
 
 
+# The answer to a request the server failed on (the error is logged).
+INTERNAL_ERROR = {"code": "internal_error",
+                  "message": "the server failed to handle this request; it has been logged"}
+
+
 def error_response(status: int, code: str, message: str, **extra: object):
     response = jsonify({"error": code, "message": message, **extra})
     response.status_code = status
@@ -73,8 +78,7 @@ def register(app: Quart) -> None:
     @app.errorhandler(Exception)
     async def _unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error",
-                              "the server failed to handle this request; it has been logged")
+        return error_response(500, **INTERNAL_ERROR)
 
 
 def wants_json() -> bool:

@@ -31,6 +31,18 @@ HEADERS = {
 HSTS = "max-age=31536000"
 
 
+def response_headers(secure: bool, static: bool = False) -> list[tuple[str, str]]:
+    """The headers every answer carries (the route's own, if it set one, win)."""
+    headers = list(HEADERS.items())
+    if secure:
+        headers.append(("Strict-Transport-Security", HSTS))
+    if not static:
+        # Pages and answers are per user and may carry secrets (a new token, a reset
+        # password): no shared or back-button cache keeps them.
+        headers.append(("Cache-Control", "no-store"))
+    return headers
+
+
 def init_security(app: Quart, trusted_proxies: int = 0) -> None:
     if trusted_proxies:
         # X-Forwarded-For/-Proto/-Host as set by the last `trusted_proxies` proxies: the
@@ -41,14 +53,8 @@ def init_security(app: Quart, trusted_proxies: int = 0) -> None:
 
     @app.after_request
     async def _headers(response):
-        for name, value in HEADERS.items():
+        for name, value in response_headers(request.is_secure, request.endpoint == "static"):
             response.headers.setdefault(name, value)
-        if request.is_secure:
-            response.headers.setdefault("Strict-Transport-Security", HSTS)
-        if request.endpoint != "static":
-            # Pages and answers are per user and may carry secrets (a new token, a reset
-            # password): no shared or back-button cache keeps them.
-            response.headers.setdefault("Cache-Control", "no-store")
         if response.status_code >= 400 and (request.content_length or
                                             "transfer-encoding" in request.headers):
             # Refused before its body was read (too large, a bad id, ...): the body is

@@ -177,8 +177,12 @@ async def approve_posts():
 async def status_check():
     body = await load_body(Owner, optional=True)
     record = await submit("status_check", acting_owner(body.user_id), {})
-    return jsonify({"status": "status_check_queued", "task_id": record["task_id"],
-                    "timestamp": now_iso()}), 202
+    return jsonify(status_check_answer(record)), 202
+
+
+def status_check_answer(record: dict) -> dict:
+    """The 202 answer to a queued status check (also sent by webapp/direct_enqueue.py)."""
+    return {"status": "status_check_queued", "task_id": record["task_id"], "timestamp": now_iso()}
 
 
 @bp.post("/api/tasks/batch")
