@@ -10,7 +10,7 @@ causes. The mix: task status, active tasks, health, and a 3-post synchronous gen
 
 - idle: nothing else running;
 - loaded: every worker busy with queued 200-post generations, `--streams` event streams open
-  (half /api/events, half /board/stream) receiving every change.
+  (by default half /api/events, half /board/stream) receiving every change.
 
 Prints p50/p95/p99 for both phases and the loaded/idle ratio. Client, server and workers
 share the machine: on 2 cores the workers take CPU from the web process by design of the
@@ -20,17 +20,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import signal
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import httpx
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_fanout import ROOT, Clients, Server, pct, raise_nofile  # noqa: E402
+from bench_fanout import PATHS, ROOT, Clients, Server, pct, raise_nofile  # noqa: E402
 
 MIX = ("status", "active", "health", "generate")
 
@@ -69,16 +71,29 @@ async def open_loop(server: Server, rate: float, seconds: float, task_id: str) -
             if status >= 400:
                 errors[status] = errors.get(status, 0) + 1
 
-        start, cpu = time.perf_counter(), server.cpu_seconds()
+        lags: list[float] = []
+
+        async def watch_loop() -> None:
+            # How late this process's own loop wakes: its share of every measured latency.
+            while True:
+                due = time.perf_counter() + 0.005
+                await asyncio.sleep(0.005)
+                lags.append(time.perf_counter() - due)
+
+        watcher = asyncio.create_task(watch_loop())
+        start, cpu, own = time.perf_counter(), server.cpu_seconds(), time.process_time()
         pending = []
         for n in range(int(rate * seconds)):
             due = start + n / rate
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             pending.append(asyncio.create_task(one(MIX[n % len(MIX)], due)))
         await asyncio.gather(*pending)
-        cpu = (server.cpu_seconds() - cpu) / (time.perf_counter() - start)
+        wall = time.perf_counter() - start
+        cpu, own = (server.cpu_seconds() - cpu) / wall, (time.process_time() - own) / wall
+        watcher.cancel()
     return {"p50": pct(latencies, 0.5) * 1000, "p95": pct(latencies, 0.95) * 1000,
-            "p99": pct(latencies, 0.99) * 1000, "errors": errors, "cpu": cpu,
+            "p99": pct(latencies, 0.99) * 1000, "errors": errors, "cpu": cpu, "own_cpu": own,
+            "lag": pct(lags, 0.99) * 1000,
             "kinds": {kind: pct(values, 0.99) * 1000 for kind, values in by_kind.items()}}
 
 
@@ -91,6 +106,50 @@ def saturate(server: Server, tasks: int) -> None:
                               "threads", "bluesky", "tiktok"],
                 "count_per_platform": 25, "async": True})
             assert response.status_code == 202, response.text
+
+
+class StreamReaders:
+    """The loaded phase's open streams, read by a process of their own: in this one, reading
+    every event of hundreds of streams would delay the timed requests' answers in this
+    process's event loop, and the figures would measure the reader as much as the server."""
+
+    def __init__(self, server: Server, counts: list[tuple[str, int]]) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._ready, self._stop = context.Event(), context.Event()
+        self._out = context.Queue()
+        self._proc = context.Process(target=_read_streams, daemon=True, args=(
+            server.port, server.token, counts, self._ready, self._stop, self._out))
+
+    def start(self) -> None:
+        self._proc.start()
+        if not self._ready.wait(180):
+            self._proc.kill()
+            raise RuntimeError("the streams did not open within 180 s")
+
+    def stop(self) -> int:
+        """Close the streams; how many events they received."""
+        self._stop.set()
+        delivered = self._out.get(timeout=60)
+        self._proc.join(30)
+        return delivered
+
+
+def _read_streams(port: int, token: str, counts: list[tuple[str, int]], ready, stop,
+                  out) -> None:
+    async def main() -> None:
+        server = types.SimpleNamespace(port=port, token=token)
+        groups = [Clients(server, path, n) for path, n in counts]
+        for clients in groups:
+            await clients.start()
+        ready.set()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, stop.wait)
+        out.put(sum(sum(clients.received) for clients in groups))
+        for clients in groups:
+            await clients.stop()
+
+    raise_nofile()
+    asyncio.run(main(), loop_factory=uvloop.new_event_loop)
 
 
 def busy_workers(server: Server) -> tuple[int, int]:
@@ -111,18 +170,15 @@ async def phases(args, root: Path) -> dict:
 
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, saturate, server, args.queue)
-            streams = []
-            for path, n in (("/api/events", args.streams // 2),
-                            ("/board/stream", args.streams - args.streams // 2)):
-                clients = Clients(server, path, n)
-                await clients.start()
-                streams.append(clients)
+            paths = [PATHS[name] for name in args.stream_paths.split(",")]
+            streams = StreamReaders(server, [  # the streams shared out between the paths
+                (path, args.streams * (i + 1) // len(paths) - args.streams * i // len(paths))
+                for i, path in enumerate(paths)])
+            await loop.run_in_executor(None, streams.start)
             running, capacity = await loop.run_in_executor(None, busy_workers, server)
             loaded = await open_loop(server, args.rate, args.seconds, task_id)
             running_after, _ = await loop.run_in_executor(None, busy_workers, server)
-            delivered = sum(sum(c.received) for c in streams)
-            for clients in streams:
-                await clients.stop()
+            delivered = await loop.run_in_executor(None, streams.stop)
         except BaseException:
             print(f"web server running: {server.web.alive()}; its log:\n"
                   f"{server.web.log()[-3000:]}", flush=True)
@@ -139,12 +195,12 @@ async def run(args) -> None:
     results = [(label, await phases(args, root)) for label, root in trees]
     print(f"{args.rate:g} req/s for {args.seconds:g}s (status, active, health, 3-post sync "
           f"generation); loaded: every worker busy, {args.streams} streams open")
-    print(f"{'':<7} {'phase':<8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'web CPU':>8}  errors")
+    print(f"{'':<7} {'phase':<8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'web CPU':>8} {'own CPU':>8} {'own lag':>8}  errors")
     for label, r in results:
         for name in ("idle", "loaded"):
             p = r[name]
             print(f"{label:<7} {name:<8} {p['p50']:8.1f} {p['p95']:8.1f} {p['p99']:8.1f}"
-                  f" {p['cpu']:8.0%}  {p['errors'] or ''}")
+                  f" {p['cpu']:8.0%} {p['own_cpu']:8.0%} {p['lag']:6.1f}ms  {p['errors'] or ''}")
         for name in ("idle", "loaded"):
             print(f"  {label} p99 by request, {name}: "
                   + ", ".join(f"{kind} {ms:.0f} ms" for kind, ms in r[name]["kinds"].items()))
@@ -164,6 +220,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=40)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--streams", type=int, default=300)
+    parser.add_argument("--stream-paths", default="api,board",
+                        help="which streams the loaded phase opens (shared out evenly)")
     parser.add_argument("--workers", type=int, default=4, help="worker processes' concurrency")
     # 200-post tasks take a worker about 0.1 s of CPU each: 600 keep four busy for a 10 s phase
     parser.add_argument("--queue", type=int, default=600, help="200-post tasks queued to load")

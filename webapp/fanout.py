@@ -36,6 +36,13 @@ ID_ONLY_EVERY = 1.0  # seconds; how often a stream moves a browser past events i
 OPEN_FILE_RESERVE = 256  # descriptors kept for the API, sign-in, health, database and Redis
 RETRY_AFTER = 5          # seconds a refused client is told to wait
 SWEEP_SLICE = 128        # streams written per turn of the event loop in a pump pass
+# While events keep coming, a pump pass starts at least PACE × (the last pass's time writing)
+# after the last one ended, and at most MAX_GAP seconds: what arrives meanwhile joins the next
+# pass. Writing to every socket is most of a pass's cost and the same for one event or ten,
+# so a busy or starved process sends fewer, larger writes and keeps most of its time for
+# requests; an event after a quiet spell still leaves at once.
+PACE = 3
+MAX_GAP = 0.05
 
 
 class View(Protocol):
@@ -167,16 +174,15 @@ class Pump:
 
     async def _pass_deliveries(self) -> None:
         with self.bus.follow(counted=False) as cursor:
-            quiet_since = time.monotonic()
+            quiet_since = next_pass = time.monotonic()
             while self.followers and not cursor.closed:
                 if await cursor.wait(min(self.keepalive, 1.0)):
+                    rest = next_pass - time.monotonic()
+                    if rest > 0:
+                        await asyncio.sleep(rest)  # coalesce: see PACE
                     cursor.skip()  # the pump only waits on it; each stream has its own
-                    followers = list(self.followers)
-                    for n, follower in enumerate(followers, 1):
-                        if not follower.busy and not follower.ended:
-                            self._write_pending(follower)
-                        if n % SWEEP_SLICE == 0:
-                            await asyncio.sleep(0)  # let requests in between
+                    writing = await self._pass(list(self.followers))
+                    next_pass = time.monotonic() + min(PACE * writing, MAX_GAP)
                 now = time.monotonic()
                 if now - quiet_since >= self.keepalive:
                     quiet_since = now
@@ -185,6 +191,18 @@ class Pump:
                             follower.socket.write(sse.KEEPALIVE)
             for follower in self.followers:
                 follower.wake.set()  # shutdown: every stream ends
+
+    async def _pass(self, followers: list[_Follower]) -> float:
+        """Write every stream's pending slice; the seconds spent writing (not yielding)."""
+        writing, started = 0.0, time.perf_counter()
+        for n, follower in enumerate(followers, 1):
+            if not follower.busy and not follower.ended:
+                self._write_pending(follower)
+            if n % SWEEP_SLICE == 0:
+                writing += time.perf_counter() - started
+                await asyncio.sleep(0)  # let requests in between
+                started = time.perf_counter()
+        return writing + time.perf_counter() - started
 
     def _write_pending(self, follower: _Follower) -> None:
         taken = follower.take()
