@@ -1,7 +1,8 @@
 """Single enqueues over HTTP: `POST /api/status-check` one request at a time, side by side.
 
     .venv/bin/python bench/bench_enqueue.py [--requests 1000] [--rounds 3]
-        [--baseline DIR] [--connections 1,4] [--web-processes 1] [--database sqlite|postgres]
+        [--baseline DIR] [--floor] [--connections 1,4] [--web-processes 1]
+        [--database sqlite|postgres]
 
 Starts one redis-server (and PostgreSQL with `--database postgres`) and one web server
 (`python -m webapp`, a manager's API token) per source tree: this one, and with `--baseline`
@@ -16,7 +17,9 @@ in turn and per connection count C:
   cores the server needs);
 - requests/s and the web processes' CPU milliseconds per request.
 
-Rounds alternate the trees so that load from elsewhere on the machine falls on both; it
+With `--floor`, bench/floor_app.py is measured the same way: Hypercorn answering every
+request at once (no framework, no database, no Redis), the most one client can get here.
+Rounds alternate the servers so that load from elsewhere on the machine falls on both; it
 prints every round and then each figure's range.
 """
 from __future__ import annotations
@@ -42,13 +45,20 @@ WARM = 200  # untimed requests of each kind before the first round
 
 
 class Server:
-    """One web server running the code of `tree`."""
+    """One web server running the code of `tree` (or, for the name "floor", bench/floor_app.py:
+    Hypercorn answering every request at once, the server's own cost)."""
 
     def __init__(self, name: str, tree: Path, tmp: Path, redis_url: str, database_url: str | None,
                  processes: int) -> None:
         self.name, self.tree = name, tree
         home = tmp / name
         home.mkdir()
+        if name == "floor":
+            self.token, self.port = "none", free_port()
+            self.proc = Proc("floor", [sys.executable, str(ROOT / "bench" / "floor_app.py"),
+                                       str(self.port)], dict(os.environ), home)
+            wait_until(self._ready, 60, "the floor server")
+            return
         self.env = {**os.environ, "REDIS_URL": redis_url, "DATA_DIR": str(home / "data"),
                     "LOG_LEVEL": "WARNING", "PYTHONPATH": str(tree)}
         self.env.pop("DATABASE_URL", None)
@@ -148,10 +158,13 @@ def main() -> None:
     parser.add_argument("--web-processes", type=int, default=1,
                         help="python -m webapp --workers N (default 1)")
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure bench/floor_app.py (Hypercorn doing nothing)")
     parser.add_argument("--json", type=Path, help="also write every measurement here")
     args = parser.parse_args()
     counts = [int(c) for c in args.connections.split(",")]
-    trees = [("this", ROOT)] + ([("baseline", args.baseline.resolve())] if args.baseline else [])
+    trees = [("this", ROOT)] + ([("baseline", args.baseline.resolve())] if args.baseline else []) \
+        + ([("floor", ROOT)] if args.floor else [])
     kinds = [("healthz", "GET", "/healthz", 200), ("status-check", "POST", "/api/status-check", 202)]
 
     with tempfile.TemporaryDirectory(prefix="bench-enqueue-") as tmp_dir:

@@ -2,7 +2,7 @@
 
 Off unless the FAULT_INJECTION setting names points, e.g. `after_record:0.05,after_dequeue:0.1`
 (each a probability). Only tests set it. The points:
-- `after_record`: a task is recorded but not yet queued (Runtime.submit);
+- `after_record`: a task is recorded but not yet queued (Runtime.submit, submit_many);
 - `after_dequeue`: a worker took the message but has not claimed the record (Executor.run);
 - `mid_recovery`: a lost run was recorded as RETRY but not yet queued again (Reaper).
 """

@@ -99,6 +99,7 @@ class Runtime:
         self._check_queue()
         records = self.tracker.create_many(specs, self.settings.task_max_attempts,
                                            announce=not self._announces_on_queue)
+        faults.point("after_record")
         try:
             with self._watching_redis():
                 self.enqueue_created(records)

@@ -58,6 +58,28 @@ def _call(middleware, *, token: str | None, body: bytes | list[bytes] = b"", hea
     return sent, (routed[0] if routed else None)
 
 
+def _together(middleware, tokens: list[str]) -> list[dict]:
+    """Plain status checks sent at the same moment; their answers."""
+    async def one(token: str) -> dict:
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+        await middleware({"type": "http", "method": "POST", "path": "/api/status-check",
+                          "scheme": "http", "query_string": b"",
+                          "headers": [(b"authorization", f"Bearer {token}".encode())]},
+                         receive, send)
+        assert sent[0]["status"] == 202
+        return json.loads(sent[1]["body"])
+
+    async def main():
+        return await asyncio.gather(*(one(t) for t in tokens))
+    return asyncio.run(main())
+
+
 def test_only_the_plain_case_is_answered_below_the_route(tmp_path, redis_server):
     url = redis_server.url.rsplit("/", 1)[0] + "/907"
     rt = build_runtime(load_settings(data_dir=tmp_path, redis_url=url), worker_kind="thread")
@@ -92,6 +114,24 @@ def test_only_the_plain_case_is_answered_below_the_route(tmp_path, redis_server)
         sent, _ = _call(middleware, token=boss, scheme="https")
         assert dict(sent[0]["headers"])[b"strict-transport-security"] == b"max-age=31536000"
         assert len(client.xrange("bma:events")) == 6  # one creation event each
+
+        # Requests that arrive together are recorded and queued together: one transaction
+        # and one Redis round trip, each task tracked as if queued alone.
+        groups = []
+        submit_many = rt.submit_many
+        rt.submit_many = lambda specs: groups.append(len(specs)) or submit_many(specs)
+        try:
+            together = _together(middleware, [boss] * 10 + [ann] * 5)
+        finally:
+            rt.submit_many = submit_many
+        assert sum(groups) == 15 and len(groups) <= 2, groups
+        assert len({r["task_id"] for r in together}) == 15
+        for reply in together:
+            assert [r["status"] for r in rt.tracker.timeline(reply["task_id"])] == ["PENDING"]
+            assert reply["task_id"] in rt.queued_ids()
+        assert sorted(rt.tracker.get(r["task_id"])["owner"] for r in together) == \
+            ["ann@example.com"] * 5 + ["boss@example.com"] * 10
+        assert len(client.xrange("bma:events")) == 6 + 15
 
         # Everything else reaches the route, with the body as the client sent it.
         queued = len(rt.queued_ids())
