@@ -43,6 +43,7 @@ chaos: $(VENV)/.dev system-deps
 
 bench: $(VENV)/.dev
 	$(PY) bench/bench_pipeline.py --tasks 3000
+	$(PY) bench/bench_enqueue.py --requests 300 --rounds 1 --connections 1,4 --floor
 	$(PY) bench/bench_writer.py --requests 50
 	$(PY) bench/bench_fanout.py --clients 500 --seconds 3 --flood 500
 	$(PY) bench/bench_api_load.py --seconds 6
