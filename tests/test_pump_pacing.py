@@ -1,10 +1,10 @@
-"""The stream pump coalesces deliveries while events keep coming, and loses none.
+"""The stream pump coalesces deliveries once it has spent its budget, and loses none.
 
-A pass writes every stream's pending events in one write each; while events keep coming the
-next pass waits (PACE × the last pass's writing time, at most MAX_GAP), so what arrives
-meanwhile leaves in the same write. Here the wait is made long so that the events published
-during it are certain to arrive within it: they must reach the stream in one write, after
-the first event's own, every one of them, in order.
+A pass writes every stream's pending events in one write each; once the pump has spent its
+budget of writing time, the next pass waits for it to be earned back (at most MAX_GAP), so
+what arrives meanwhile leaves in the same write. The waits are made long here so that the
+outcome does not depend on timing: held events arrive within the wait, and events that
+must not be held would time the test out.
 """
 from __future__ import annotations
 
@@ -64,34 +64,46 @@ def _event(n: int) -> dict:
                                      "status": "STARTED", "progress": {"done": n, "total": 9}}}
 
 
-def test_events_during_the_pause_leave_together_in_order(monkeypatch):
-    monkeypatch.setattr(fanout, "PACE", 10_000)   # the next pass waits the whole MAX_GAP
+async def _serve_and_publish(count: int, streams: int = 3) -> list[_Socket]:
+    """`streams` streams on a pump; one event, then `count - 1` more, each given time enough
+    to leave on its own unless the pump holds it; every stream must get all, in order."""
+    bus = MemoryEventBus(1000)
+    await bus.start()
+    pump = fanout.Pump(bus, keepalive=15)
+    sockets = [_Socket() for _ in range(streams)]
+    with contextlib.ExitStack() as cursors:
+        served = [asyncio.create_task(pump.serve(
+            fanout._Follower(cursors.enter_context(bus.follow()),
+                             _JsonView(None, fanout.Batches())), sock))
+            for sock in sockets]
+        await asyncio.sleep(0)  # each stream registers with the pump
+        ids = [bus.publish(_event(0))]
+        for sock in sockets:
+            await sock.wait_for(1)
+        for n in range(1, count):
+            ids.append(bus.publish(_event(n)))
+            await _turns(bus, 10)  # time enough for a pass that does not wait
+        for sock in sockets:
+            await sock.wait_for(count)
+            assert sock.ids() == [i.encode() for i in ids]
+        await bus.close()
+        await asyncio.wait_for(asyncio.gather(*served), 10)
+    return sockets
+
+
+def test_events_during_the_wait_leave_together_in_order(monkeypatch):
+    # No budget saved, hardly any earned: the pass after the first waits the whole MAX_GAP.
+    monkeypatch.setattr(fanout, "PUMP_BURST", 0.0)
+    monkeypatch.setattr(fanout, "PUMP_SHARE", 1e-6)
     monkeypatch.setattr(fanout, "MAX_GAP", 1.0)
+    for sock in asyncio.run(_serve_and_publish(8)):
+        assert len(sock.writes) == 2, "the events of the wait left in one write"
 
-    async def run() -> None:
-        bus = MemoryEventBus(1000)
-        await bus.start()
-        pump = fanout.Pump(bus, keepalive=15)
-        sockets = [_Socket() for _ in range(3)]
-        with contextlib.ExitStack() as cursors:
-            served = [asyncio.create_task(pump.serve(
-                fanout._Follower(cursors.enter_context(bus.follow()),
-                                 _JsonView(None, fanout.Batches())), sock))
-                for sock in sockets]
-            await asyncio.sleep(0)  # each stream registers with the pump
-            first = bus.publish(_event(0))
-            for sock in sockets:
-                await sock.wait_for(1)
-            # The pump now waits before its next pass: what is published meanwhile joins it.
-            rest = []
-            for n in range(1, 8):
-                rest.append(bus.publish(_event(n)))
-                await _turns(bus, 10)  # time enough for a pass that did not wait
-            for sock in sockets:
-                await sock.wait_for(8)
-                assert sock.ids() == [i.encode() for i in [first, *rest]]
-                assert len(sock.writes) == 2, "the events of the pause left in one write"
-            await bus.close()
-            await asyncio.wait_for(asyncio.gather(*served), 10)
 
-    asyncio.run(run())
+def test_events_leave_at_once_while_budget_is_saved(monkeypatch):
+    # Budget for thousands of passes, none earned: were any pass held, it would wait 60 s.
+    monkeypatch.setattr(fanout, "PUMP_BURST", 1000.0)
+    monkeypatch.setattr(fanout, "PUMP_SHARE", 1e-6)
+    monkeypatch.setattr(fanout, "MAX_GAP", 60.0)
+    for sock in asyncio.run(_serve_and_publish(8)):
+        assert len(sock.writes) == 8, "each event left in its own pass"

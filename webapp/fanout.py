@@ -36,12 +36,14 @@ ID_ONLY_EVERY = 1.0  # seconds; how often a stream moves a browser past events i
 OPEN_FILE_RESERVE = 256  # descriptors kept for the API, sign-in, health, database and Redis
 RETRY_AFTER = 5          # seconds a refused client is told to wait
 SWEEP_SLICE = 128        # streams written per turn of the event loop in a pump pass
-# While events keep coming, a pump pass starts at least PACE × (the last pass's time writing)
-# after the last one ended, and at most MAX_GAP seconds: what arrives meanwhile joins the next
-# pass. Writing to every socket is most of a pass's cost and the same for one event or ten,
-# so a busy or starved process sends fewer, larger writes and keeps most of its time for
-# requests; an event after a quiet spell still leaves at once.
-PACE = 3
+# The pump's time writing is budgeted: it earns PUMP_SHARE of the time that passes, saves up
+# to PUMP_BURST seconds, and a pass that finds the budget spent waits until it is earned
+# back (at most MAX_GAP), while what arrives meanwhile joins that pass. Writing to every
+# socket is most of a pass's cost and the same for one event or ten: under a steady flow
+# the process sends fewer, larger writes and keeps the rest of its time for requests; after
+# a quiet spell events and bursts leave at once.
+PUMP_SHARE = 0.2
+PUMP_BURST = 0.05
 MAX_GAP = 0.05
 
 
@@ -174,15 +176,18 @@ class Pump:
 
     async def _pass_deliveries(self) -> None:
         with self.bus.follow(counted=False) as cursor:
-            quiet_since = next_pass = time.monotonic()
+            quiet_since = earned = time.monotonic()
+            budget = PUMP_BURST
             while self.followers and not cursor.closed:
                 if await cursor.wait(min(self.keepalive, 1.0)):
-                    rest = next_pass - time.monotonic()
-                    if rest > 0:
-                        await asyncio.sleep(rest)  # coalesce: see PACE
+                    now = time.monotonic()
+                    budget, earned = min(PUMP_BURST, budget + (now - earned) * PUMP_SHARE), now
+                    if budget < 0:  # spent: wait for it (see PUMP_SHARE)
+                        await asyncio.sleep(min(-budget / PUMP_SHARE, MAX_GAP))
+                        now = time.monotonic()
+                        budget, earned = budget + (now - earned) * PUMP_SHARE, now
                     cursor.skip()  # the pump only waits on it; each stream has its own
-                    writing = await self._pass(list(self.followers))
-                    next_pass = time.monotonic() + min(PACE * writing, MAX_GAP)
+                    budget -= await self._pass(list(self.followers))
                 now = time.monotonic()
                 if now - quiet_since >= self.keepalive:
                     quiet_since = now
