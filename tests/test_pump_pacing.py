@@ -107,3 +107,43 @@ def test_events_leave_at_once_while_budget_is_saved(monkeypatch):
     monkeypatch.setattr(fanout, "MAX_GAP", 60.0)
     for sock in asyncio.run(_serve_and_publish(8)):
         assert len(sock.writes) == 8, "each event left in its own pass"
+
+
+def test_a_spell_of_slow_passes_is_not_paid_for_afterwards(monkeypatch):
+    """One pass that took 1,000 s (a starved process) makes the next wait MAX_GAP once;
+    after that, events leave at once again."""
+    monkeypatch.setattr(fanout, "PUMP_BURST", 0.0)
+    monkeypatch.setattr(fanout, "PUMP_SHARE", 0.2)
+    monkeypatch.setattr(fanout, "MAX_GAP", 5.0)
+    real_pass = fanout.Pump._pass
+    slow = [True]
+
+    async def timed_pass(self, followers):
+        spent = await real_pass(self, followers)
+        if slow:
+            slow.clear()
+            return 1000.0
+        return spent
+
+    monkeypatch.setattr(fanout.Pump, "_pass", timed_pass)
+
+    async def run() -> None:
+        bus = MemoryEventBus(1000)
+        await bus.start()
+        pump = fanout.Pump(bus, keepalive=15)
+        sock = _Socket()
+        with bus.follow() as cursor:
+            served = asyncio.create_task(pump.serve(
+                fanout._Follower(cursor, _JsonView(None, fanout.Batches())), sock))
+            await asyncio.sleep(0)
+            bus.publish(_event(0))
+            await sock.wait_for(1)            # the slow pass
+            bus.publish(_event(1))
+            await sock.wait_for(2, timeout=30)  # waits MAX_GAP: the debt, as far as forgiven
+            bus.publish(_event(2))
+            # Owing 1,000 s at a fifth, it would wait MAX_GAP again (and for 5,000 s more).
+            await sock.wait_for(3, timeout=2.5)
+            await bus.close()
+            await asyncio.wait_for(served, 10)
+
+    asyncio.run(run())

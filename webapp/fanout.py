@@ -187,7 +187,11 @@ class Pump:
                         now = time.monotonic()
                         budget, earned = budget + (now - earned) * PUMP_SHARE, now
                     cursor.skip()  # the pump only waits on it; each stream has its own
-                    budget -= await self._pass(list(self.followers))
+                    # A debt beyond one wait's earnings is forgiven: after a spell of slow
+                    # passes (a starved process) events wait at most MAX_GAP, not until
+                    # the whole spell is earned back.
+                    budget = max(budget - await self._pass(list(self.followers)),
+                                 -MAX_GAP * PUMP_SHARE)
                 now = time.monotonic()
                 if now - quiet_since >= self.keepalive:
                     quiet_since = now
