@@ -325,20 +325,26 @@ local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', epoch, 
 return {epoch, id}
 """
 
-# A task change: sent only if newer than the last version sent for that task, which it then
-# records (for SENT_TTL seconds: the relay looks back less far than that).
-_PUBLISH_TASK_LUA = """
-local sent = tonumber(redis.call('GET', KEYS[3]) or '0')
-if sent >= tonumber(ARGV[4]) then
-  return false
-end
-redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[5])
+# Task changes, in order, in one atomic step: each sent only if newer than the last version
+# sent for its task, which it then records (for SENT_TTL seconds: the relay looks back less
+# far than that). One call for a whole batch: a call per change cost the sender a command
+# to build and Redis a script run each.
+# KEYS: stream, epoch, then one sent-version key per change.
+# ARGV: epoch if none, maxlen, ttl, then per change: event data, version.
+_PUBLISH_TASKS_LUA = """
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then
-  epoch = ARGV[2]
+  epoch = ARGV[1]
   redis.call('SET', KEYS[2], epoch)
 end
-return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', epoch, 'd', ARGV[1])
+for i = 3, #KEYS do
+  local a = (i - 3) * 2 + 4
+  if tonumber(redis.call('GET', KEYS[i]) or '0') < tonumber(ARGV[a + 1]) then
+    redis.call('SET', KEYS[i], ARGV[a + 1], 'EX', ARGV[3])
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', epoch, 'd', ARGV[a])
+  end
+end
+return #KEYS - 2
 """
 SENT_KEY = "bma:sent:"  # + task id: the last version of the task the bus has sent
 SENT_TTL = 1800
@@ -389,12 +395,34 @@ class _Sender:
 
     def put(self, views: list[dict]) -> None:
         with self._cond:
+            if not self._pending:
+                # Only the first wakes the thread (it then takes all that came meanwhile):
+                # a wake-up per change cost as much CPU as the send.
+                self._cond.notify_all()
             self._pending.extend(views)
-            self._cond.notify_all()
 
     def flush(self, timeout: float) -> bool:
         with self._cond:
             return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+    def take(self) -> list[dict] | None:
+        """The pending changes, for a caller that sends them in a round trip of its own (see
+        RedisEventBus.outgoing); it must then call `done`. None when nothing is pending, or
+        a send is under way: one at a time keeps the changes in order."""
+        with self._cond:
+            if self._busy or not self._pending:
+                return None
+            batch, self._pending, self._busy = self._pending, [], True
+            return batch
+
+    def done(self, batch: list[dict], failed: BaseException | None) -> None:
+        """A batch from `take` was answered; if it failed, this thread sends it, first.
+        Sending one twice is harmless: Redis drops a version it has already sent."""
+        with self._cond:
+            if failed is not None:
+                self._pending[:0] = batch
+            self._busy = False
+            self._cond.notify_all()
 
     def _run(self) -> None:
         while True:
@@ -402,6 +430,9 @@ class _Sender:
                 self._cond.wait_for(lambda: self._pending)
             time.sleep(self.LINGER)  # let the changes that follow join this round trip
             with self._cond:
+                self._cond.wait_for(lambda: not self._busy)  # a worker's dequeue sending some
+                if not self._pending:
+                    continue  # it took them all
                 batch, self._pending, self._busy = self._pending, [], True
             try:
                 self._send(batch)
@@ -429,7 +460,7 @@ class RedisEventBus(EventBus):
         self._maxlen = maxlen
         self._sync = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._publish_script = self._sync.register_script(_PUBLISH_LUA)
-        self._task_sha = hashlib.sha1(_PUBLISH_TASK_LUA.encode()).hexdigest()
+        self._tasks_sha = hashlib.sha1(_PUBLISH_TASKS_LUA.encode()).hexdigest()
         self._create_sha = hashlib.sha1(_CREATE_TASKS_LUA.encode()).hexdigest()
         self._async: aioredis.Redis | None = None
         self._reader: asyncio.Task | None = None
@@ -463,26 +494,37 @@ class RedisEventBus(EventBus):
 
     def send_tasks(self, views: list[dict]) -> None:
         """Send task changes now, in one round trip; raises if Redis does not take them."""
-        calls = [(3, STREAM_KEY, EPOCH_KEY, SENT_KEY + view["task_id"],
-                  json.dumps({"kind": "task", "task": view}, separators=(",", ":")),
-                  secrets.token_hex(4), self._maxlen, view["version"], SENT_TTL)
-                 for view in views]
-        try:
-            self._evalsha(calls)
-        except redis.exceptions.NoScriptError:  # Redis restarted since we loaded it
-            self._task_sha = self._sync.script_load(_PUBLISH_TASK_LUA)
-            self._evalsha(calls)
-
-    def _evalsha(self, calls: list[tuple]) -> None:
-        # One round trip for the lot (redis-py's Script in a pipeline would add a
-        # SCRIPT EXISTS round trip to every call).
-        if len(calls) == 1:
-            self._sync.evalsha(self._task_sha, *calls[0])
+        if not views:
             return
-        with self._sync.pipeline(transaction=False) as pipe:
-            for call in calls:
-                pipe.evalsha(self._task_sha, *call)
-            pipe.execute()
+        command = self._tasks_command(views)
+        try:
+            self._sync.execute_command(*command)
+        except redis.exceptions.NoScriptError:  # Redis restarted since we loaded it
+            self._tasks_sha = self._sync.script_load(_PUBLISH_TASKS_LUA)
+            self._sync.execute_command(*self._tasks_command(views))
+
+    def outgoing(self) -> tuple[tuple, Callable[[BaseException | None], None]] | None:
+        """This process's task changes waiting for the sender thread, for a caller that
+        sends them with a command of its own: a worker's dequeue, so that a worker running
+        short tasks makes one round trip per task instead of two, and its sender thread
+        stays asleep. Returns the command (one EVALSHA) and what to call with its answer:
+        None once sent, or the error, and the sender thread then sends them. None when
+        nothing is waiting, or a send is under way."""
+        sender = self._sender
+        if sender is None or sender.pid != os.getpid():
+            return None
+        batch = sender.take()
+        if batch is None:
+            return None
+        return self._tasks_command(batch), lambda failed: sender.done(batch, failed)
+
+    def _tasks_command(self, views: list[dict]) -> tuple:
+        keys = [STREAM_KEY, EPOCH_KEY] + [SENT_KEY + view["task_id"] for view in views]
+        args: list = [secrets.token_hex(4), self._maxlen, SENT_TTL]
+        for view in views:
+            args += [json.dumps({"kind": "task", "task": view}, separators=(",", ":")),
+                     view["version"]]
+        return ("EVALSHA", self._tasks_sha, len(keys), *keys, *args)
 
     def send_created(self, views: list[dict], conn: redis.Redis, queue_key: str,
                      messages: list[tuple[bytes, float]]) -> None:

@@ -9,11 +9,13 @@ import datetime as dt
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
 from huey import PriorityRedisHuey, SqliteHuey
 from huey.api import Huey
+from huey.storage import PriorityRedisStorage
 from huey.registry import Message
 from huey.serializer import Serializer
 
@@ -83,8 +85,59 @@ class _NoRevokeFlags:
         return super().delete(key)
 
 
+class QueueStorage(PriorityRedisStorage):
+    """The Redis queue; a worker's dequeue also carries the task events its process has
+    waiting (see RedisEventBus.outgoing), in the same round trip.
+
+    A worker running short tasks publishes a claim and an outcome per task; sent by the
+    event thread, that was a second round trip per task and a thread wake-up. Here the
+    events go first, and their answer is read (and the batch released to the event
+    thread, so no later change overtakes it) before the dequeue's, which may wait for
+    work up to `read_timeout`.
+    """
+
+    # Set by the runtime: () -> (command, done(error | None)) or None.
+    outgoing: Callable[[], tuple | None] | None = None
+
+    def dequeue(self):
+        ride = self.outgoing() if self.outgoing is not None and self.blocking else None
+        if ride is None:
+            return super().dequeue()
+        command, done = ride
+        pool = self.conn.connection_pool
+        conn = pool.get_connection()
+        answered = False
+        try:
+            conn.send_packed_command(conn.pack_commands(
+                [command, ("BZPOPMIN", self.queue_key, self.read_timeout)]))
+            try:
+                conn.read_response()
+            except redis.ResponseError as exc:  # e.g. a script Redis forgot: sent again
+                answered = True
+                done(exc)
+            else:
+                answered = True
+                done(None)
+            reply = conn.read_response()
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            conn.disconnect()
+            if not answered:
+                done(exc)
+            # As a plain dequeue would (with the client's retries): a message popped on the
+            # lost connection is queued again by the reaper's sweep, as any lost dequeue.
+            return super().dequeue()
+        except BaseException as exc:
+            conn.disconnect()
+            if not answered:
+                done(exc)
+            raise
+        finally:
+            pool.release(conn)
+        return reply[1][8:] if reply else None  # (key, prefix + data, score)
+
+
 class QueueHuey(_NoRevokeFlags, PriorityRedisHuey):
-    pass
+    storage_class = QueueStorage
 
 
 class EmbeddedHuey(_NoRevokeFlags, SqliteHuey):

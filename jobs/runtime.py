@@ -22,7 +22,7 @@ from jobs.execution import Executor
 from jobs.models import FAILURE, FINAL_STATUSES, REVOKED, STARTED, WAITING_STATUSES
 from jobs.outage import REDIS_ERRORS, redis_outage
 from jobs.pause import PauseCache
-from jobs.queue import QueueChoice, choose_backend, make_huey, queued_ids
+from jobs.queue import QueueChoice, QueueStorage, choose_backend, make_huey, queued_ids
 from jobs.settings import Settings
 from jobs.task_types import NAMES, priority_of
 from jobs.tasks import BODIES
@@ -226,6 +226,8 @@ def build_runtime(settings: Settings, *, worker_kind: str = "thread",
     clock = Clock(client)
     tracker = Tracker(db, bus, now=clock.now)
     huey = make_huey(settings, choice.mode)
+    if isinstance(bus, RedisEventBus) and isinstance(huey.storage, QueueStorage):
+        huey.storage.outgoing = bus.outgoing  # a worker's events ride with its dequeue
     runtime = Runtime(settings, choice, db, bus, tracker, huey, None, client, clock)  # type: ignore[arg-type]
     runtime.executor = Executor(settings, tracker, BODIES, runtime.enqueue, worker_kind)
     runtime.executor.paused = PauseCache(db, settings.pause_check_interval)
