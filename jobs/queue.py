@@ -86,30 +86,46 @@ class _NoRevokeFlags:
 
 
 class QueueStorage(PriorityRedisStorage):
-    """The Redis queue; a worker's dequeue also carries the task events its process has
-    waiting (see RedisEventBus.outgoing), in the same round trip.
+    """The Redis queue, and a worker's other business with Redis done with its dequeue.
 
-    A worker running short tasks publishes a claim and an outcome per task; sent by the
-    event thread, that was a second round trip per task and a thread wake-up. Here the
-    events go first, and their answer is read (and the batch released to the event
-    thread, so no later change overtakes it) before the dequeue's, which may wait for
-    work up to `read_timeout`.
+    - Its task events (see RedisEventBus.outgoing) travel in the same round trip. A worker
+      running short tasks publishes a claim and an outcome per task; sent by the event
+      thread, that was a second round trip per task and a thread wake-up. The events go
+      first, and their answer is read (and the batch released to the event thread, so no
+      later change overtakes it) before the dequeue's, which may wait for work.
+    - Outcomes its process has not yet written (Tracker.carry_outcomes): with a message
+      waiting, they go with its claim; with none, they are written at once, before the
+      wait for work, instead of after it.
     """
 
-    # Set by the runtime: () -> (command, done(error | None)) or None.
+    # Set by the runtime. () -> (command, done(error | None)) or None.
     outgoing: Callable[[], tuple | None] | None = None
+    # () -> whether outcomes wait to be written, and () -> have them written now.
+    outcomes_waiting: Callable[[], bool] | None = None
+    write_outcomes: Callable[[], None] | None = None
 
     def dequeue(self):
-        ride = self.outgoing() if self.outgoing is not None and self.blocking else None
+        if self.outcomes_waiting is not None and self.outcomes_waiting():
+            data = self._take_message(block=False)
+            if data is not None:
+                return data  # its claim writes them
+            self.write_outcomes()
+        return self._take_message(block=self.blocking)
+
+    def _take_message(self, block: bool):
+        ride = self.outgoing() if self.outgoing is not None else None
         if ride is None:
-            return super().dequeue()
+            if block:
+                return super().dequeue()
+            items = self.conn.zpopmin(self.queue_key, count=1)
+            return items[0][0][8:] if items else None  # [(prefix + data, score)]
         command, done = ride
+        pop = ("BZPOPMIN", self.queue_key, self.read_timeout) if block else ("ZPOPMIN", self.queue_key, 1)
         pool = self.conn.connection_pool
         conn = pool.get_connection()
         answered = False
         try:
-            conn.send_packed_command(conn.pack_commands(
-                [command, ("BZPOPMIN", self.queue_key, self.read_timeout)]))
+            conn.send_packed_command(conn.pack_commands([command, pop]))
             try:
                 conn.read_response()
             except redis.ResponseError as exc:  # e.g. a script Redis forgot: sent again
@@ -125,7 +141,7 @@ class QueueStorage(PriorityRedisStorage):
                 done(exc)
             # As a plain dequeue would (with the client's retries): a message popped on the
             # lost connection is queued again by the reaper's sweep, as any lost dequeue.
-            return super().dequeue()
+            return super().dequeue() if block else None
         except BaseException as exc:
             conn.disconnect()
             if not answered:
@@ -133,7 +149,13 @@ class QueueStorage(PriorityRedisStorage):
             raise
         finally:
             pool.release(conn)
-        return reply[1][8:] if reply else None  # (key, prefix + data, score)
+        if not reply:
+            return None
+        # BZPOPMIN answers (key, prefix + data, score); ZPOPMIN (prefix + data, score), in
+        # RESP3 as a list of such pairs.
+        if block:
+            return reply[1][8:]
+        return (reply[0][0] if isinstance(reply[0], list) else reply[0])[8:]
 
 
 class QueueHuey(_NoRevokeFlags, PriorityRedisHuey):

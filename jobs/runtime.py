@@ -226,8 +226,13 @@ def build_runtime(settings: Settings, *, worker_kind: str = "thread",
     clock = Clock(client)
     tracker = Tracker(db, bus, now=clock.now)
     huey = make_huey(settings, choice.mode)
-    if isinstance(bus, RedisEventBus) and isinstance(huey.storage, QueueStorage):
-        huey.storage.outgoing = bus.outgoing  # a worker's events ride with its dequeue
+    if isinstance(huey.storage, QueueStorage):
+        # A worker's events ride with its dequeue, which also sees to its outcomes.
+        if isinstance(bus, RedisEventBus):
+            huey.storage.outgoing = bus.outgoing
+        huey.storage.outcomes_waiting = tracker.outcomes_waiting
+        huey.storage.write_outcomes = tracker.write_outcomes_soon
+        tracker.carry_outcomes()
     runtime = Runtime(settings, choice, db, bus, tracker, huey, None, client, clock)  # type: ignore[arg-type]
     runtime.executor = Executor(settings, tracker, BODIES, runtime.enqueue, worker_kind)
     runtime.executor.paused = PauseCache(db, settings.pause_check_interval)

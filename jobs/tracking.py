@@ -34,6 +34,9 @@ CREATION_FLUSH_TIMEOUT = 1.0
 # A worker's outcome waits at most this long for its process's next transaction (the next
 # claim) before a thread of its own writes it: a group commit. See Tracker.finish.
 OUTCOME_DELAY = 0.005
+# When the queue writes them (Tracker.carry_outcomes), how often the outcome thread looks
+# for any left over: a worker parked (drained) or skipping paused tasks claims nothing.
+CARRIED_CHECK = 0.1
 
 
 def new_task_id() -> str:
@@ -187,6 +190,23 @@ class Tracker:
                "version": row["version"] + 1}
         change = self.sql.change(new, _detail(new), history=True)  # a bad value fails here
         self._outcomes.add((new, change, row, fields))
+
+    def carry_outcomes(self) -> None:
+        """From now on the queue's dequeue sees to this process's outcomes (jobs/queue.py):
+        when a message is waiting, its claim writes them; when none is, it has them written
+        at once, before waiting for work. The outcome thread is then not woken for each
+        task (a wake-up per task cost as much CPU as the write), and no outcome is written
+        in a transaction of its own while work is queued; the thread only writes what is
+        left over for CARRIED_CHECK."""
+        self._outcomes.carried = True
+
+    def outcomes_waiting(self) -> bool:
+        return self._outcomes.waiting()
+
+    def write_outcomes_soon(self) -> None:
+        """Have the outcome thread write this process's pending outcomes now (a worker about
+        to wait for work); it retries and reports a failure."""
+        self._outcomes.due_now()
 
     def flush_outcomes(self) -> None:
         """Write this process's pending outcomes now (a worker stopping, a test)."""
@@ -363,6 +383,7 @@ class _Outcomes:
         self._cond = threading.Condition()
         self._pid: int | None = None  # the process whose thread writes them
         self._failing = False
+        self.carried = False  # see Tracker.carry_outcomes
 
     def add(self, outcome: tuple) -> None:
         with self._cond:
@@ -372,8 +393,12 @@ class _Outcomes:
                 threading.Thread(target=self._run, name="task-outcomes", daemon=True).start()
             if not self._pending:
                 self._due = time.monotonic() + OUTCOME_DELAY
-                self._cond.notify()  # only for the first: a wake-up per task costs CPU
+                if not self.carried:
+                    self._cond.notify()  # only for the first: a wake-up per task costs CPU
             self._pending.append(outcome)
+
+    def waiting(self) -> bool:
+        return bool(self._pending)
 
     def take(self) -> list[tuple]:
         if not self._pending:  # unlocked look: a claim with nothing due takes no lock
@@ -390,14 +415,26 @@ class _Outcomes:
                 self._pending[:0] = outcomes
                 self._cond.notify()
 
+    def due_now(self) -> None:
+        with self._cond:
+            if self._pending:
+                self._due = time.monotonic()
+                self._cond.notify()
+
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._pending)
-                wait = self._due - time.monotonic()
+                if self.carried:
+                    self._cond.wait_for(lambda: self._pending and self._due <= time.monotonic(),
+                                        CARRIED_CHECK)
+                    wait = self._due - time.monotonic() if self._pending else CARRIED_CHECK
+                else:
+                    self._cond.wait_for(lambda: self._pending)
+                    wait = self._due - time.monotonic()
             if wait > 0:
                 # A claim in this time writes them with its own; then we wait for the next.
-                time.sleep(wait)
+                if not self.carried:
+                    time.sleep(wait)
                 continue
             try:
                 self._tracker.flush_outcomes()
