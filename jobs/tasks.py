@@ -9,18 +9,21 @@ from contextlib import contextmanager
 from sqlalchemy import desc, func, insert, select
 
 from jobs import queries, reports, retention, task_stats, task_types
-from jobs.campaign import write_campaign
 from jobs.execution import Body, TaskContext
-from jobs.generation import batch_seed, book_from_params, generate, generate_batch
 from jobs.models import STARTED, task_history, tasks, workers, utcnow
-from jobs.posts import approve_plan, approve_posts, store_post
-from jobs.writers import make_writer
-from jobs.writers.llm_http import attempt_notes
+
+# The writers, the platforms' counters and the posts are imported by the bodies that use
+# them, not here: importing them (twitter-text's tables above all) was most of a worker's
+# start-up (0.5 s of CPU of 0.8 s), paid by every worker, including those that only ever
+# run status checks and approvals. Each process worker imports them with its first task
+# that writes posts.
 
 
 @contextmanager
 def model_retries_in_timeline(ctx: TaskContext) -> Iterator[None]:
     """Each retried model call's error becomes a line of the task's timeline."""
+    from jobs.writers.llm_http import attempt_notes
+
     def note(detail: str) -> None:
         with ctx.db.begin() as conn:
             conn.execute(insert(task_history).values(
@@ -34,6 +37,8 @@ def model_retries_in_timeline(ctx: TaskContext) -> Iterator[None]:
 
 
 def content_generation(ctx: TaskContext) -> dict:
+    from jobs.generation import generate_batch
+
     total = len(ctx.params["platforms"]) * ctx.params["count_per_platform"]
     ctx.progress(0, total)
     with model_retries_in_timeline(ctx):
@@ -49,6 +54,10 @@ def weekly_report(ctx: TaskContext) -> dict:
 def daily_operations(ctx: TaskContext) -> dict:
     """For every author active in the last 30 days, draft today's posts from their latest
     successful generation request: one per platform they used, for the same book."""
+    from jobs.generation import batch_seed, book_from_params, generate
+    from jobs.posts import store_post
+    from jobs.writers import make_writer
+
     since = utcnow() - dt.timedelta(days=30)
     succeeded = (tasks.c.type == "content_generation", tasks.c.status == "SUCCESS")
     with ctx.db.connect() as conn:
@@ -80,6 +89,8 @@ def daily_operations(ctx: TaskContext) -> dict:
 
 
 def post_approval(ctx: TaskContext) -> dict:
+    from jobs.posts import approve_plan, approve_posts
+
     if "plan" in ctx.params:  # every draft of the plan a task wrote (a launch campaign)
         return {"approved": approve_plan(ctx.db, ctx.owner, ctx.params["plan"]), "not_found": [],
                 "plan": ctx.params["plan"]}
@@ -88,6 +99,8 @@ def post_approval(ctx: TaskContext) -> dict:
 
 
 def launch_campaign(ctx: TaskContext) -> dict:
+    from jobs.campaign import write_campaign
+
     with model_retries_in_timeline(ctx):
         return write_campaign(ctx.settings, ctx.db, batch_id=ctx.task_id, owner=ctx.owner,
                               params=ctx.params, now=utcnow(), on_post=ctx.progress)
