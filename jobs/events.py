@@ -390,26 +390,28 @@ class _Sender:
         self._pending: list[dict] = []
         self._busy = False
         self._failing = False
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._work = threading.Condition(lock)  # the thread waits here for changes to send
+        self._idle = threading.Condition(lock)  # flush (and the thread) wait for no send under way
         threading.Thread(target=self._run, name="event-sender", daemon=True).start()
 
     def put(self, views: list[dict]) -> None:
-        with self._cond:
+        with self._work:
             if not self._pending:
                 # Only the first wakes the thread (it then takes all that came meanwhile):
                 # a wake-up per change cost as much CPU as the send.
-                self._cond.notify_all()
+                self._work.notify()
             self._pending.extend(views)
 
     def flush(self, timeout: float) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._pending and not self._busy, timeout)
 
     def take(self) -> list[dict] | None:
         """The pending changes, for a caller that sends them in a round trip of its own (see
         RedisEventBus.outgoing); it must then call `done`. None when nothing is pending, or
         a send is under way: one at a time keeps the changes in order."""
-        with self._cond:
+        with self._work:
             if self._busy or not self._pending:
                 return None
             batch, self._pending, self._busy = self._pending, [], True
@@ -418,19 +420,21 @@ class _Sender:
     def done(self, batch: list[dict], failed: BaseException | None) -> None:
         """A batch from `take` was answered; if it failed, this thread sends it, first.
         Sending one twice is harmless: Redis drops a version it has already sent."""
-        with self._cond:
+        with self._work:
             if failed is not None:
+                if not self._pending:
+                    self._work.notify()
                 self._pending[:0] = batch
             self._busy = False
-            self._cond.notify_all()
+            self._idle.notify_all()  # no system call when nobody waits
 
     def _run(self) -> None:
         while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._pending)
+            with self._work:
+                self._work.wait_for(lambda: self._pending)
             time.sleep(self.LINGER)  # let the changes that follow join this round trip
-            with self._cond:
-                self._cond.wait_for(lambda: not self._busy)  # a worker's dequeue sending some
+            with self._idle:
+                self._idle.wait_for(lambda: not self._busy)  # a worker's dequeue sending some
                 if not self._pending:
                     continue  # it took them all
                 batch, self._pending, self._busy = self._pending, [], True
@@ -446,9 +450,9 @@ class _Sender:
                     self._failing = False
                     log.info("task events reach Redis again")
             finally:
-                with self._cond:
+                with self._idle:
                     self._busy = False
-                    self._cond.notify_all()
+                    self._idle.notify_all()
 
 
 class RedisEventBus(EventBus):
