@@ -178,10 +178,16 @@ class EventBus:
     def publish(self, data: dict) -> str:
         raise NotImplementedError
 
-    def publish_tasks(self, views: list[dict]) -> None:
-        """Publish task changes, in order; each view carries its record's `version`."""
+    def publish_tasks(self, views: list[dict], *, soon: bool = False) -> None:
+        """Publish task changes, in order; each view carries its record's `version`.
+
+        `soon`: the caller's next dequeue will carry them (RedisEventBus.outgoing); they
+        need not wake the sender, and `nudge` sends them if no dequeue came after all."""
         for view in views:
             self.publish({"kind": "task", "task": view})
+
+    def nudge(self) -> None:
+        """Send changes published `soon` that no dequeue has carried within LINGER."""
 
     def send_tasks(self, views: list[dict]) -> None:
         """Publish task changes now; raises if they cannot be delivered (the relay's way)."""
@@ -390,18 +396,36 @@ class _Sender:
         self._pending: list[dict] = []
         self._busy = False
         self._failing = False
+        self._resting = False  # the pending changes were put without waking the thread
+        self._since = 0.0      # when the first of them was
         lock = threading.Lock()
         self._work = threading.Condition(lock)  # the thread waits here for changes to send
         self._idle = threading.Condition(lock)  # flush (and the thread) wait for no send under way
         threading.Thread(target=self._run, name="event-sender", daemon=True).start()
 
-    def put(self, views: list[dict]) -> None:
+    def put(self, views: list[dict], wake: bool = True) -> None:
         with self._work:
-            if not self._pending:
-                # Only the first wakes the thread (it then takes all that came meanwhile):
-                # a wake-up per change cost as much CPU as the send.
-                self._work.notify()
+            if wake:
+                if not self._pending or self._resting:
+                    # Only the first wakes the thread (it then takes all that came
+                    # meanwhile): a wake-up per change cost as much CPU as the send.
+                    self._resting = False
+                    self._work.notify()
+            elif not self._pending:
+                # A worker's claim: its dequeue, in a moment, carries them. Waking the
+                # thread for each (to find them gone) cost as much as the rest of the send.
+                self._resting, self._since = True, time.monotonic()
             self._pending.extend(views)
+
+    def nudge(self) -> None:
+        """Wake the thread for changes put without waking it that have waited LINGER (a
+        worker whose task runs long): called by the worker's watchdog every tick."""
+        if not self._resting:  # unlocked look: nothing to do is the usual case
+            return
+        with self._work:
+            if self._resting and time.monotonic() - self._since >= self.LINGER:
+                self._resting = False
+                self._work.notify()
 
     def flush(self, timeout: float) -> bool:
         with self._idle:
@@ -414,7 +438,7 @@ class _Sender:
         with self._work:
             if self._busy or not self._pending:
                 return None
-            batch, self._pending, self._busy = self._pending, [], True
+            batch, self._pending, self._busy, self._resting = self._pending, [], True, False
             return batch
 
     def done(self, batch: list[dict], failed: BaseException | None) -> None:
@@ -437,7 +461,7 @@ class _Sender:
                 self._idle.wait_for(lambda: not self._busy)  # a worker's dequeue sending some
                 if not self._pending:
                     continue  # it took them all
-                batch, self._pending, self._busy = self._pending, [], True
+                batch, self._pending, self._busy, self._resting = self._pending, [], True, False
             try:
                 self._send(batch)
             except Exception as exc:  # noqa: BLE001 - the relay sends these later
@@ -479,17 +503,23 @@ class RedisEventBus(EventBus):
         )
         return f"{epoch.decode()}:{entry_id.decode()}"
 
-    def publish_tasks(self, views: list[dict]) -> None:
+    def publish_tasks(self, views: list[dict], *, soon: bool = False) -> None:
         """Hand task changes to this process's sender thread, which sends what gathers
-        within LINGER seconds in one round trip. Never blocks on Redis and never raises: a
-        change the sender cannot deliver is sent later by the relay (jobs/relay.py)."""
+        within LINGER seconds in one round trip (or to the worker's next dequeue, see
+        `outgoing`). Never blocks on Redis and never raises: a change the sender cannot
+        deliver is sent later by the relay (jobs/relay.py)."""
         sender = self._sender
         if sender is None or sender.pid != os.getpid():  # first use, or a forked worker
             with self._sender_lock:
                 if self._sender is None or self._sender.pid != os.getpid():
                     self._sender = _Sender(self.send_tasks)
             sender = self._sender
-        sender.put(views)
+        sender.put(views, wake=not soon)
+
+    def nudge(self) -> None:
+        sender = self._sender
+        if sender is not None and sender.pid == os.getpid():
+            sender.nudge()
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every change handed over so far was sent (or given up on)."""

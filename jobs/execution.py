@@ -278,6 +278,8 @@ class Executor:
         while not self._stop.wait(TICK):
             now = time.monotonic()
             try:
+                # Its claims' events wait for the next dequeue; a long task's are sent now.
+                self.tracker.bus.nudge()
                 self._enforce_deadlines(now)
                 if now >= next_poll:
                     next_poll = now + POLL_INTERVAL

@@ -171,7 +171,8 @@ class Tracker:
         except BaseException:
             self._outcomes.give_back(outcomes)
             raise
-        self._outcomes_written(outcomes, written, also=[row] if row is not None else [])
+        self._outcomes_written(outcomes, written, also=[row] if row is not None else [],
+                               soon=self._outcomes.carried)
         return row
 
     # -- outcomes: a group commit per worker process --
@@ -224,10 +225,11 @@ class Tracker:
         return [self.sql.write_change(cursor, change) for _new, change, _row, _f in outcomes]
 
     def _outcomes_written(self, outcomes: list[tuple], written: list[bool],
-                          also: list[dict] = ()) -> None:
+                          also: list[dict] = (), soon: bool = False) -> None:
         done = [new for (new, *_), ok in zip(outcomes, written) if ok]
         if done or also:
-            self._publish_many(done + list(also))
+            # `soon`: a claim's events go with the worker's next dequeue (jobs/queue.py).
+            self._publish_many(done + list(also), soon=soon)
         for new in done:
             self._log(new)
         for (new, _change, row, fields), ok in zip(outcomes, written):
@@ -354,13 +356,17 @@ class Tracker:
     def _publish(self, row: Mapping[str, Any]) -> None:
         self._publish_many([row])
 
-    def _publish_many(self, rows: list[Mapping[str, Any]]) -> None:
+    def _publish_many(self, rows: list[Mapping[str, Any]], soon: bool = False) -> None:
         # Results can be large; subscribers fetch them from the record when they want them.
         # Each event carries the record's version: the bus drops one older than what it
         # has already sent for the task, so a late publisher never rolls a board back. An
         # event that cannot be sent is not lost: the relay (jobs/relay.py) finds records
         # whose version is ahead of what the bus has sent, and sends them.
-        self.bus.publish_tasks([task_view(r, with_result=False) for r in rows])
+        views = [task_view(r, with_result=False) for r in rows]
+        if soon:
+            self.bus.publish_tasks(views, soon=True)
+        else:
+            self.bus.publish_tasks(views)
 
     @staticmethod
     def _log(row: Mapping[str, Any]) -> None:
