@@ -179,10 +179,13 @@ def update_user(db: Engine, user_id: int, *, role: str | None = None,
             raise UserError("this is the last active manager: make someone else a manager first")
         if changes:
             conn.execute(update(users).where(users.c.id == user_id).values(**changes))
-            _accounts_changed()
         if changes.get("disabled"):
             conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
         row = conn.execute(select(*_ACCOUNT).where(users.c.id == user_id)).one()
+    if changes:
+        # After the commit, not inside it: a token lookup stamps its entry with the count
+        # from before its read, so one that read the old user meanwhile goes stale here.
+        _accounts_changed()
     return _account_view(row), changes
 
 

@@ -75,3 +75,30 @@ def test_a_web_process_remembers_a_token_briefly_and_forgets_it_on_any_change(tm
                "the revoked token to be refused")
     assert time.monotonic() - revoked <= 0.5 + 0.5
     db.dispose()
+
+
+def test_a_lookup_during_a_change_of_this_process_is_not_remembered(tmp_path, monkeypatch):
+    """A request reading the token while a manager disables its user (another thread of the
+    same process) must not leave the old user remembered: the process forgets only once the
+    change is committed, so a lookup that raced it is stale at once."""
+    db = make_engine(f"sqlite:///{tmp_path / 'app.db'}")
+    users.create_user(db, "boss@example.com", "manager")
+    user = users.create_user(db, "script@example.com", "author")
+    token, view = users.create_token(db, user.id)
+    cache = users.TokenCache(db)
+    assert cache.lookup(token) is not None  # its use is now recorded: lookups only read
+    changed = users._accounts_changed
+
+    def change_then_lookup():
+        changed()
+        cache.lookup(token)  # a concurrent request, right when the process forgets
+    monkeypatch.setattr(users, "_accounts_changed", change_then_lookup)
+
+    users.update_user(db, user.id, disabled=True)
+    assert cache.get(token) is None
+    assert cache.lookup(token) is None
+    users.update_user(db, user.id, disabled=False)
+    assert cache.lookup(token) is not None
+    assert users.revoke_token(db, user.id, view["id"])
+    assert cache.get(token) is None
+    db.dispose()
