@@ -208,6 +208,9 @@ def test_status_checks_over_one_keep_alive_connection(fresh_stack):
         assert status == 400 and json.loads(body)["error"] == "bad_json"
         status, _, body = _request(conn, stack.token, b'{"user_id": 5}')
         assert status == 400 and json.loads(body)["error"] == "invalid_request"
+        status, _, body = _request(conn, stack.token, b'{"note": "%00"}',
+                                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert status == 400 and json.loads(body)["error"] == "invalid_text"
         ids = [first, by_key]
         for i in range(20):
             status, _, body = _request(conn, stack.token, b'{"user_id": "user123"}' if i % 2 else b"")
@@ -227,3 +230,26 @@ def test_status_checks_over_one_keep_alive_connection(fresh_stack):
     finally:
         events.close()
         conn.close()
+
+
+def test_a_form_body_goes_to_the_route(tmp_path, redis_server):
+    """The route reads a form-typed body as form fields and refuses unstorable text in them
+    (webapp/inputs.py): such a body, JSON or not, is not the plain case."""
+    url = redis_server.url.rsplit("/", 1)[0] + "/908"
+    rt = build_runtime(load_settings(data_dir=tmp_path, redis_url=url), worker_kind="thread")
+    try:
+        manager = users.create_user(rt.db, "boss@example.com", "manager")
+        boss = users.create_token(rt.db, manager.id)[0]
+        middleware = DirectEnqueue(None, _App(rt))
+        body = b'{"user_id": "boss@example.com", "note": "%00"}'  # a NUL once form-decoded
+        for kind in (b"application/x-www-form-urlencoded", b"multipart/form-data; boundary=x",
+                     b"Application/X-WWW-Form-Urlencoded; charset=utf-8"):
+            sent, routed = _call(middleware, token=boss, body=body,
+                                 headers=[(b"content-type", kind)])
+            assert sent == [] and routed == body, kind
+        sent, routed = _call(middleware, token=boss, body=body,
+                             headers=[(b"content-type", b"application/json")])
+        assert sent[0]["status"] == 202 and routed is None
+        assert len(rt.queued_ids()) == 1
+    finally:
+        rt.close()

@@ -10,9 +10,9 @@ from the route's own markings), the owner rule (`owner_for`), the body's model (
 message; requests arriving meanwhile go together, see GroupSubmit), the route's answer (`status_check_answer`) and the headers every answer carries.
 
 Anything else goes to the route unchanged, body included: no or an unknown token, a
-refusal of any kind, an `Idempotency-Key`, a `callback_url`, a query string, a body that
-is not a small JSON object the model accepts, and a queue that is down (the route answers
-its 503; the refused attempt left nothing behind). So every refusal has one owner, the
+refusal of any kind, an `Idempotency-Key`, a `callback_url`, a query string, a form-typed
+body, a body that is not a small JSON object the model accepts, and a queue that is down
+(the route answers its 503; the refused attempt left nothing behind). So every refusal has one owner, the
 route; an unexpected failure here answers the route's 500 body and is logged.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from jobs.runtime import QueueUnavailable
 from webapp.auth import bearer_token, owner_for, role_refusal
 from webapp.errors import INTERNAL_ERROR, ApiError
-from webapp.inputs import loads
+from webapp.inputs import FORM_TYPES, loads
 from webapp.routes.api import status_check_answer
 from webapp.schemas import Owner
 from webapp.security import response_headers
@@ -56,6 +56,11 @@ class DirectEnqueue:
                 token = bearer_token(value.decode("latin-1"))
             elif name == b"idempotency-key":
                 plain = False
+            elif name == b"content-type":
+                # The route reads a form-typed body as form fields (and refuses what they
+                # cannot store, webapp/inputs.py), whatever the body looks like.
+                mimetype = value.decode("latin-1").split(";", 1)[0].strip().lower()
+                plain = plain and mimetype not in FORM_TYPES
         read, body, more = [], b"", True
         while more and len(body) <= MAX_BODY:
             message = await receive()
