@@ -25,7 +25,6 @@ prints every round and then each figure's range.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import multiprocessing
 import os
@@ -38,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_pipeline import tree_cpu  # noqa: E402
+from bench.bench_pipeline import keep_alive_requests, tree_cpu  # noqa: E402
 from tests.support import PostgresServer, Proc, RedisServer, free_port, wait_until  # noqa: E402
 
 WARM = 200  # untimed requests of each kind before the first round
@@ -79,7 +78,7 @@ class Server:
         if not self.proc.alive():
             raise RuntimeError(f"the {self.name} web server exited:\n{self.proc.log()}")
         try:
-            return _requests(self.port, self.token, "GET", "/healthz", 1, 200) > 0
+            return keep_alive_requests(self.port, self.token, "GET", "/healthz", 1, 200) > 0
         except OSError:
             return False
 
@@ -90,27 +89,10 @@ class Server:
         self.proc.stop()
 
 
-def _requests(port: int, token: str, method: str, path: str, n: int, status: int) -> float:
-    """n requests one after the other on one keep-alive connection; returns the seconds."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    headers = {"Authorization": f"Bearer {token}", "Content-Length": "0"}
-    try:
-        started = time.perf_counter()
-        for _ in range(n):
-            conn.request(method, path, headers=headers)
-            response = conn.getresponse()
-            body = response.read()
-            if response.status != status:
-                raise AssertionError(f"{method} {path}: {response.status} {body[:300]!r}")
-        return time.perf_counter() - started
-    finally:
-        conn.close()
-
-
 def _client(port, token, method, path, n, status, start, out) -> None:
     start.wait()
     began = time.perf_counter()
-    _requests(port, token, method, path, n, status)
+    keep_alive_requests(port, token, method, path, n, status)
     out.put((began, time.perf_counter()))
 
 

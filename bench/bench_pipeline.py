@@ -89,6 +89,24 @@ def tree_cpu(root: int) -> float:
     return total
 
 
+def keep_alive_requests(port: int, token: str, method: str, path: str, n: int,
+                        status: int) -> float:
+    """n requests one after the other on one keep-alive connection; returns the seconds."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Authorization": f"Bearer {token}", "Content-Length": "0"}
+    try:
+        started = time.perf_counter()
+        for _ in range(n):
+            conn.request(method, path, headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+            if response.status != status:
+                raise AssertionError(f"{method} {path}: {response.status} {body[:300]!r}")
+        return time.perf_counter() - started
+    finally:
+        conn.close()
+
+
 def redis_cpu(client: redis.Redis) -> float:
     info = client.info("cpu")
     return info["used_cpu_user"] + info["used_cpu_sys"]
@@ -166,18 +184,7 @@ class Bench:
 
     def requests_per_s(self, method: str, path: str, n: int, status: int) -> float:
         """n requests one after the other on one keep-alive connection, per second."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        headers = {"Authorization": f"Bearer {self.token}", "Content-Length": "0"}
-        try:
-            started = time.perf_counter()
-            for _ in range(n):
-                conn.request(method, path, headers=headers)
-                response = conn.getresponse()
-                body = response.read()
-                assert response.status == status, body
-            return n / (time.perf_counter() - started)
-        finally:
-            conn.close()
+        return n / keep_alive_requests(self.port, self.token, method, path, n, status)
 
     def enqueue(self, tasks: int) -> tuple[float, float | None]:
         """Queue status checks over HTTP; tasks/s of single requests and of batches."""
