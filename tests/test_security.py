@@ -391,6 +391,13 @@ def test_behind_a_trusted_proxy_cookies_are_secure_and_https_is_pinned(fresh_sta
     plain = client.post("/login", data={"email": "manager@example.com", "password": PASSWORD})
     assert "secure" not in plain.headers["set-cookie"].lower()
     assert "strict-transport-security" not in plain.headers
+    # A plain status check is answered below Quart (webapp/direct_enqueue.py): it too sees
+    # the scheme the proxy was asked with.
+    bearer = {"Authorization": f"Bearer {stack.token}"}
+    queued = client.post("/api/status-check", headers={**over_tls, **bearer})
+    assert queued.status_code == 202 and queued.headers["strict-transport-security"].startswith("max-age=")
+    queued = client.post("/api/status-check", headers=bearer)
+    assert queued.status_code == 202 and "strict-transport-security" not in queued.headers
     client.close()
 
 
