@@ -1,7 +1,7 @@
 """API latency on an idle server against the same server under full load, measured over HTTP.
 
     .venv/bin/python bench/bench_api_load.py [--rate 40] [--seconds 10] [--streams 300]
-        [--workers 4] [--web-workers 1] [--before DIR]
+        [--stream-paths api,board] [--workers 4] [--web-workers 1] [--before DIR]
 
 Starts its own redis-server, web server and worker processes (Redis mode, offline writer).
 Open loop: requests leave on a fixed schedule whatever the answers do, and each latency is
@@ -10,9 +10,12 @@ causes. The mix: task status, active tasks, health, and a 3-post synchronous gen
 
 - idle: nothing else running;
 - loaded: every worker busy with queued 200-post generations, `--streams` event streams open
-  (by default half /api/events, half /board/stream) receiving every change.
+  (by default half /api/events, half /board/stream) receiving every change, read by a
+  process of their own so that reading them does not delay the timed answers.
 
-Prints p50/p95/p99 for both phases and the loaded/idle ratio. Client, server and workers
+Prints p50/p95/p99 for both phases and the loaded/idle ratio, the web process's CPU, and
+this process's own CPU and loop lag (p99 of how late a 5 ms sleep wakes: the machine's
+scheduling delay, which every measured latency carries too). Client, server and workers
 share the machine: on 2 cores the workers take CPU from the web process by design of the
 test, so the ratio says how well requests keep their place under that pressure.
 """
