@@ -232,9 +232,10 @@ def test_status_checks_over_one_keep_alive_connection(fresh_stack):
         conn.close()
 
 
-def test_a_form_body_goes_to_the_route(tmp_path, redis_server):
+def test_headers_are_read_as_the_route_reads_them(tmp_path, redis_server):
     """The route reads a form-typed body as form fields and refuses unstorable text in them
-    (webapp/inputs.py): such a body, JSON or not, is not the plain case."""
+    (webapp/inputs.py): such a body, JSON or not, is not the plain case. Of several
+    Authorization headers the route reads the first."""
     url = redis_server.url.rsplit("/", 1)[0] + "/908"
     rt = build_runtime(load_settings(data_dir=tmp_path, redis_url=url), worker_kind="thread")
     try:
@@ -251,5 +252,15 @@ def test_a_form_body_goes_to_the_route(tmp_path, redis_server):
                              headers=[(b"content-type", b"application/json")])
         assert sent[0]["status"] == 202 and routed is None
         assert len(rt.queued_ids()) == 1
+
+        for first, second in ((b"Bearer bma_wrong", f"Bearer {boss}".encode()),
+                              (b"Basic Ym9zczpwdw==", f"Bearer {boss}".encode())):
+            sent, routed = _call(middleware, token=None, headers=[(b"authorization", first),
+                                                                 (b"authorization", second)])
+            assert sent == [] and routed == b"", first
+        sent, routed = _call(middleware, token=None, headers=[
+            (b"authorization", f"Bearer {boss}".encode()), (b"authorization", b"Bearer bma_wrong")])
+        assert sent[0]["status"] == 202 and routed is None
+        assert len(rt.queued_ids()) == 2
     finally:
         rt.close()

@@ -50,10 +50,12 @@ class DirectEnqueue:
         if (scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST"
                 or scope["query_string"]):
             return await self.inner(scope, receive, send)
-        token, plain = "", True
+        token: str | None = None
+        plain = True
         for name, value in scope["headers"]:
             if name == b"authorization":
-                token = bearer_token(value.decode("latin-1"))
+                if token is None:  # the first one: the route reads that one
+                    token = bearer_token(value.decode("latin-1"))
             elif name == b"idempotency-key":
                 plain = False
             elif name == b"content-type":
