@@ -69,6 +69,27 @@ def test_failures_are_grouped_at_most_one_message_per_type_per_minute(alerter, r
     assert [a["state"] for a in recent(rt.db)] == ["sent"] * 3
 
 
+def test_a_failure_committed_after_the_pass_that_its_time_precedes_is_still_alerted(alerter, receiver):
+    """A worker stamps a failure, then commits it a moment later (its next claim carries the
+    outcome, or the SQLite write lock makes it wait): a pass that ran in between must not
+    let the next one skip it, and overlapping passes count each failure once."""
+    rt = alerter.runtime
+    stamped = utcnow()
+    alerter.check_once()  # runs before the failure below is committed
+    record = rt.tracker.create(task_type="status_check", owner="a", params={}, max_attempts=1)
+    with rt.db.begin() as conn:
+        conn.execute(update(tasks).where(tasks.c.id == record["task_id"]).values(
+            status=FAILURE, finished_at=stamped, error={"type": "exception", "message": "late"}))
+    alerter.check_once()
+    wait_until(lambda: len(receiver.log) == 1, 10, "the late failure's alert")
+    assert _received(receiver)[0]["alert"]["details"] == {
+        "task_type": "status_check", "count": 1, "example_task_id": record["task_id"]}
+    alerter._told["task_failed:status_check"] -= 61  # the minute has passed
+    alerter.check_once()
+    alerter.check_once()
+    assert len(receiver.log) == 1  # counted once, though two more passes read it again
+
+
 def test_the_failure_check_reads_only_the_tasks_finished_since_the_last_pass(alerter):
     """The check runs every few seconds for the life of the process: its query must be a
     range on the finish-time index, never a walk of every failure ever recorded (SQLite's
