@@ -116,8 +116,10 @@ class Runtime:
 
     def enqueue_created(self, records: list[dict]) -> None:
         """Queue tasks just recorded (by create/create_many with `announce` as
-        `_announces_on_queue` says): all or none. On Redis, their creation events and
-        messages go in one atomic step, events first."""
+        `_announces_on_queue` says). On Redis, all or none: their creation events and
+        messages go in one atomic step, events first. The embedded queue takes them one by
+        one; one refused half-way (a full disk) leaves the rest waiting until the reaper's
+        stranded-task sweep queues them again."""
         messages = [self.entries[r["type"]].s(r["task_id"], id=r["task_id"],
                                               priority=priority_of(r["type"])) for r in records]
         storage = self.huey.storage
