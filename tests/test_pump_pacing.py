@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import re
 
+import pytest
+
 from jobs.events import MemoryEventBus
-from webapp import fanout
+from webapp import fanout, sse
 from webapp.routes.events import _JsonView
 
 ID = re.compile(rb"^id: (\S+)$", re.M)
@@ -91,7 +93,14 @@ async def _serve_and_publish(count: int, streams: int = 3) -> list[_Socket]:
     return sockets
 
 
-def test_events_during_the_wait_leave_together_in_order(monkeypatch):
+@pytest.fixture
+def requests_coming(monkeypatch):
+    """As if the process kept answering requests: the pump's budget binds."""
+    monkeypatch.setattr(sse.requests, "last", 0.0)
+    monkeypatch.setattr(fanout, "REQUESTS_RECENT", float("inf"))
+
+
+def test_events_during_the_wait_leave_together_in_order(monkeypatch, requests_coming):
     # No budget saved, hardly any earned: the pass after the first waits the whole MAX_GAP.
     monkeypatch.setattr(fanout, "PUMP_BURST", 0.0)
     monkeypatch.setattr(fanout, "PUMP_SHARE", 1e-6)
@@ -100,7 +109,7 @@ def test_events_during_the_wait_leave_together_in_order(monkeypatch):
         assert len(sock.writes) == 2, "the events of the wait left in one write"
 
 
-def test_events_leave_at_once_while_budget_is_saved(monkeypatch):
+def test_events_leave_at_once_while_budget_is_saved(monkeypatch, requests_coming):
     # Budget for thousands of passes, none earned: were any pass held, it would wait 60 s.
     monkeypatch.setattr(fanout, "PUMP_BURST", 1000.0)
     monkeypatch.setattr(fanout, "PUMP_SHARE", 1e-6)
@@ -109,7 +118,19 @@ def test_events_leave_at_once_while_budget_is_saved(monkeypatch):
         assert len(sock.writes) == 8, "each event left in its own pass"
 
 
-def test_a_spell_of_slow_passes_is_not_paid_for_afterwards(monkeypatch):
+def test_without_requests_to_make_room_for_the_budget_does_not_bind(monkeypatch):
+    # No budget, none earned, but no request for a long while: were a pass held, it would
+    # wait 60 s.
+    monkeypatch.setattr(sse.requests, "last", 0.0)
+    monkeypatch.setattr(fanout, "REQUESTS_RECENT", 0.0)
+    monkeypatch.setattr(fanout, "PUMP_BURST", 0.0)
+    monkeypatch.setattr(fanout, "PUMP_SHARE", 1e-6)
+    monkeypatch.setattr(fanout, "MAX_GAP", 60.0)
+    for sock in asyncio.run(_serve_and_publish(8)):
+        assert len(sock.writes) == 8, "each event left in its own pass"
+
+
+def test_a_spell_of_slow_passes_is_not_paid_for_afterwards(monkeypatch, requests_coming):
     """One pass that took 1,000 s (a starved process) makes the next wait MAX_GAP once;
     after that, events leave at once again."""
     monkeypatch.setattr(fanout, "PUMP_BURST", 0.0)
@@ -147,3 +168,16 @@ def test_a_spell_of_slow_passes_is_not_paid_for_afterwards(monkeypatch):
             await asyncio.wait_for(served, 10)
 
     asyncio.run(run())
+
+
+def test_requests_other_than_streams_are_noted(monkeypatch):
+    monkeypatch.setattr(sse.requests, "last", 0.0)
+
+    async def app(scope, receive, send) -> None:
+        return None
+
+    direct = sse.DirectStreams(app, lambda path: path == "/api/events")
+    asyncio.run(direct({"type": "http", "method": "GET", "path": "/api/events"}, None, None))
+    assert sse.requests.last == 0.0, "a stream is not a request the pump makes room for"
+    asyncio.run(direct({"type": "http", "method": "GET", "path": "/healthz"}, None, None))
+    assert sse.requests.last > 0.0

@@ -41,8 +41,11 @@ SWEEP_SLICE = 128        # streams written per turn of the event loop in a pump 
 # back (at most MAX_GAP), while what arrives meanwhile joins that pass. Writing to every
 # socket is most of a pass's cost and the same for one event or ten: under a steady flow
 # the process sends fewer, larger writes and keeps the rest of its time for requests; after
-# a quiet spell events and bursts leave at once.
+# a quiet spell events and bursts leave at once. The budget binds only while the process
+# answers other requests (one began within REQUESTS_RECENT seconds): with none to make room
+# for, passes follow each other as events come.
 PUMP_SHARE = 0.2
+REQUESTS_RECENT = 1.0
 PUMP_BURST = 0.05
 MAX_GAP = 0.05
 
@@ -182,7 +185,8 @@ class Pump:
                 if await cursor.wait(min(self.keepalive, 1.0)):
                     now = time.monotonic()
                     budget, earned = min(PUMP_BURST, budget + (now - earned) * PUMP_SHARE), now
-                    if budget < 0:  # spent: wait for it (see PUMP_SHARE)
+                    if budget < 0 and now - sse.requests.last < REQUESTS_RECENT:
+                        # spent while requests come: wait for it (see PUMP_SHARE)
                         await asyncio.sleep(min(-budget / PUMP_SHARE, MAX_GAP))
                         now = time.monotonic()
                         budget, earned = budget + (now - earned) * PUMP_SHARE, now

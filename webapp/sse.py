@@ -72,6 +72,15 @@ class DirectSocket:
         return now - self.last_write
 
 
+class _Requests:
+    """When this process last began answering a request other than a stream (the stream
+    pump yields to requests only while there are some: see webapp/fanout.py)."""
+
+    last = 0.0
+
+
+requests = _Requests()
+
 _direct: contextvars.ContextVar[DirectSocket | None] = contextvars.ContextVar(
     "direct_socket", default=None)
 
@@ -99,8 +108,11 @@ class DirectStreams:
         self.paths = paths
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET" and self.paths(scope["path"]):
-            send = self._direct(send)
+        if scope["type"] == "http":
+            if scope["method"] == "GET" and self.paths(scope["path"]):
+                send = self._direct(send)
+            else:
+                requests.last = time.monotonic()
         await self.app(scope, receive, send)
 
     @staticmethod
