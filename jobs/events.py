@@ -187,7 +187,7 @@ class EventBus:
             self.publish({"kind": "task", "task": view})
 
     def nudge(self) -> None:
-        """Send changes published `soon` that no dequeue has carried within LINGER."""
+        """Send changes published `soon` that no dequeue has carried within CARRY_WAIT."""
 
     def send_tasks(self, views: list[dict]) -> None:
         """Publish task changes now; raises if they cannot be delivered (the relay's way)."""
@@ -389,6 +389,9 @@ class _Sender:
     """
 
     LINGER = 0.002
+    # How long changes put without waking the thread (a claim's, see `put(wake=False)`) wait
+    # for the worker's next dequeue to carry them before the watchdog's nudge sends them.
+    CARRY_WAIT = 0.002
 
     def __init__(self, send: Callable[[list[dict]], None]) -> None:
         self.pid = os.getpid()
@@ -418,12 +421,12 @@ class _Sender:
             self._pending.extend(views)
 
     def nudge(self) -> None:
-        """Wake the thread for changes put without waking it that have waited LINGER (a
+        """Wake the thread for changes put without waking it that have waited CARRY_WAIT (a
         worker whose task runs long): called by the worker's watchdog every tick."""
         if not self._resting:  # unlocked look: nothing to do is the usual case
             return
         with self._work:
-            if self._resting and time.monotonic() - self._since >= self.LINGER:
+            if self._resting and time.monotonic() - self._since >= self.CARRY_WAIT:
                 self._resting = False
                 self._work.notify()
 
