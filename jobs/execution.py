@@ -37,12 +37,6 @@ log = logging.getLogger("jobs.execution")
 
 POLL_INTERVAL = 0.5  # how often a worker re-reads the records of what it runs
 TICK = 0.1
-# A claim's events wait for the next dequeue; a task running longer has its STARTED event
-# sent by the watchdog, which looks this often while the process has work (with TICK, a
-# long task's STARTED reached the board 0.1 s late). An idle watchdog ticks at TICK and is
-# woken by the first run after LIVELY seconds without one, not by every run.
-NUDGE_TICK = 0.01
-LIVELY = 1.0
 
 
 class Interrupt(BaseException):
@@ -115,8 +109,6 @@ class Executor:
         self._runs: dict[str, _Run] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._wake = threading.Event()  # the watchdog's: set by stop and by a run after a lull
-        self._watch_slow = True         # the watchdog ticks at TICK (no run for LIVELY seconds)
         self._watchdog: threading.Thread | None = None
         self._chores: threading.Thread | None = None
         # Tasks this process runs at once, as its workers table row says: the consumer's owner
@@ -149,7 +141,6 @@ class Executor:
             self._pid = os.getpid()
             self._runs.clear()
             self._stop = threading.Event()
-            self._wake = threading.Event()
         if forked:
             # Connections inherited from the parent must not be shared with it.
             self.tracker.db.dispose(close=False)
@@ -169,7 +160,6 @@ class Executor:
     def stop(self) -> None:
         self.tracker.flush_outcomes()  # before the worker's record says it stopped
         self._stop.set()
-        self._wake.set()
         for thread in (self._watchdog, self._chores):
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout=2)
@@ -222,8 +212,6 @@ class Executor:
             try:
                 with self._lock:
                     self._runs[task_id] = run
-                if self._watch_slow:
-                    self._wake.set()
                 result = self.bodies[task_type](ctx)
             finally:
                 with self._lock:
@@ -286,22 +274,12 @@ class Executor:
 
     # -- the watchdog --
     def _watch(self) -> None:
-        next_tick = next_poll = next_beat = time.monotonic()
-        lively_until = 0.0
-        while True:
-            self._watch_slow = time.monotonic() >= lively_until
-            woken = self._wake.wait(TICK if self._watch_slow else NUDGE_TICK)
-            if self._stop.is_set():
-                return
-            self._wake.clear()
+        next_poll = next_beat = time.monotonic()
+        while not self._stop.wait(TICK):
+            now = time.monotonic()
             try:
+                # Its claims' events wait for the next dequeue; a long task's are sent now.
                 self.tracker.bus.nudge()
-                now = time.monotonic()
-                if woken or self._runs:  # (woken by a run that may have ended since)
-                    lively_until = now + LIVELY
-                if now < next_tick:
-                    continue
-                next_tick = now + TICK
                 self._enforce_deadlines(now)
                 if now >= next_poll:
                     next_poll = now + POLL_INTERVAL
