@@ -51,9 +51,11 @@ def test_short_tasks_send_their_events_with_the_dequeues(tmp_path, redis_server,
         wait_until(lambda: all(_events(client).get(t) == expected for t in ids), 10,
                    "every change's event, in order")
         # About one script call per dequeue (the events of a claim and the outcome before it),
-        # not one per change.
+        # not one per change (2 per task here). A busy machine adds some: the sender thread
+        # sends what it finds before a late dequeue can take it (CI counted 30 and 31 calls
+        # for 20 tasks; a quiet run 20-23), so the bound is below one call per change.
         calls = client.info("commandstats")["cmdstat_evalsha"]["calls"]
-        assert calls <= len(ids) + 3, calls
+        assert calls < 2 * len(ids), calls
     finally:
         rt.executor.stop()
         rt.close()
