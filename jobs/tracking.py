@@ -362,11 +362,7 @@ class Tracker:
         # has already sent for the task, so a late publisher never rolls a board back. An
         # event that cannot be sent is not lost: the relay (jobs/relay.py) finds records
         # whose version is ahead of what the bus has sent, and sends them.
-        views = [task_view(r, with_result=False) for r in rows]
-        if soon:
-            self.bus.publish_tasks(views, soon=True)
-        else:
-            self.bus.publish_tasks(views)
+        self.bus.publish_tasks([task_view(r, with_result=False) for r in rows], soon=soon)
 
     @staticmethod
     def _log(row: Mapping[str, Any]) -> None:

@@ -93,6 +93,13 @@ async def _serve_and_publish(count: int, streams: int = 3) -> list[_Socket]:
     return sockets
 
 
+def _budget(monkeypatch, *, burst: float, share: float, max_gap: float) -> None:
+    """The pump's budget: what it saves at most, the share of time it earns, its longest wait."""
+    monkeypatch.setattr(fanout, "PUMP_BURST", burst)
+    monkeypatch.setattr(fanout, "PUMP_SHARE", share)
+    monkeypatch.setattr(fanout, "MAX_GAP", max_gap)
+
+
 @pytest.fixture
 def requests_coming(monkeypatch):
     """As if the process kept answering requests: the pump's budget binds."""
@@ -102,18 +109,14 @@ def requests_coming(monkeypatch):
 
 def test_events_during_the_wait_leave_together_in_order(monkeypatch, requests_coming):
     # No budget saved, hardly any earned: the pass after the first waits the whole MAX_GAP.
-    monkeypatch.setattr(fanout, "PUMP_BURST", 0.0)
-    monkeypatch.setattr(fanout, "PUMP_SHARE", 1e-6)
-    monkeypatch.setattr(fanout, "MAX_GAP", 1.0)
+    _budget(monkeypatch, burst=0.0, share=1e-6, max_gap=1.0)
     for sock in asyncio.run(_serve_and_publish(8)):
         assert len(sock.writes) == 2, "the events of the wait left in one write"
 
 
 def test_events_leave_at_once_while_budget_is_saved(monkeypatch, requests_coming):
     # Budget for thousands of passes, none earned: were any pass held, it would wait 60 s.
-    monkeypatch.setattr(fanout, "PUMP_BURST", 1000.0)
-    monkeypatch.setattr(fanout, "PUMP_SHARE", 1e-6)
-    monkeypatch.setattr(fanout, "MAX_GAP", 60.0)
+    _budget(monkeypatch, burst=1000.0, share=1e-6, max_gap=60.0)
     for sock in asyncio.run(_serve_and_publish(8)):
         assert len(sock.writes) == 8, "each event left in its own pass"
 
@@ -123,9 +126,7 @@ def test_without_requests_to_make_room_for_the_budget_does_not_bind(monkeypatch)
     # wait 60 s.
     monkeypatch.setattr(sse.requests, "last", 0.0)
     monkeypatch.setattr(fanout, "REQUESTS_RECENT", 0.0)
-    monkeypatch.setattr(fanout, "PUMP_BURST", 0.0)
-    monkeypatch.setattr(fanout, "PUMP_SHARE", 1e-6)
-    monkeypatch.setattr(fanout, "MAX_GAP", 60.0)
+    _budget(monkeypatch, burst=0.0, share=1e-6, max_gap=60.0)
     for sock in asyncio.run(_serve_and_publish(8)):
         assert len(sock.writes) == 8, "each event left in its own pass"
 
@@ -133,9 +134,7 @@ def test_without_requests_to_make_room_for_the_budget_does_not_bind(monkeypatch)
 def test_a_spell_of_slow_passes_is_not_paid_for_afterwards(monkeypatch, requests_coming):
     """One pass that took 1,000 s (a starved process) makes the next wait MAX_GAP once;
     after that, events leave at once again."""
-    monkeypatch.setattr(fanout, "PUMP_BURST", 0.0)
-    monkeypatch.setattr(fanout, "PUMP_SHARE", 0.2)
-    monkeypatch.setattr(fanout, "MAX_GAP", 5.0)
+    _budget(monkeypatch, burst=0.0, share=0.2, max_gap=5.0)
     real_pass = fanout.Pump._pass
     slow = [True]
 

@@ -115,7 +115,7 @@ def test_a_change_never_published_is_sent_by_the_relay(tracker, durable_redis, m
     row = tracker.claim(task["task_id"], "host:1")
     assert tracker.bus.flush()
     with monkeypatch.context() as m:
-        m.setattr(tracker.bus, "publish_tasks", lambda views: None)  # committed, never sent
+        m.setattr(tracker.bus, "publish_tasks", lambda views, **_: None)  # committed, never sent
         tracker.advance(row, SUCCESS, result=None, finished_at=utcnow())
     assert relay.pass_once() == 1
     events = [e for e in _stream(durable_redis.url) if e["task_id"] == task["task_id"]]
