@@ -27,6 +27,12 @@ def test_a_creation_event_is_in_the_log_when_its_message_is_in_the_queue(tmp_pat
         record = rt.submit("status_check", "ann", {})
         # One script call did both (commands a script runs are counted too).
         calls = {k.removeprefix("cmdstat_"): v["calls"] for k, v in client.info("commandstats").items()}
+        # The statistics are the server's: a consumer of another test on this redis-server
+        # may read Huey's schedule meanwhile (one script running these two), not counted.
+        reads = calls.pop("zrangebyscore", 0)
+        if reads:
+            calls.pop("zremrangebyscore", None)
+            calls["evalsha"] -= reads
         assert calls == {"evalsha": 1, "xadd": 1, "zadd": 1, "get": 2, "set": 2,
                          "config|resetstat": 1}, calls
         [(_id, fields)] = client.xrange(STREAM_KEY)
