@@ -1,30 +1,27 @@
 """Autonomous operations: when on, the scheduler queues the daily operations every day."""
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
-from jobs import queries
-from jobs.models import iso, now_iso, state, utcnow
+from jobs import queries, shared_state
+from jobs.models import iso, now_iso
 
 KEY = "autonomous"
+OFF = {"enabled": False}
 
 
 def _read(conn) -> dict:
-    row = conn.execute(select(state.c.value).where(state.c.key == KEY)).first()
-    return dict(row[0]) if row else {"enabled": False}
+    return shared_state.read(conn, KEY, OFF)
 
 
 def set_enabled(db: Engine, enabled: bool, by: str) -> dict:
-    with db.begin() as conn:
-        current = _read(conn)
-        changed = current.get("enabled") != enabled
-        value = {**current, "enabled": enabled}
-        if changed:
-            value["since"] = now_iso()
-            value["changed_by"] = by
-        conn.execute(state.delete().where(state.c.key == KEY))
-        conn.execute(state.insert().values(key=KEY, value=value, updated_at=utcnow()))
-    return {**value, "changed": changed}
+    def decide(value: dict) -> dict:
+        if bool(value.get("enabled")) == enabled:
+            return value
+        return {**value, "enabled": enabled, "since": now_iso(), "changed_by": by}
+
+    before, after = shared_state.change(db, KEY, OFF, decide)
+    return {**after, "changed": after != before}
 
 
 def status(db: Engine) -> dict:

@@ -16,7 +16,8 @@ import time
 
 from sqlalchemy import Engine, select
 
-from jobs.models import WAITING_STATUSES, now_iso, state, tasks, utcnow
+from jobs import shared_state
+from jobs.models import WAITING_STATUSES, now_iso, tasks
 
 KEY = "queue_pause"
 ALL = "*"  # the key under which a pause of every type is kept
@@ -25,19 +26,12 @@ ALL = "*"  # the key under which a pause of every type is kept
 def read(db: Engine) -> dict[str, dict]:
     """{type or "*": {"since", "by"}} for every pause in force."""
     with db.connect() as conn:
-        row = conn.execute(select(state.c.value).where(state.c.key == KEY)).first()
-    return dict(row[0]) if row else {}
+        return shared_state.read(conn, KEY, {})
 
 
 def _write(db: Engine, change) -> tuple[dict, bool]:
-    with db.begin() as conn:
-        row = conn.execute(select(state.c.value).where(state.c.key == KEY)).first()
-        current = dict(row[0]) if row else {}
-        updated = change(dict(current))
-        if updated != current:
-            conn.execute(state.delete().where(state.c.key == KEY))
-            conn.execute(state.insert().values(key=KEY, value=updated, updated_at=utcnow()))
-    return updated, updated != current
+    before, after = shared_state.change(db, KEY, {}, change)
+    return after, after != before
 
 
 def pause(db: Engine, task_type: str | None, by: str) -> tuple[dict, bool]:

@@ -1,0 +1,61 @@
+"""Changes to the values every process shares (the queue's pauses, autonomous operations)
+made at the same moment: each decides on what the one before it wrote, on SQLite and on
+PostgreSQL (where deleting and inserting the row from two transactions at once answered a
+duplicate key, a 500, to the second)."""
+from __future__ import annotations
+
+import secrets
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from jobs import autonomous, pause
+from jobs.db import make_engine
+
+RACERS = 8
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'app.db'}"
+    else:
+        url = request.getfixturevalue("postgres_server").database(f"state_{secrets.token_hex(4)}")
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+
+
+def _at_once(n: int, work):
+    """Run `work(i)` on n threads released together; every result (an exception fails)."""
+    gate = threading.Barrier(n)
+
+    def run(i):
+        gate.wait()
+        return work(i)
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(run, range(n)))
+
+
+def test_starting_autonomous_operations_at_once_changes_it_once(db):
+    for rounds in range(3):  # from no row at all, then from a row that says "off"
+        results = _at_once(RACERS, lambda i: autonomous.set_enabled(db, True, f"m{i}@example.com"))
+        assert sum(r["changed"] for r in results) == 1
+        assert all(r["enabled"] for r in results)
+        by = {r["changed_by"] for r in results}
+        assert len(by) == 1  # everyone reports the one change that was made
+        results = _at_once(RACERS, lambda i: autonomous.set_enabled(db, False, f"m{i}@example.com"))
+        assert sum(r["changed"] for r in results) == 1
+    assert autonomous.status(db)["enabled"] is False
+
+
+def test_pausing_types_at_once_keeps_every_pause(db):
+    types = [f"type{i}" for i in range(RACERS)]
+    results = _at_once(RACERS, lambda i: pause.pause(db, types[i], f"m{i}@example.com"))
+    assert all(changed for _, changed in results)
+    assert set(pause.read(db)) == set(types)  # no change was lost to another's write
+    results = _at_once(RACERS, lambda i: pause.resume(db, types[i]))
+    assert all(changed for _, changed in results)
+    assert pause.read(db) == {}
