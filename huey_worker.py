@@ -14,6 +14,7 @@ import sys
 
 from huey.consumer import Consumer
 
+from jobs import priority
 from jobs.logs import configure_logging
 from jobs.reaper import Reaper
 from jobs.runtime import build_runtime
@@ -93,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker_type == "process":
         # Each process worker records that it stopped, so health does not report it lost.
         rt.huey.on_shutdown("executor")(rt.executor.stop)
-    log.info("worker started: %d %s worker(s) on %s", args.workers, args.worker_type,
-             rt.choice.reason)
+    log.info("worker started: %d %s worker(s) on %s; %s", args.workers, args.worker_type,
+             rt.choice.reason, priority.lower(settings.worker_nice))
     # Everything made at start-up (modules, the settings, the runtime) lives as long as the
     # worker: kept out of the collector's full passes, which otherwise walk all of it now and then
     # inside some task (a 200-post generation then took up to twice its CPU time), and which in

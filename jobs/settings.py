@@ -27,6 +27,9 @@ class Settings(_TaskTimeouts):
     data_dir: Path = Path("data")
     database_url: str | None = None
     worker_concurrency: int = Field(4, ge=1, le=256)
+    # How far `huey_worker.py` lowers its priority (a nice value): on a host it shares with
+    # a web process, requests get a core before background tasks (jobs/priority.py).
+    worker_nice: int = Field(10, ge=0, le=19)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     async_threshold: int = Field(10, ge=1)
     max_posts_per_request: int = Field(200, ge=1)

@@ -24,6 +24,10 @@ STACK_ENV = {
     # A pause is seen by the next claim: tests that pause a type and queue one expect it to
     # wait, and on a warm stack a reading up to 1 s old (the default) let it run.
     "PAUSE_CHECK_INTERVAL": "0",
+    # Many stacks share the test machine: lowering one stack's workers below every other
+    # stack's web and test processes would only slow unrelated tests' tasks. The default is
+    # tested on its own (tests/test_worker_priority.py).
+    "WORKER_NICE": "0",
 }
 
 
