@@ -143,6 +143,9 @@ def product_env(svc: Services, host: str, redis_at: str, pg_at: str, model_url: 
         "LLM_PROVIDER": "openai", "LLM_BASE_URL": model_url, "LLM_MODEL": "fake-model",
         "LLM_API_KEY": "sk-multihost", "LLM_TIMEOUT": "30",
         "GENERATION_RATE_LIMIT": "1000000", "LOG_LEVEL": "INFO",
+        # The "hosts" share one machine's cores: a worker host's lowered priority would
+        # yield to the other hosts' processes, which on real machines it never meets.
+        "WORKER_NICE": "0",
     })
     return env
 
