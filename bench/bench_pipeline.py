@@ -120,7 +120,10 @@ class Bench:
         self.client = redis.Redis.from_url(self.redis.url)
         self.postgres = PostgresServer() if args.database == "postgres" else None
         self.env = {**os.environ, "REDIS_URL": self.redis.url, "DATA_DIR": str(tmp / "data"),
-                    "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+                    "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT),
+                    # Raw Huey's consumer keeps normal priority: so do ours, so that both
+                    # sides meet the web process and Redis on equal terms.
+                    "WORKER_NICE": "0"}
         self.env.pop("DATABASE_URL", None)
         if self.postgres is not None:
             self.env["DATABASE_URL"] = self.postgres.database("bench")
