@@ -33,10 +33,10 @@ class Settings(_TaskTimeouts):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     async_threshold: int = Field(10, ge=1)
     max_posts_per_request: int = Field(200, ge=1)
-    generation_rate_limit: int = Field(30, ge=1)  # generation requests per user per minute
+    generation_rate_limit: int = Field(30, ge=1)  # generation requests per user in any 60 s
     secret_key: SecretStr | None = None  # signs session cookies; share it across web machines
-    # Sign-in attempts allowed per `login_window` seconds, for one account and from one
-    # address (over all accounts); successful sign-ins do not count.
+    # Sign-in attempts allowed in any `login_window` seconds (a moving window), for one account
+    # and from one address (over all accounts); successful and refused ones do not count.
     login_attempts_per_account: int = Field(5, ge=1)
     login_attempts_per_address: int = Field(30, ge=1)
     login_window: int = Field(300, ge=1)

@@ -88,12 +88,12 @@ async def request_generation(body: GeneratePosts) -> Generation:
     """Queue a large (or `async`) batch; write a small one at once."""
     settings = runtime().settings
     owner = acting_owner(body.user_id)
-    wait = await current_app.extensions["limiter"].hit(
+    hit = await current_app.extensions["limiter"].hit(
         f"generate:{owner}", settings.generation_rate_limit, 60)
-    if wait is not None:
+    if hit.refused:
         raise ApiError(429, "rate_limited", f"at most {settings.generation_rate_limit} generation "
-                       f"requests a minute; try again in {int(wait)} seconds",
-                       retry_after=int(wait))
+                       f"requests a minute; try again in {hit.retry_after} seconds",
+                       retry_after=hit.retry_after)
     total, params = await _generation_params(body, owner)
     if not in_background(settings, total, body.async_):
         rt = runtime()
@@ -134,30 +134,37 @@ async def _generation_params(body: GeneratePosts | GenerationParams, owner: str)
 
 async def submit_batch(body: BatchTasks) -> list[dict]:
     """Queue every task of a batch, each validated and tracked as if queued alone; all or
-    none (nothing is recorded when one of them is refused)."""
+    none (nothing is recorded when one of them is refused, and the generation requests it
+    counted are handed back: a refused batch costs no place in the limit)."""
     owner = acting_owner(body.user_id)
     settings = runtime().settings
-    specs = []
-    for i, task in enumerate(body.tasks):
-        params = task.params.model_dump(mode="json", exclude_none=True)
-        if task.type == "content_generation":
-            wait = await current_app.extensions["limiter"].hit(
-                f"generate:{owner}", settings.generation_rate_limit, 60)
-            if wait is not None:
-                raise ApiError(429, "rate_limited", f"task {i}: at most "
-                               f"{settings.generation_rate_limit} generation requests a minute; "
-                               f"try again in {int(wait)} seconds", retry_after=int(wait))
-            try:
-                _, params = await _generation_params(task.params, owner)
-            except ApiError as exc:
-                exc.message = f"task {i}: {exc.message}"
-                raise
-            params["user_id"] = owner
-        specs.append({"type": task.type, "owner": owner, "params": params})
+    limiter = current_app.extensions["limiter"]
+    specs, hits = [], []
     try:
-        return await asyncio.to_thread(runtime().submit_many, specs)
-    except QueueUnavailable as exc:
-        raise _queue_down(exc) from None
+        for i, task in enumerate(body.tasks):
+            params = task.params.model_dump(mode="json", exclude_none=True)
+            if task.type == "content_generation":
+                hit = await limiter.hit(f"generate:{owner}", settings.generation_rate_limit, 60)
+                if hit.refused:
+                    raise ApiError(429, "rate_limited", f"task {i}: at most "
+                                   f"{settings.generation_rate_limit} generation requests a minute; "
+                                   f"try again in {hit.retry_after} seconds",
+                                   retry_after=hit.retry_after)
+                hits.append(hit)
+                try:
+                    _, params = await _generation_params(task.params, owner)
+                except ApiError as exc:
+                    exc.message = f"task {i}: {exc.message}"
+                    raise
+                params["user_id"] = owner
+            specs.append({"type": task.type, "owner": owner, "params": params})
+        try:
+            return await asyncio.to_thread(runtime().submit_many, specs)
+        except QueueUnavailable as exc:
+            raise _queue_down(exc) from None
+    except Exception:  # not on cancellation: the tasks may be queued already, so they count
+        await limiter.forgive(*hits)
+        raise
 
 
 async def _book_for(body: GeneratePosts | GenerationParams, owner: str) -> tuple[int | None, dict]:

@@ -15,6 +15,7 @@ from webapp.auth import (any_signed_in_user, cross_site_refusal, current, local_
                          public, same_site, session_secret, sign_in, sign_out)
 from webapp.confirmation import ask_first
 from webapp.errors import ApiError, load_body
+from webapp.limits import Hit
 
 bp = Blueprint("auth", __name__)
 
@@ -43,13 +44,13 @@ async def login():
     return await render_template("login.html", next=request.args.get("next", ""), error=None)
 
 
-async def _login_throttled(email: str) -> float | None:
+async def _login_throttled(email: str) -> tuple[list[Hit], int | None]:
     """Count this attempt against the account and the address before any password is
-    checked: while either is over its limit the answer is 429, whatever the password.
-    Seconds to wait, or None."""
-    settings, limiter = runtime().settings, current_app.extensions["limiter"]
-    waits = [await limiter.hit(key, limit, settings.login_window) for key, limit in _login_keys(email)]
-    return max((w for w in waits if w is not None), default=None)
+    checked: while either is over its limit the answer is 429, whatever the password (and
+    the attempt is counted against neither). The hits, and seconds to wait or None."""
+    hits = await current_app.extensions["limiter"].hit_all(_login_keys(email),
+                                                           runtime().settings.login_window)
+    return hits, max((h.retry_after for h in hits if h.refused), default=None)
 
 
 def _login_keys(email: str) -> list[tuple[str, int]]:
@@ -64,20 +65,19 @@ async def login_post():
     form = await _posted_form()
     email, password = form.get("email", "").strip().lower(), form.get("password", "")
     db = runtime().db
-    wait = await _login_throttled(email)
+    hits, wait = await _login_throttled(email)
     user = None
     if wait is None and email:
         user = await asyncio.to_thread(users.authenticate, db, email, password)
     if user is None:
         status, error, headers = 401, "That email and password do not match an account.", {}
         if wait is not None:
-            status, headers = 429, {"Retry-After": str(int(wait))}
-            error = f"Too many sign-in attempts; try again in {int(wait)} seconds."
+            status, headers = 429, {"Retry-After": str(wait)}
+            error = f"Too many sign-in attempts; try again in {wait} seconds."
         page = await render_template("login.html", next=form.get("next", ""), error=error, email=email)
         return page, status, headers
-    limiter = current_app.extensions["limiter"]
-    for key, _ in _login_keys(email):  # a successful sign-in is not an attempt to guess
-        await limiter.forgive(key, runtime().settings.login_window)
+    # A successful sign-in is not an attempt to guess: hand back exactly what it counted.
+    await current_app.extensions["limiter"].forgive(*hits)
     await sign_in(db, user)
     return redirect(local_path(form.get("next"), url_for("pages.home")))
 
