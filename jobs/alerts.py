@@ -46,7 +46,9 @@ class Alerter(BackgroundThread):
         self.settings = runtime.settings
         self.db: Engine = runtime.db
         self.sender = AlertSender(self.db, self.settings.alert_webhook_url)
-        self._since = utcnow()                    # failures after this are still to report
+        # Task and heartbeat times are written with the shared clock (jobs/clock.py): the
+        # checks read them against it, not against this machine's own clock.
+        self._since = runtime.clock.now()         # failures after this are still to report
         self._counted: dict[str, dt.datetime] = {}  # failures seen within LATE_COMMIT of _since
         self._failures: dict[str, dict] = {}       # per type: gathered since its last message
         self._told: dict[str, float] = {}          # alert key -> when this process raised it
@@ -75,9 +77,9 @@ class Alerter(BackgroundThread):
     # -- the checks --
     def check_once(self) -> None:
         self._check_redis()
-        now = utcnow()
+        now = self.runtime.clock.now()
         self._check_failures(now)
-        self._check_workers()
+        self._check_workers(now)
         self._check_backlog(now)
         self._check_overdue(now)
 
@@ -125,8 +127,8 @@ class Alerter(BackgroundThread):
                 {"task_type": task_type, "count": n, "example_task_id": gathered["example"]},
                 window=FAILURE_WINDOW)
 
-    def _check_workers(self) -> None:
-        for worker in worker_states.list_workers(self.db, self.settings.worker_lost_after):
+    def _check_workers(self, now: dt.datetime) -> None:
+        for worker in worker_states.list_workers(self.db, self.settings.worker_lost_after, now=now):
             if worker["state"] == "lost":
                 self.raise_alert(
                     "worker_lost", f"worker_lost:{worker['id']}:{worker['started_at']}",
@@ -247,10 +249,10 @@ def failures_between(since: dt.datetime, until: dt.datetime):
             .order_by(tasks.c.finished_at))
 
 
-def overdue_tasks(db: Engine, settings, now: dt.datetime | None = None) -> list[dict]:
+def overdue_tasks(db: Engine, settings, now: dt.datetime) -> list[dict]:
     """Runs older than their type's timeout (plus the watchdog's own delay): the watchdog
-    should have stopped them, so something is wrong with their worker."""
-    now = now or utcnow()
+    should have stopped them, so something is wrong with their worker. `now` from the
+    shared clock, which stamped their start."""
     slack = 2 * settings.heartbeat_interval
     with db.connect() as conn:
         running = conn.execute(select(tasks.c.id, tasks.c.type, tasks.c.started_at)

@@ -107,6 +107,9 @@ class Executor:
         self.worker_id: str | None = None
         self._pid: int | None = None
         self._runs: dict[str, _Run] = {}
+        # Messages past the drain check and not yet finished (claiming, or running): listed
+        # with the heartbeat like the runs, so a drained worker reads as idle only when none is.
+        self._taking: dict[object, tuple[str, str]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watchdog: threading.Thread | None = None
@@ -124,7 +127,10 @@ class Executor:
         self.housekeeping: Callable[[], object] | None = None
         # Console hooks: a drained worker (flag read on heartbeat) takes no new work, and a
         # paused task type is not claimed (its record stays waiting; resume queues it again).
+        # `draining` follows the drain request this worker has read (`_drain_seen`, the row's
+        # `drain_requested_at`); both change together, under the lock.
         self.draining = False
+        self._drain_seen: dt.datetime | None = None
         self.paused: Callable[[str], bool] = lambda _type: False
         self.tasks_run = 0
         # The shared clock for heartbeats (jobs/clock.py), so lost-worker decisions made on
@@ -140,7 +146,9 @@ class Executor:
             forked = os.getpid() != self._created_in
             self._pid = os.getpid()
             self._runs.clear()
+            self._taking.clear()
             self._stop = threading.Event()
+            self.draining, self._drain_seen = False, None  # a new worker row: no drain yet
         if forked:
             # Connections inherited from the parent must not be shared with it.
             self.tracker.db.dispose(close=False)
@@ -192,10 +200,22 @@ class Executor:
     def run(self, task_id: str, task_type: str) -> None:
         if self._pid != os.getpid():
             self.start_in_worker()
-        if self.stopping() or self.draining:
+        token = object()
+        with self._lock:  # the heartbeat lists what passed this check (see _heartbeat)
+            refused = self.stopping() or self.draining
+            if not refused:
+                self._taking[token] = (task_id, task_type)
+        if refused:
             self.requeue(task_id, task_type)
             self._park_while_drained()
             return
+        try:
+            self._claim_and_run(task_id, task_type)
+        finally:
+            with self._lock:
+                self._taking.pop(token, None)
+
+    def _claim_and_run(self, task_id: str, task_type: str) -> None:
         if self.paused(task_type):
             return
         faults.point("after_dequeue")
@@ -332,25 +352,42 @@ class Executor:
                 continue  # stops itself at its next checkpoint
             self._interrupt(run, Stopped)
 
-    def _heartbeat(self, first: bool = False) -> None:
+    def _heartbeat(self, first: bool = False, again: bool = False) -> None:
+        """Write this worker's row, and read whether it is drained.
+
+        The row's `drain_seen_at` acknowledges the drain request this worker acted on before
+        this beat: taken under the lock that `run` checks `draining` under, together with the
+        list of what runs, so an acknowledged drain with nothing listed means nothing runs
+        and nothing more will start. Whether the worker has obeyed is then read by comparing
+        the request with its acknowledgement, never a heartbeat's time with the request's:
+        those come from different clocks. A request read for the first time is
+        acknowledged at once, with a second beat.
+        """
         now = self.clock()
-        running = [{"task_id": r.task_id, "type": r.type} for r in list(self._runs.values())]
+        with self._lock:
+            acknowledged = self._drain_seen
+            running = [{"task_id": r.task_id, "type": r.type} for r in self._runs.values()]
+            listed = {r.task_id for r in self._runs.values()}
+            running += [{"task_id": task_id, "type": task_type}
+                        for task_id, task_type in self._taking.values() if task_id not in listed]
         with self.tracker.db.begin() as conn:
-            if not first:
-                beat = conn.execute(
-                    update(workers).where(workers.c.id == self.worker_id)
-                    .values(last_seen=now, running=running, stopped_at=None,
-                            tasks_run=self.tasks_run)
-                    .returning(workers.c.drain_requested_at)).first()
-                if beat is not None:
-                    self.draining = beat[0] is not None
-                    return
-            conn.execute(workers.delete().where(workers.c.id == self.worker_id))
-            conn.execute(insert(workers).values(
-                id=self.worker_id, hostname=socket.gethostname(), pid=os.getpid(),
-                kind=self.kind, concurrency=self.threads, running=running,
-                started_at=now, last_seen=now, tasks_run=self.tasks_run,
-            ))
+            beat = None if first else conn.execute(
+                update(workers).where(workers.c.id == self.worker_id)
+                .values(last_seen=now, running=running, stopped_at=None,
+                        tasks_run=self.tasks_run, drain_seen_at=acknowledged)
+                .returning(workers.c.drain_requested_at)).first()
+            if beat is None:  # a new row, or ours was removed meanwhile: no drain asked of it
+                conn.execute(workers.delete().where(workers.c.id == self.worker_id))
+                conn.execute(insert(workers).values(
+                    id=self.worker_id, hostname=socket.gethostname(), pid=os.getpid(),
+                    kind=self.kind, concurrency=self.threads, running=running,
+                    started_at=now, last_seen=now, tasks_run=self.tasks_run,
+                ))
+        requested = beat[0] if beat is not None else None
+        with self._lock:
+            self._drain_seen, self.draining = requested, requested is not None
+        if requested != acknowledged and not again:
+            self._heartbeat(again=True)
 
 
 def _die_with_parent() -> None:

@@ -127,8 +127,11 @@ workers = Table(
     # Tasks this worker has claimed since it started (written with each heartbeat).
     Column("tasks_run", Integer, nullable=False, server_default=text("0")),
     # Set from the Workers page: finish what it runs, take nothing new. The worker reads it
-    # with each heartbeat, so a heartbeat later than this time means it has obeyed.
+    # with each heartbeat and writes back, in `drain_seen_at`, the request it acts on: it has
+    # obeyed when the two are equal. Times written by different machines (the web's request,
+    # the worker's heartbeat) are never compared to decide it: their clocks differ.
     Column("drain_requested_at", UTCDateTime),
+    Column("drain_seen_at", UTCDateTime),
 )
 
 books = Table(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, bindparam, desc, func, literal, select, tuple_, union_all
 
 from jobs import task_stats
-from jobs.models import (FAILURE, STARTED, STATUSES, WAITING_STATUSES, UTCDateTime, from_iso, iso, tasks, utcnow,
+from jobs.models import (FAILURE, STARTED, STATUSES, WAITING_STATUSES, UTCDateTime, from_iso, iso, tasks,
                          workers)
 from jobs.tracking import task_view
 
@@ -207,9 +207,8 @@ def counts(db: Engine) -> dict[str, dict[str, int]]:
     return result
 
 
-def worker_list(db: Engine, lost_after: float, *, now: dt.datetime | None = None) -> list[dict]:
+def worker_list(db: Engine, lost_after: float, *, now: dt.datetime) -> list[dict]:
     """Workers seen in the last hour; `now` from the shared clock (jobs/clock.py)."""
-    now = now or utcnow()
     with db.connect() as conn:
         rows = conn.execute(select(workers).where(
             workers.c.last_seen >= now - dt.timedelta(hours=1)).order_by(workers.c.id)).mappings().all()
@@ -217,14 +216,14 @@ def worker_list(db: Engine, lost_after: float, *, now: dt.datetime | None = None
         "id": r["id"], "hostname": r["hostname"], "pid": r["pid"], "kind": r["kind"],
         "concurrency": r["concurrency"], "running": r["running"],
         "last_seen": iso(r["last_seen"]),
-        "seconds_since_heartbeat": round((now - r["last_seen"]).total_seconds(), 1),
+        "seconds_since_heartbeat": max(round((now - r["last_seen"]).total_seconds(), 1), 0.0),
         "state": ("stopped" if r["stopped_at"] is not None
                   else "alive" if (now - r["last_seen"]).total_seconds() < lost_after else "lost"),
     } for r in rows]
 
 
-def queue_summary(db: Engine) -> dict:
-    now = utcnow()
+def queue_summary(db: Engine, *, now: dt.datetime) -> dict:
+    """`now` from the shared clock (jobs/clock.py), which stamped the tasks' times."""
     with db.connect() as conn:
         unfinished = _unfinished(conn)
         oldest = oldest_waiting(conn)

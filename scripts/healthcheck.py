@@ -26,17 +26,24 @@ def check_web(url: str) -> str:
 
 
 def check_worker() -> str:
+    import redis
     from sqlalchemy import create_engine
 
+    from jobs.clock import Clock
     from jobs.settings import load_settings
     from jobs.workers import list_workers
     settings = load_settings()
     engine = create_engine(settings.sql_url)
+    # Heartbeats are stamped with Redis's clock (jobs/clock.py): read them against it.
+    client = (redis.Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=3)
+              if settings.redis_url else None)
     try:
-        mine = [w for w in list_workers(engine, settings.worker_lost_after)
+        mine = [w for w in list_workers(engine, settings.worker_lost_after, now=Clock(client).now())
                 if w["host"] == socket.gethostname()]
     finally:
         engine.dispose()
+        if client is not None:
+            client.close()
     alive = [w for w in mine if w["state"] in ("running", "stopping")]
     if not alive:
         states = ", ".join(f"{w['id']} {w['state']}" for w in mine) or "none seen"

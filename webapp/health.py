@@ -45,13 +45,14 @@ def _queue_probe(rt: Runtime) -> dict:
 
 
 def _collect(rt: Runtime) -> dict:
-    workers = queries.worker_list(rt.db, rt.settings.worker_lost_after, now=rt.clock.now())
+    now = rt.clock.now()  # the clock worker heartbeats and task times are written with
+    workers = queries.worker_list(rt.db, rt.settings.worker_lost_after, now=now)
     return {
         "database": _database_probe(rt),
         "queue": _queue_probe(rt),
-        "summary": queries.queue_summary(rt.db),
+        "summary": queries.queue_summary(rt.db, now=now),
         "workers": workers,
-        "overdue": alerts.overdue_tasks(rt.db, rt.settings),
+        "overdue": alerts.overdue_tasks(rt.db, rt.settings, now),
         "autonomous": autonomous.status(rt.db),
         "paused": pause.read(rt.db),
     }
@@ -123,10 +124,10 @@ async def queue_stats(rt: Runtime, window: str = "1h") -> dict:
     """The seed's queue statistics, and the finished tasks' stats over `window`
     (one of task_stats.WINDOWS) from the stored aggregates."""
     def collect() -> dict:
-        return {"summary": queries.queue_summary(rt.db), "counts": queries.counts(rt.db),
+        now = rt.clock.now()  # the clock worker heartbeats and task times are written with
+        return {"summary": queries.queue_summary(rt.db, now=now), "counts": queries.counts(rt.db),
                 "window": task_stats.window_stats(rt.db, window),
-                "workers": queries.worker_list(rt.db, rt.settings.worker_lost_after,
-                                               now=rt.clock.now()),
+                "workers": queries.worker_list(rt.db, rt.settings.worker_lost_after, now=now),
                 "pending": _pending_or_none(rt)}
     data = await asyncio.to_thread(collect)
     summary, workers, stats = data["summary"], data["workers"], data["window"]

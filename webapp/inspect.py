@@ -68,7 +68,7 @@ def stats(rt: Runtime) -> tuple[dict, str]:
 
 
 def workers_(rt: Runtime) -> tuple[dict, str]:
-    rows = workers.list_workers(rt.db, rt.settings.worker_lost_after)
+    rows = workers.list_workers(rt.db, rt.settings.worker_lost_after, now=rt.clock.now())
     text = table(rows, [
         ("worker", "id"), ("state", "state"), ("kind", lambda w: f"{w['kind']} x {w['concurrency']}"),
         ("started", "started_at"), ("heartbeat", lambda w: f"{w['seconds_since_heartbeat']:g} s ago"),

@@ -32,7 +32,7 @@ class _StoreCollector:
                                   labels=["backend"])
         depth.add_metric([self.runtime.mode], self.runtime.pending_count())
         yield depth
-        summary = queries.queue_summary(self.runtime.db)
+        summary = queries.queue_summary(self.runtime.db, now=self.runtime.clock.now())
         yield GaugeMetricFamily("bma_oldest_waiting_seconds", "Age of the oldest waiting task",
                                 value=summary["oldest_waiting_seconds"] or 0)
 

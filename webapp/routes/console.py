@@ -213,7 +213,10 @@ async def api_rotate_webhook_secret():
 
 async def _workers() -> list[dict]:
     rt = runtime()
-    rows = await asyncio.to_thread(workers.list_workers, rt.db, rt.settings.worker_lost_after)
+
+    def read() -> list[dict]:  # the shared clock may ask Redis for its time: off the loop too
+        return workers.list_workers(rt.db, rt.settings.worker_lost_after, now=rt.clock.now())
+    rows = await asyncio.to_thread(read)
     return rows if owner_scope() is None else workers.for_author(rows)
 
 
@@ -224,7 +227,9 @@ async def api_workers():
 
 async def _drain(worker_id: str, draining: bool) -> None:
     try:
-        await asyncio.to_thread(workers.set_draining, runtime().db, worker_id, draining)
+        rt = runtime()
+        await asyncio.to_thread(lambda: workers.set_draining(rt.db, worker_id, draining,
+                                                             now=rt.clock.now()))
     except workers.UnknownWorker:
         raise ApiError(404, "worker_not_found", f"no worker has id {worker_id!r}; "
                        "GET /api/workers lists them") from None
