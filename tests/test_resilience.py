@@ -11,7 +11,7 @@ import time
 import pytest
 import redis
 
-from tests.support import PYTHON, ROOT, RedisServer, wait_until
+from tests.support import PYTHON, ROOT, TIMEOUT_BEYOND_THE_TEST, RedisServer, wait_until
 
 
 def _post_seqs(stack, batch_id: str) -> list[int]:
@@ -32,7 +32,7 @@ def _worker_pid(record: dict) -> int:
 
 @pytest.mark.parametrize("kind", ["redis", "postgres"])
 def test_sigkilled_worker_task_is_requeued_and_succeeds_without_duplicates(fresh_stack, kind):
-    stack = fresh_stack(kind).start()
+    stack = fresh_stack(kind, **TIMEOUT_BEYOND_THE_TEST).start()
     task_id = stack.queue(platforms=["twitter", "facebook", "threads"], count_per_platform=2,
                           book={"title": "SLOW currents"})
     record = wait_until(lambda: (t := stack.task(task_id))["progress"]["done"] >= 2 and t, 20,
@@ -60,7 +60,7 @@ def test_lost_task_with_no_attempts_left_fails_as_lost(fresh_stack):
 
 
 def test_whole_worker_killed_then_restarted(fresh_stack):
-    stack = fresh_stack("redis").start()
+    stack = fresh_stack("redis", **TIMEOUT_BEYOND_THE_TEST).start()
     task_id = stack.queue(platforms=["twitter", "linkedin"], count_per_platform=2,
                           book={"title": "SLOW river"})
     wait_until(lambda: stack.task(task_id)["progress"]["done"] >= 1, 20, "first post")
@@ -120,7 +120,7 @@ def test_server_stops_promptly_with_open_event_streams(fresh_stack):
 
 
 def test_embedded_shutdown_hands_running_tasks_back(fresh_stack):
-    stack = fresh_stack("embedded", SHUTDOWN_GRACE="0.2")
+    stack = fresh_stack("embedded", SHUTDOWN_GRACE="0.2", **TIMEOUT_BEYOND_THE_TEST)
     stack.start()
     task_id = stack.queue(platforms=["twitter", "facebook", "threads", "mastodon"],
                           count_per_platform=2, book={"title": "SLOW lanterns"})
@@ -193,7 +193,7 @@ def test_worker_sigterm_lets_a_short_task_finish_and_exits(fresh_stack):
 
 
 def test_worker_sigterm_hands_back_a_task_that_outlives_the_grace(fresh_stack):
-    stack = fresh_stack("redis", SHUTDOWN_GRACE="0.5").start()
+    stack = fresh_stack("redis", SHUTDOWN_GRACE="0.5", **TIMEOUT_BEYOND_THE_TEST).start()
     task_id = stack.queue(platforms=["twitter", "facebook", "threads", "mastodon"],
                           count_per_platform=2, book={"title": "SLOW farewell"})
     wait_until(lambda: stack.task(task_id)["progress"]["done"] >= 1, 20, "first post")

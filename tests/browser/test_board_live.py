@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from tests.browser.helpers import (
     STATUS_RECORDER, expect_status, fill_workers, free_workers, open_live, row,
 )
-from tests.support import ROOT, wait_until
+from tests.support import ROOT, TIMEOUT_BEYOND_THE_TEST, wait_until
 
 
 def test_large_batch_from_the_generate_page_runs_live_on_the_board(stack, browser):
@@ -81,7 +81,7 @@ def test_revoke_a_waiting_task_and_stop_a_running_one_with_the_buttons(stack, br
 
 @pytest.mark.parametrize("kind", ["embedded", "redis"])
 def test_open_board_shows_the_final_state_after_a_server_restart(fresh_stack, browser, kind):
-    stack = fresh_stack(kind).start()
+    stack = fresh_stack(kind, **TIMEOUT_BEYOND_THE_TEST).start()
     board = open_live(browser.page(stack), stack.base_url + "/")
     board.evaluate(STATUS_RECORDER)
     task_id = stack.queue(platforms=["twitter", "bluesky", "threads"], count_per_platform=4,

@@ -6,7 +6,7 @@ import time
 import httpx
 
 from tests.chaos.helpers import CHAOS_ENV, Database, children, kill, start_worker
-from tests.support import ROOT, wait_until
+from tests.support import ROOT, TIMEOUT_BEYOND_THE_TEST, wait_until
 
 # Recovery must come within 2 x WORKER_LOST_AFTER; the margin covers a shared machine.
 BOUND = 2 * float(CHAOS_ENV["WORKER_LOST_AFTER"]) + 2
@@ -69,7 +69,7 @@ def test_worker_killed_between_dequeue_and_claim(fresh_stack, figures):
 def test_killed_in_the_middle_of_recovering_a_lost_run(fresh_stack, figures):
     # Every process that recovers a lost run dies right after recording RETRY, before
     # queueing it; the web is restarted without the fault if it was the one.
-    stack = _stack(fresh_stack, FAULT_INJECTION="mid_recovery:1")
+    stack = _stack(fresh_stack, FAULT_INJECTION="mid_recovery:1", **TIMEOUT_BEYOND_THE_TEST)
     runner = start_worker(stack, "fp-runner", 1)
     wait_until(lambda: stack.capacity() >= 1, 15, "a worker")
     db = Database(stack)
