@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tests.support import wait_until
+from tests.support import TIMEOUT_BEYOND_THE_TEST, wait_until
 
 # Records every status each board row shows, in order, from the DOM itself: an attribute
 # change reports the value it replaced, and the current value closes the list.
@@ -48,7 +48,10 @@ def expect_status(page: Page, task_id: str, status: str, *, section: str | None 
 
 
 def fill_workers(stack, title: str = "STALL") -> list[str]:
-    """Occupy every worker with a task that hangs on its model call until released."""
+    """Occupy every worker with a task that hangs on its model call until released. Its
+    timeout would let the worker go too, so the stack must set one the test never reaches."""
+    assert stack.env.get("TIMEOUT_CONTENT_GENERATION") == TIMEOUT_BEYOND_THE_TEST[
+        "TIMEOUT_CONTENT_GENERATION"], "fill_workers needs a stack with TIMEOUT_BEYOND_THE_TEST"
     stuck = [stack.queue(platforms=["twitter"], count_per_platform=1, book={"title": f"{title} {i}"})
              for i in range(stack.capacity())]
     for task_id in stuck:

@@ -48,7 +48,15 @@ def test_large_batch_from_the_generate_page_runs_live_on_the_board(stack, browse
     assert board.locator(f"#rows-active #task-{task_id}").count() == 0
 
 
-def test_revoke_a_waiting_task_and_stop_a_running_one_with_the_buttons(stack, browser, fake_llm):
+def test_revoke_a_waiting_task_and_stop_a_running_one_with_the_buttons(fresh_stack, browser, fake_llm):
+    # A stack of its own: the workers must stay held for the whole test, and the shared
+    # stacks' 6 s generation timeout let them go (a loaded run spent longer than that before
+    # the buttons: the waiting task ran, the running one failed by its timeout). One mode is
+    # enough for the buttons; tests/test_revoke_and_timeouts.py revokes and stops in each.
+    stack = fresh_stack("embedded", **TIMEOUT_BEYOND_THE_TEST).start()
+    # Every worker thread up first, or one not yet started would run the task that must wait.
+    full = int(stack.env["WORKER_CONCURRENCY"])
+    wait_until(lambda: stack.capacity() >= full, 30, f"{full} workers")
     stuck = fill_workers(stack)
     waiting = stack.queue(platforms=["twitter"], count_per_platform=1, book={"title": "Waiting room"})
     try:
