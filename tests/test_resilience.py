@@ -184,7 +184,7 @@ def test_bad_settings_are_named_at_start_up(tmp_path):
 
 
 def test_worker_sigterm_lets_a_short_task_finish_and_exits(fresh_stack):
-    stack = fresh_stack("redis", SHUTDOWN_GRACE="10").start()
+    stack = fresh_stack("redis", SHUTDOWN_GRACE="10", **TIMEOUT_BEYOND_THE_TEST).start()
     task_id = stack.queue(platforms=["twitter", "facebook"], count_per_platform=1,
                           book={"title": "SLOW goodbye"})
     wait_until(lambda: stack.task(task_id)["progress"]["done"] >= 1, 20, "first post")

@@ -8,7 +8,7 @@ import signal
 import redis
 
 from jobs.clock import Clock
-from tests.support import wait_until
+from tests.support import TIMEOUT_BEYOND_THE_TEST, wait_until
 
 
 def test_the_clock_is_redis_time_whatever_this_machine_says(redis_server, monkeypatch):
@@ -38,7 +38,7 @@ def test_stopped_process_workers_are_stopped_not_lost_and_ids_are_unique(fresh_s
 
 
 def test_sigint_stops_gracefully_and_a_second_signal_stops_at_once(fresh_stack):
-    stack = fresh_stack("redis", SHUTDOWN_GRACE="30").start()
+    stack = fresh_stack("redis", SHUTDOWN_GRACE="30", **TIMEOUT_BEYOND_THE_TEST).start()
     task_id = stack.queue(platforms=["twitter", "facebook"], count_per_platform=1,
                           book={"title": "SLOW evening"})
     wait_until(lambda: stack.task(task_id)["progress"]["done"] >= 1, 20, "first post")
