@@ -19,12 +19,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 T = TypeVar("T")
 
-# For a test whose SLOW generation task must succeed: a content-generation timeout no test
-# outlives (pytest.ini: timeout = 180). The suite's 6 s (tests/conftest.py) is for tests of
-# timeouts, and such a task spends most of it waiting on the model on purpose (SLOW_SECONDS
-# an answer, 7-12 answers); a worker process's first task that writes posts also imports the
-# writers inside its timeout (0.5 s of CPU; 3 s measured on a loaded machine). Loaded runs
-# saw the attempt after a recovery fail with "Operation timeout after 6s".
+# For a test whose SLOW or STALL generation task must end the way the test says (succeed, be
+# handed back, stay held): a content-generation timeout no test outlives (pytest.ini: timeout =
+# 180). The suite's 6 s (tests/conftest.py) is for tests of timeouts, and a SLOW task spends
+# most of it waiting on the model on purpose (SLOW_SECONDS an answer, 3-9 answers here); a
+# worker process's first task that writes posts also imports the writers inside its timeout
+# (0.5 s of CPU; 3 s measured on a loaded machine). Loaded runs saw the attempt after a
+# recovery fail with "Operation timeout after 6s".
 TIMEOUT_BEYOND_THE_TEST = {"TIMEOUT_CONTENT_GENERATION": "180"}
 
 
