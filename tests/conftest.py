@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,21 @@ def postgres_server():
     server = PostgresServer()
     yield server
     server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request, tmp_path):
+    """An engine on a database of the test's own: a SQLite file, then PostgreSQL."""
+    from jobs import task_stats
+    from jobs.db import make_engine
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'app.db'}"
+    else:
+        url = request.getfixturevalue("postgres_server").database(f"t_{secrets.token_hex(6)}")
+    engine = make_engine(url)
+    task_stats._forget()  # settled steps are remembered per process
+    yield engine
+    engine.dispose()
 
 
 def _make_stack(kind: str, tmp: Path, llm: FakeLLM, request) -> Stack:

@@ -31,16 +31,6 @@ def shared_clock() -> dt.datetime:
     return utcnow() + AHEAD
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'app.db'}"
-    else:
-        pg = request.getfixturevalue("postgres_server")
-        url = pg.database(f"drain_{tmp_path.name[-20:].lower().replace('-', '_')}")
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

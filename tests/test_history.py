@@ -21,16 +21,6 @@ from jobs.tracking import Tracker
 FINAL = (SUCCESS, FAILURE, REVOKED)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'app.db'}"
-    else:
-        url = request.getfixturevalue("postgres_server").database(f"history_{secrets.token_hex(4)}")
-    engine = make_engine(url)
-    task_stats._forget()  # settled steps are remembered per process
-    yield engine
-    engine.dispose()
 
 
 def _task(task_id: str, *, status: str = SUCCESS, enqueued: dt.datetime, run: float = 1.0,

@@ -4,27 +4,14 @@ PostgreSQL (where deleting and inserting the row from two transactions at once a
 duplicate key, a 500, to the second)."""
 from __future__ import annotations
 
-import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
 from jobs import autonomous, pause
-from jobs.db import make_engine
 
 RACERS = 8
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'app.db'}"
-    else:
-        url = request.getfixturevalue("postgres_server").database(f"state_{secrets.token_hex(4)}")
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
 
 
 def _at_once(n: int, work):

@@ -8,23 +8,14 @@ import pytest
 from sqlalchemy import select
 
 from jobs import task_stats
-from jobs.db import make_engine
 from jobs.events import MemoryEventBus
 from jobs.models import FAILURE, RETRY, REVOKED, STARTED, SUCCESS, WAITING_STATUSES, task_history, utcnow
 from jobs.tracking import Tracker
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def tracker(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'app.db'}"
-    else:
-        pg = request.getfixturevalue("postgres_server")
-        url = pg.database(f"tracking_{tmp_path.name[-20:].lower().replace('-', '_')}")
-    db = make_engine(url)
-    bus = MemoryEventBus(1000)
-    yield Tracker(db, bus)
-    db.dispose()
+@pytest.fixture
+def tracker(db):
+    return Tracker(db, MemoryEventBus(1000))
 
 
 def _events(tracker: Tracker, task_id: str) -> list[dict]:
