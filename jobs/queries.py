@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, bindparam, desc, func, literal, select, tuple_, union_all
 
 from jobs import task_stats
-from jobs.models import (FAILURE, STARTED, STATUSES, WAITING_STATUSES, UTCDateTime, from_iso, iso, tasks,
-                         workers)
+from jobs.models import FAILURE, STARTED, STATUSES, WAITING_STATUSES, UTCDateTime, from_iso, iso, tasks
 from jobs.tracking import task_view
+from jobs.workers import list_workers
 
 ACTIVE_STATUSES = (*WAITING_STATUSES, STARTED)
 
@@ -208,18 +208,14 @@ def counts(db: Engine) -> dict[str, dict[str, int]]:
 
 
 def worker_list(db: Engine, lost_after: float, *, now: dt.datetime) -> list[dict]:
-    """Workers seen in the last hour; `now` from the shared clock (jobs/clock.py)."""
-    with db.connect() as conn:
-        rows = conn.execute(select(workers).where(
-            workers.c.last_seen >= now - dt.timedelta(hours=1)).order_by(workers.c.id)).mappings().all()
+    """The health panel's view of the workers (the seed's keys): `jobs.workers.list_workers`
+    with each one alive, lost or stopped (exited); `now` from the shared clock."""
     return [{
-        "id": r["id"], "hostname": r["hostname"], "pid": r["pid"], "kind": r["kind"],
-        "concurrency": r["concurrency"], "running": r["running"],
-        "last_seen": iso(r["last_seen"]),
-        "seconds_since_heartbeat": max(round((now - r["last_seen"]).total_seconds(), 1), 0.0),
-        "state": ("stopped" if r["stopped_at"] is not None
-                  else "alive" if (now - r["last_seen"]).total_seconds() < lost_after else "lost"),
-    } for r in rows]
+        "id": w["id"], "hostname": w["host"], "pid": w["pid"], "kind": w["kind"],
+        "concurrency": w["concurrency"], "running": w["current_tasks"],
+        "last_seen": w["last_heartbeat"], "seconds_since_heartbeat": w["seconds_since_heartbeat"],
+        "state": "stopped" if w["stopped_at"] else "lost" if w["state"] == "lost" else "alive",
+    } for w in sorted(list_workers(db, lost_after, now=now), key=lambda w: w["id"])]
 
 
 def queue_summary(db: Engine, *, now: dt.datetime) -> dict:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from jobs import task_stats
+from jobs.db import make_engine
 from tests.fake_llm import FakeLLM
 from tests.support import PostgresServer, RedisServer, Stack, wait_until
 
@@ -61,8 +63,6 @@ def postgres_server():
 @pytest.fixture(params=["sqlite", "postgres"])
 def db(request, tmp_path):
     """An engine on a database of the test's own: a SQLite file, then PostgreSQL."""
-    from jobs import task_stats
-    from jobs.db import make_engine
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'app.db'}"
     else:

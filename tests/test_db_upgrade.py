@@ -1,8 +1,11 @@
 """A database made by an earlier version is brought up to the current tables at start-up."""
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import create_engine, inspect, text
 
+from jobs import workers as worker_states
 from jobs.db import make_engine
 from jobs.models import metadata, posts
 
@@ -122,3 +125,34 @@ _ORIGINAL_NOT_NULL = {
     ('workers', 'started_at'),
     ('workers', 'last_seen'),
 }
+
+
+def _old_workers_table(url: str) -> None:
+    """`workers` before drains were acknowledged: a drain asked of a worker, and a heartbeat
+    stamped after the request."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "CREATE TABLE workers (id VARCHAR(200) PRIMARY KEY, hostname VARCHAR(200) NOT NULL, "
+            "pid INTEGER NOT NULL, kind VARCHAR(20) NOT NULL, concurrency INTEGER NOT NULL, "
+            "running JSON NOT NULL, started_at DATETIME NOT NULL, last_seen DATETIME NOT NULL, "
+            "stopped_at DATETIME, tasks_run INTEGER DEFAULT 0 NOT NULL, drain_requested_at DATETIME)"))
+        conn.execute(text(
+            "INSERT INTO workers (id, hostname, pid, kind, concurrency, running, started_at, "
+            "last_seen, drain_requested_at) VALUES ('h:1:a', 'h', 1, 'process', 1, '[]', "
+            "'2026-01-01 00:00:00', '2026-01-01 00:00:01', '2026-01-01 00:00:00.5')"))
+    engine.dispose()
+
+
+def test_a_workers_table_of_an_earlier_version_gets_the_acknowledgement_column(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    _old_workers_table(url)
+    engine = make_engine(url)
+    try:
+        assert "drain_seen_at" in {c["name"] for c in inspect(engine).get_columns("workers")}
+        # A drain its worker has not acknowledged: stopping, whatever the times say.
+        seen = dt.datetime(2026, 1, 1, 0, 0, 2, tzinfo=dt.UTC)
+        listed = worker_states.list_workers(engine, 10.0, now=seen)
+        assert [w["state"] for w in listed] == ["stopping"]
+    finally:
+        engine.dispose()

@@ -15,7 +15,6 @@ import threading
 import pytest
 
 from jobs import workers as worker_states
-from jobs.db import make_engine
 from jobs.events import MemoryEventBus
 from jobs.execution import Executor
 from jobs.models import utcnow
@@ -132,29 +131,3 @@ def test_liveness_is_read_on_the_workers_clock(db, worker):
     listed = {w["id"]: w for w in worker_states.list_workers(db, LOST_AFTER, now=shared_clock())}[worker.worker_id]
     assert listed["state"] == "running"
     assert 0 <= listed["seconds_since_heartbeat"] < 1
-
-
-def test_a_workers_table_of_an_earlier_version_gets_the_acknowledgement_column(tmp_path):
-    from sqlalchemy import create_engine, inspect, text
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    old = create_engine(url)
-    with old.begin() as conn:
-        conn.execute(text(
-            "CREATE TABLE workers (id VARCHAR(200) PRIMARY KEY, hostname VARCHAR(200) NOT NULL, "
-            "pid INTEGER NOT NULL, kind VARCHAR(20) NOT NULL, concurrency INTEGER NOT NULL, "
-            "running JSON NOT NULL, started_at DATETIME NOT NULL, last_seen DATETIME NOT NULL, "
-            "stopped_at DATETIME, tasks_run INTEGER DEFAULT 0 NOT NULL, drain_requested_at DATETIME)"))
-        conn.execute(text(
-            "INSERT INTO workers (id, hostname, pid, kind, concurrency, running, started_at, "
-            "last_seen, drain_requested_at) VALUES ('h:1:a', 'h', 1, 'process', 1, '[]', "
-            "'2026-01-01 00:00:00', '2026-01-01 00:00:01', '2026-01-01 00:00:00.5')"))
-    old.dispose()
-    engine = make_engine(url)
-    try:
-        assert "drain_seen_at" in {c["name"] for c in inspect(engine).get_columns("workers")}
-        # A drain its worker has not acknowledged: stopping, whatever the times say.
-        seen = dt.datetime(2026, 1, 1, 0, 0, 2, tzinfo=dt.UTC)
-        listed = worker_states.list_workers(engine, LOST_AFTER, now=seen)
-        assert [w["state"] for w in listed] == ["stopping"]
-    finally:
-        engine.dispose()
