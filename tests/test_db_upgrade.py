@@ -10,21 +10,26 @@ from jobs.db import make_engine
 from jobs.models import metadata, posts
 
 
-def _old_posts_table(url: str) -> None:
-    """`posts` as an earlier version made it: no `approved_at`, no owner index, one row."""
+def _made_by_an_earlier_version(url: str, *statements: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text(
-            "CREATE TABLE posts (id INTEGER PRIMARY KEY, batch_id VARCHAR(64) NOT NULL, "
-            "seq INTEGER NOT NULL, owner VARCHAR(200) NOT NULL, book_id INTEGER, "
-            "platform VARCHAR(20) NOT NULL, text TEXT NOT NULL, length INTEGER NOT NULL, "
-            "\"limit\" INTEGER NOT NULL, writer VARCHAR(40) NOT NULL, status VARCHAR(20) NOT NULL, "
-            "created_at TIMESTAMP WITH TIME ZONE NOT NULL)"))
-        conn.execute(text(
-            "INSERT INTO posts (id, batch_id, seq, owner, platform, text, length, \"limit\", "
-            "writer, status, created_at) VALUES (1, 'b', 0, 'a', 'twitter', 'hello', 5, 280, "
-            "'offline', 'draft', '2026-01-01 00:00:00+00:00')"))
+        for statement in statements:
+            conn.execute(text(statement))
     engine.dispose()
+
+
+def _old_posts_table(url: str) -> None:
+    """`posts` as an earlier version made it: no `approved_at`, no owner index, one row."""
+    _made_by_an_earlier_version(
+        url,
+        "CREATE TABLE posts (id INTEGER PRIMARY KEY, batch_id VARCHAR(64) NOT NULL, "
+        "seq INTEGER NOT NULL, owner VARCHAR(200) NOT NULL, book_id INTEGER, "
+        "platform VARCHAR(20) NOT NULL, text TEXT NOT NULL, length INTEGER NOT NULL, "
+        "\"limit\" INTEGER NOT NULL, writer VARCHAR(40) NOT NULL, status VARCHAR(20) NOT NULL, "
+        "created_at TIMESTAMP WITH TIME ZONE NOT NULL)",
+        "INSERT INTO posts (id, batch_id, seq, owner, platform, text, length, \"limit\", "
+        "writer, status, created_at) VALUES (1, 'b', 0, 'a', 'twitter', 'hello', 5, 280, "
+        "'offline', 'draft', '2026-01-01 00:00:00+00:00')")
 
 
 def _check_upgraded(url: str) -> None:
@@ -130,18 +135,15 @@ _ORIGINAL_NOT_NULL = {
 def _old_workers_table(url: str) -> None:
     """`workers` before drains were acknowledged: a drain asked of a worker, and a heartbeat
     stamped after the request."""
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text(
-            "CREATE TABLE workers (id VARCHAR(200) PRIMARY KEY, hostname VARCHAR(200) NOT NULL, "
-            "pid INTEGER NOT NULL, kind VARCHAR(20) NOT NULL, concurrency INTEGER NOT NULL, "
-            "running JSON NOT NULL, started_at DATETIME NOT NULL, last_seen DATETIME NOT NULL, "
-            "stopped_at DATETIME, tasks_run INTEGER DEFAULT 0 NOT NULL, drain_requested_at DATETIME)"))
-        conn.execute(text(
-            "INSERT INTO workers (id, hostname, pid, kind, concurrency, running, started_at, "
-            "last_seen, drain_requested_at) VALUES ('h:1:a', 'h', 1, 'process', 1, '[]', "
-            "'2026-01-01 00:00:00', '2026-01-01 00:00:01', '2026-01-01 00:00:00.5')"))
-    engine.dispose()
+    _made_by_an_earlier_version(
+        url,
+        "CREATE TABLE workers (id VARCHAR(200) PRIMARY KEY, hostname VARCHAR(200) NOT NULL, "
+        "pid INTEGER NOT NULL, kind VARCHAR(20) NOT NULL, concurrency INTEGER NOT NULL, "
+        "running JSON NOT NULL, started_at DATETIME NOT NULL, last_seen DATETIME NOT NULL, "
+        "stopped_at DATETIME, tasks_run INTEGER DEFAULT 0 NOT NULL, drain_requested_at DATETIME)",
+        "INSERT INTO workers (id, hostname, pid, kind, concurrency, running, started_at, "
+        "last_seen, drain_requested_at) VALUES ('h:1:a', 'h', 1, 'process', 1, '[]', "
+        "'2026-01-01 00:00:00', '2026-01-01 00:00:01', '2026-01-01 00:00:00.5')")
 
 
 def test_a_workers_table_of_an_earlier_version_gets_the_acknowledgement_column(tmp_path):
