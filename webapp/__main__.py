@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import importlib
 import logging
 import signal
 import socket
@@ -119,10 +121,23 @@ def run_processes(host: str, port: int, workers: int) -> int:
     return next((c for c in codes if c not in (0, -signal.SIGTERM, -signal.SIGINT)), 0)
 
 
+async def _freeze_startup_objects() -> None:
+    """Keep what start-up made out of the collector's full passes. A full collection scans
+    every tracked object, and a started server holds about 145,000 (modules, the app,
+    SQLAlchemy's tables, templates, the offline writer's tables, loaded here for that): each
+    pass stopped the event loop, and every request and stream with it, for 30-95 ms under
+    load (17-45 ms after). Frozen objects are never collected: only start-up's long-lived
+    ones are frozen, once."""
+    importlib.import_module("jobs.writers.offline")  # lives as long as the process
+    gc.collect()  # what start-up left as garbage goes now, not into the frozen set
+    gc.freeze()
+
+
 def run_server(host: str, port: int, *, reuse_port: bool = False) -> int:
     from webapp import create_app
 
     app = create_app()
+    app.before_serving(_freeze_startup_objects)  # after the app's own start-up
     config = Config()
     config.bind = [f"{host}:{port}"]
     if reuse_port:
