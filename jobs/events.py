@@ -36,6 +36,11 @@ log = logging.getLogger("jobs.events")
 STREAM_KEY = "bma:events"
 EPOCH_KEY = "bma:events:epoch"
 READ_BLOCK_SECONDS = 5  # how long the live reader's XREAD waits for new entries
+READ_COUNT = 500        # entries one XREAD takes at most
+# After a read that found fewer, the reader waits this long before the next, so that a
+# steady trickle of events is read in batches: an XREAD cost the web about as much as the
+# events it carried when each brought one. An event after a quiet spell is read at once.
+READ_GATHER = 0.002
 SUBSCRIBER_BACKLOG = 2_000  # a client further behind than this is cut off and replays
 
 
@@ -620,11 +625,15 @@ class RedisEventBus(EventBus):
             try:
                 reply = await self._async.xread({STREAM_KEY: position},
                                                 block=READ_BLOCK_SECONDS * 1000,
-                                                count=500)
+                                                count=READ_COUNT)
+                taken = 0
                 for _stream, entries in reply or ():
+                    taken += len(entries)
                     for entry_id, fields in entries:
                         position = entry_id
                         self._hub.deliver(_entry_to_event(entry_id, fields))
+                if 0 < taken < READ_COUNT:
+                    await asyncio.sleep(READ_GATHER)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
