@@ -233,10 +233,11 @@ class Clients:
     async def _open(self, i: int) -> None:
         request = (f"GET {self.path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer "
                    f"{self.server.token}\r\nAccept: text/event-stream\r\n\r\n").encode()
+        loop = asyncio.get_running_loop()
         async with self._connecting:
-            answered = asyncio.get_running_loop().create_future()
-            await asyncio.get_running_loop().create_connection(
-                lambda: _Stream(self, i, request, answered), "127.0.0.1", self.server.port)
+            answered = loop.create_future()
+            await loop.create_connection(lambda: _Stream(self, i, request, answered),
+                                         "127.0.0.1", self.server.port)
             await answered
 
     def _ended(self, i: int, was_open: bool) -> None:
