@@ -254,6 +254,9 @@ def test_stats_window_and_list_cursor_over_http(stack):
     assert schedules["retention"]["enabled"] and schedules["retention"]["next_run"]
     bad = client.get("/api/tasks?before=yesterday")
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_query"
+    # An empty cursor (a link or form with the field left blank) is no cursor: the first page.
+    for blank in ("before=", "after=", "before=&after="):
+        assert client.get(f"/api/tasks?per_page=1&{blank}").json()["tasks"] == first["tasks"]
 
 
 def test_latest_of_a_type_is_the_newest_whatever_its_status(db):

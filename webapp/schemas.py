@@ -103,6 +103,11 @@ class TaskQuery(BaseModel):
     before: Annotated[str, StringConstraints(max_length=100)] | None = None
     after: Annotated[str, StringConstraints(max_length=100)] | None = None
 
+    @field_validator("before", "after", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if value == "" else value  # `after=` left blank: no cursor
+
 
 class BulkFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
