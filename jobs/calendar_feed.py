@@ -9,8 +9,9 @@ import datetime as dt
 import secrets
 
 import icalendar
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, delete, select
 
+from jobs.db import insert_if_missing
 from jobs.models import calendar_feeds, users, utcnow
 from jobs.platforms import PLATFORMS
 from jobs.posts import PUBLISHED, SCHEDULED, PostFilters, list_posts
@@ -20,15 +21,18 @@ FEED_LIMIT = 5000
 
 
 def feed_token(db: Engine, user_id: int) -> str:
-    """The user's token, made on first use."""
+    """The user's token, made on first use (by whichever of two requests at once comes first:
+    both answer the same token)."""
     with db.begin() as conn:
         token = conn.execute(select(calendar_feeds.c.token)
                              .where(calendar_feeds.c.user_id == user_id)).scalar_one_or_none()
-        if token is None:
-            token = secrets.token_urlsafe(24)
-            conn.execute(insert(calendar_feeds).values(user_id=user_id, token=token,
-                                                       created_at=utcnow()))
-    return token
+    if token is not None:
+        return token
+    with db.begin() as conn:
+        insert_if_missing(conn, calendar_feeds, [calendar_feeds.c.user_id], user_id=user_id,
+                          token=secrets.token_urlsafe(24), created_at=utcnow())
+        return conn.execute(select(calendar_feeds.c.token)
+                            .where(calendar_feeds.c.user_id == user_id)).scalar_one()
 
 
 def rotate_token(db: Engine, user_id: int) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import time
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Column, Connection, Engine, Table, create_engine, event, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateColumn
 
@@ -23,6 +23,19 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def insert_if_missing(conn: Connection, table: Table, unique: list[Column], /, **values) -> None:
+    """INSERT the row unless one with the same `unique` columns exists: two processes making
+    the same row at once both succeed, where a read-then-insert has the second fail on the
+    key."""
+    if conn.dialect.name == "postgresql":
+        # Imported here: each dialect's module is loaded only where it is the one in use
+        # (PostgreSQL's costs a process about 20 ms of CPU at start-up).
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    conn.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=unique))
 
 
 def make_engine(url: str) -> Engine:

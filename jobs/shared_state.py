@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, select, update
 
+from jobs.db import insert_if_missing
 from jobs.models import state, utcnow
 
 
@@ -26,15 +27,8 @@ def change(db: Engine, key: str, default: dict,
            decide: Callable[[dict], dict]) -> tuple[dict, dict]:
     """Apply `decide` to the value in force, one change at a time across every process;
     (value before, value after)."""
-    if db.dialect.name == "postgresql":
-        # Imported here: each dialect's module is loaded only where it is the one in use
-        # (PostgreSQL's costs a process about 20 ms of CPU at start-up).
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
     with db.begin() as conn:
-        conn.execute(insert(state).values(key=key, value=default, updated_at=utcnow())
-                     .on_conflict_do_nothing(index_elements=[state.c.key]))
+        insert_if_missing(conn, state, [state.c.key], key=key, value=default, updated_at=utcnow())
         row = conn.execute(select(state.c.value).where(state.c.key == key)
                            .with_for_update()).first()
         before = dict(row[0])
