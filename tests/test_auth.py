@@ -290,4 +290,11 @@ def test_fuzzed_api_never_answers_5xx(fresh_stack, tmp_path, kind):
          "--workers", "2", "-H", f"Authorization: Bearer {token}", "--request-timeout", "20",
          *paths, "--exclude-path-regex", "(^/api/events$|/stream$)"],  # streams never end
         capture_output=True, text=True, cwd=tmp_path)
-    assert result.returncode == 0, result.stdout[-4000:]
+    out = result.stdout
+    failures = out[out.find("= FAILURES ="):out.find("= WARNINGS =")] if "= FAILURES =" in out else out
+    # Which request failed and the server's own account of it (the fuzzer's replay files
+    # go with tmp_path): the errors it logged, each with its traceback.
+    errors = re.findall(r"^\S+ \S+ - ERROR - .*?(?=^\d{4}-\d\d-\d\d |\Z)", stack.web.log(),
+                        re.MULTILINE | re.DOTALL)
+    assert result.returncode == 0, failures[:6000] + "\n--- errors the web logged ---\n" \
+        + "".join(errors)[-8000:]
