@@ -105,7 +105,7 @@ class Runtime:
                 self.enqueue_created(records)
         except Exception as exc:
             self._refused(records, exc)
-        log.info("%d task(s) queued in one batch", len(records))
+        log.debug("%d task(s) queued in one batch", len(records))
         return records
 
     @property
