@@ -51,8 +51,12 @@ def id_prefix_range(prefix: str) -> tuple:
     """Ids starting with `prefix`, as a range the primary key serves (hex ids are lower case)."""
     if all(ch in string.hexdigits for ch in prefix):
         prefix = prefix.lower()
-    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    return (tasks.c.id >= prefix, tasks.c.id < upper)
+    after = ord(prefix[-1]) + 1  # the least character past the prefix's last
+    if 0xD800 <= after <= 0xDFFF:
+        after = 0xE000  # no text holds a lone surrogate (the databases refuse one)
+    if after > 0x10FFFF:  # nothing comes after the last character there is: no range
+        return (tasks.c.id.startswith(prefix, autoescape=True),)
+    return (tasks.c.id >= prefix, tasks.c.id < prefix[:-1] + chr(after))
 
 
 def task_page(db: Engine, *, statuses: tuple[str, ...] | None = None, task_type: str | None = None,

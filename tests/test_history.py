@@ -97,6 +97,10 @@ def test_id_prefix_is_an_exact_range_not_a_pattern(db):
     assert _ids(queries.task_page(db, id_prefix="weekly_report-2026-W")) == [ids[2]]
     assert _ids(queries.task_page(db, id_prefix="weekly%")) == [ids[3]]  # no wildcards
     assert _ids(queries.task_page(db, id_prefix="weekly_r")) == [ids[2]]
+    # Prefixes whose next character is no character (past U+10FFFF) or one no text may hold
+    # (a lone surrogate after U+D7FF): nothing matches, and nothing fails.
+    for odd in ("\U0010ffff", "w\U0010ffff", "a\ud7ff", "\uffff"):
+        assert _ids(queries.task_page(db, id_prefix=odd)) == []
 
 
 def _finish(tracker: Tracker, *, status: str, run: float, wait: float, task_type: str = "status_check"):
