@@ -45,6 +45,11 @@ def test_one_bad_task_refuses_the_whole_batch(stack):
         ([{"type": "status_check"}, {"type": "post_approval", "params": {"post_ids": []}}],
          "tasks.1.post_approval.params.post_ids"),
         ([{"type": "status_check", "params": {"x": 1}}], "tasks.0.status_check.params.x"),
+        # Ids past what an id column holds (PostgreSQL refused them: a 500, found by fuzzing)
+        ([{"type": "content_generation", "params": {"platforms": ["twitter"], "book_id": 2**70}}],
+         "tasks.0.content_generation.params.book_id"),
+        ([{"type": "post_approval", "params": {"post_ids": [1, -2**70]}}],
+         "tasks.0.post_approval.params.post_ids.1"),
         ([{"type": "status_check"}] * 1001, "tasks"),
         ([], "tasks"),
     ]:

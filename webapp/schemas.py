@@ -137,7 +137,7 @@ class StatusCheckParams(BaseModel):
 
 class PostApprovalParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    post_ids: list[StrictInt] = Field(min_length=1, max_length=500)
+    post_ids: list[Id] = Field(min_length=1, max_length=500)
 
 
 class GenerationParams(BaseModel):
@@ -145,7 +145,7 @@ class GenerationParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     platforms: list[PlatformName] = Field(min_length=1, max_length=8)
     count_per_platform: StrictInt = Field(1, ge=1, le=50)
-    book_id: StrictInt | None = Field(None, ge=1)
+    book_id: Id | None = None
     book: BookIn | None = None
     seed: StrictInt | None = Field(None, ge=0, le=2**31 - 1)
 
