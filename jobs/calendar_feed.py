@@ -23,7 +23,7 @@ FEED_LIMIT = 5000
 def feed_token(db: Engine, user_id: int) -> str:
     """The user's token, made on first use (by whichever of two requests at once comes first:
     both answer the same token)."""
-    with db.begin() as conn:
+    with db.connect() as conn:
         token = conn.execute(select(calendar_feeds.c.token)
                              .where(calendar_feeds.c.user_id == user_id)).scalar_one_or_none()
     if token is not None:

@@ -117,7 +117,7 @@ async def request_generation(body: GeneratePosts) -> Generation:
     return Generation(total, task=await submit("content_generation", owner, params))
 
 
-async def _generation_params(body: GeneratePosts | GenerationParams, owner: str) -> tuple[int, dict]:
+async def _generation_params(body: GenerationParams, owner: str) -> tuple[int, dict]:
     """(posts asked for, the task's parameters): size checked, the book resolved."""
     try:
         total = posts_requested(runtime().settings, body.platforms, body.count_per_platform)
@@ -167,7 +167,7 @@ async def submit_batch(body: BatchTasks) -> list[dict]:
         raise
 
 
-async def _book_for(body: GeneratePosts | GenerationParams, owner: str) -> tuple[int | None, dict]:
+async def _book_for(body: GenerationParams, owner: str) -> tuple[int | None, dict]:
     """The book to write about (its id, and a snapshot of its fields): the one named, a
     one-off one given in full, or the user's latest."""
     if body.book is not None:

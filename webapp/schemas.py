@@ -48,22 +48,28 @@ class BookIn(BaseModel):
     tone: Literal["warm", "punchy", "professional", "playful"] = "warm"
 
 
-class GeneratePosts(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-    user_id: UserId | None = None  # default: the signed-in user
+class GenerationParams(BaseModel):
+    """A generation's own parameters: what a batch entry takes, and what POST
+    /api/generate-posts takes besides whose and how (GeneratePosts)."""
+    model_config = ConfigDict(extra="forbid")
     platforms: list[PlatformName] = Field(min_length=1, max_length=8)
     count_per_platform: StrictInt = Field(1, ge=1, le=50)
-    async_: StrictBool = Field(False, alias="async")
     book_id: Id | None = None
     book: BookIn | None = None  # a one-off book, not stored
     seed: StrictInt | None = Field(None, ge=0, le=2**31 - 1)
-    # When the queued task ends, its record is POSTed here, signed (see README, webhooks).
-    callback_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
 
     @field_validator("platforms")
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
+
+
+class GeneratePosts(GenerationParams):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+    user_id: UserId | None = None  # default: the signed-in user
+    async_: StrictBool = Field(False, alias="async")
+    # When the queued task ends, its record is POSTed here, signed (see README, webhooks).
+    callback_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
 
 
 class BookCreate(BookIn):
@@ -138,21 +144,6 @@ class StatusCheckParams(BaseModel):
 class PostApprovalParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     post_ids: list[Id] = Field(min_length=1, max_length=500)
-
-
-class GenerationParams(BaseModel):
-    """What POST /api/generate-posts takes, less `user_id` and `async` (a batch is queued)."""
-    model_config = ConfigDict(extra="forbid")
-    platforms: list[PlatformName] = Field(min_length=1, max_length=8)
-    count_per_platform: StrictInt = Field(1, ge=1, le=50)
-    book_id: Id | None = None
-    book: BookIn | None = None
-    seed: StrictInt | None = Field(None, ge=0, le=2**31 - 1)
-
-    @field_validator("platforms")
-    @classmethod
-    def _unique(cls, value: list[str]) -> list[str]:
-        return list(dict.fromkeys(value))
 
 
 class BatchStatusCheck(BaseModel):
