@@ -37,6 +37,14 @@ log = logging.getLogger("jobs.execution")
 
 POLL_INTERVAL = 0.5  # how often a worker re-reads the records of what it runs
 TICK = 0.1
+# A worker takes several queued tasks at once and claims them in one transaction (see
+# QueueStorage) when they are of types whose runs here typically take at most
+# BATCH_BUDGET / BATCH_MAX: at most BATCH_MAX at a time, so the last of a batch starts
+# about BATCH_BUDGET after its claim. On SQLite every claim is a commit under the one
+# write lock all workers queue for; batches of short tasks share one.
+BATCH_MAX = 16
+BATCH_BUDGET = 0.016
+TYPICAL_WEIGHT = 0.2  # of the latest run in a type's typical run time (a moving average)
 
 
 class Interrupt(BaseException):
@@ -110,6 +118,10 @@ class Executor:
         # Messages past the drain check and not yet finished (claiming, or running): listed
         # with the heartbeat like the runs, so a drained worker reads as idle only when none is.
         self._taking: dict[object, tuple[str, str]] = {}
+        # Tasks claimed with another's claim and not yet run: {task id: row}.
+        self._claimed: dict[str, dict] = {}
+        # How long each type's runs take in this process, typically (seconds).
+        self._typical: dict[str, float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watchdog: threading.Thread | None = None
@@ -132,6 +144,10 @@ class Executor:
         self.draining = False
         self._drain_seen: dt.datetime | None = None
         self.paused: Callable[[str], bool] = lambda _type: False
+        # Set by the runtime where the queue hands out batches (QueueStorage): the (task id,
+        # type) of the messages this thread holds next, and a way to put them all back.
+        self.upcoming: Callable[[], list[tuple[str, str]]] = lambda: []
+        self.return_buffered: Callable[[], int] = lambda: 0
         self.tasks_run = 0
         # The shared clock for heartbeats (jobs/clock.py), so lost-worker decisions made on
         # another machine compare like with like.
@@ -147,6 +163,7 @@ class Executor:
             self._pid = os.getpid()
             self._runs.clear()
             self._taking.clear()
+            self._claimed.clear()
             self._stop = threading.Event()
             self.draining, self._drain_seen = False, None  # a new worker row: no drain yet
         if forked:
@@ -167,6 +184,8 @@ class Executor:
 
     def stop(self) -> None:
         self.tracker.flush_outcomes()  # before the worker's record says it stopped
+        self._give_back_claimed()
+        self.return_buffered()
         self._stop.set()
         for thread in (self._watchdog, self._chores):
             if thread is not None and thread is not threading.current_thread():
@@ -193,8 +212,16 @@ class Executor:
         with self._lock:
             runs = list(self._runs.values())
         for run in runs:
-            self._hand_back(run)
+            self._hand_back(run.task_id, run.type, run.attempt)
             self._interrupt(run, HandBack)
+
+    def batch_plan(self) -> tuple[int, frozenset[str]]:
+        """How many queued messages one dequeue may take, and of which task types."""
+        if self.draining or self.stopping():
+            return 1, frozenset()
+        limit = BATCH_BUDGET / BATCH_MAX
+        short = frozenset(t for t, took in self._typical.items() if took <= limit)
+        return (BATCH_MAX if short else 1), short
 
     # -- running a task --
     def run(self, task_id: str, task_type: str) -> None:
@@ -206,7 +233,8 @@ class Executor:
             if not refused:
                 self._taking[token] = (task_id, task_type)
         if refused:
-            self.requeue(task_id, task_type)
+            if not self._give_back_claimed(task_id):
+                self.requeue(task_id, task_type)
             self._park_while_drained()
             return
         try:
@@ -217,9 +245,11 @@ class Executor:
 
     def _claim_and_run(self, task_id: str, task_type: str) -> None:
         if self.paused(task_type):
+            # Waiting again if it was claimed ahead; resuming the type queues it.
+            self._give_back_claimed(task_id, "its type was paused before it ran", requeue=False)
             return
         faults.point("after_dequeue")
-        row = self.tracker.claim(task_id, self.worker_id)
+        row = self._claimed_ahead(task_id) or self._claim(task_id)
         if row is None:
             log.debug("task %s not claimed: revoked, finished or taken by another worker", task_id)
             return
@@ -236,6 +266,7 @@ class Executor:
             finally:
                 with self._lock:
                     self._runs.pop(task_id, None)
+                self._note_run_time(task_type, time.monotonic() - run.started)
         except Interrupt:
             # Whoever interrupted settled the record: timed out, revoked, handed back.
             with self._lock:
@@ -244,7 +275,7 @@ class Executor:
             return
         except KeyboardInterrupt:
             # The consumer is being stopped without waiting: give the task back.
-            self._hand_back(run)
+            self._hand_back(run.task_id, run.type, run.attempt)
             raise
         except Exception as exc:
             # An error that names its kind (a model refusing or unreachable: "model") is
@@ -258,20 +289,57 @@ class Executor:
         # Written with this process's next claim, or within moments (a group commit).
         self.tracker.finish(ctx.row, SUCCESS, result=result)
 
+    def _claim(self, task_id: str) -> dict | None:
+        """Claim the task, and with it the messages this thread holds next (a batch)."""
+        ahead = [i for i, t in self.upcoming() if i != task_id and not self.paused(t)]
+        if ahead:
+            with self._lock:
+                ahead = [i for i in ahead if i not in self._claimed]
+        rows = self.tracker.claim_many([task_id, *ahead], self.worker_id)
+        row = rows.pop(task_id, None)
+        if rows:
+            with self._lock:
+                self._claimed.update(rows)
+        return row
+
+    def _claimed_ahead(self, task_id: str) -> dict | None:
+        if not self._claimed:  # unlocked look: most runs were claimed by themselves
+            return None
+        with self._lock:
+            return self._claimed.pop(task_id, None)
+
+    def _give_back_claimed(self, task_id: str | None = None,
+                           why: str = "its worker stopped before running it",
+                           requeue: bool = True) -> bool:
+        """Make tasks claimed ahead and not run wait again (the worker stops or is drained):
+        `task_id`'s, or all. True when there was one."""
+        with self._lock:
+            if task_id is None:
+                rows, self._claimed = list(self._claimed.values()), {}
+            else:
+                rows = [row] if (row := self._claimed.pop(task_id, None)) else []
+        for row in rows:
+            self._hand_back(row["id"], row["type"], row["attempts"], why, requeue)
+        return bool(rows)
+
+    def _note_run_time(self, task_type: str, took: float) -> None:
+        typical = self._typical.get(task_type)
+        self._typical[task_type] = took if typical is None else typical + TYPICAL_WEIGHT * (took - typical)
+
     def _park_while_drained(self) -> None:
         """A drained worker holds its queue slot idle (rather than dequeuing and putting
         back in a loop) until it is undrained or stopped."""
         while self.draining and not self.stopping() and not self._stop.wait(POLL_INTERVAL):
             pass
 
-    def _hand_back(self, run: _Run) -> None:
+    def _hand_back(self, task_id: str, task_type: str, attempt: int,
+                   why: str = "its worker shut down", requeue: bool = True) -> None:
         moved = self.tracker.transition(
-            run.task_id, RETRY, expect=(STARTED,), attempt=run.attempt,
-            attempts=run.attempt - 1, worker=None,
-            error={"type": "interrupted", "message": "its worker shut down; queued again"},
+            task_id, RETRY, expect=(STARTED,), attempt=attempt, attempts=attempt - 1, worker=None,
+            error={"type": "interrupted", "message": f"{why}; queued again" if requeue else why},
         )
-        if moved is not None:
-            self.requeue(run.task_id, run.type)
+        if moved is not None and requeue:
+            self.requeue(task_id, task_type)
 
     # -- interrupting --
     def _interrupt(self, run: _Run, exc: type[Interrupt]) -> None:
@@ -337,14 +405,20 @@ class Executor:
         """Stop runs whose record moved on: terminated, or given to someone else."""
         with self._lock:
             runs = {r.task_id: r for r in self._runs.values() if r.interrupt is None}
-        if not runs:
+            ahead = {task_id: row["attempts"] for task_id, row in self._claimed.items()}
+        if not runs and not ahead:
             return
         with self.tracker.db.connect() as conn:
             rows = conn.execute(
                 select(tasks.c.id, tasks.c.status, tasks.c.attempts, tasks.c.terminate)
-                .where(tasks.c.id.in_(list(runs)))
+                .where(tasks.c.id.in_([*runs, *ahead]))
             ).all()
         for task_id, status, attempts, terminate in rows:
+            if task_id in ahead:
+                if status != STARTED or attempts != ahead[task_id]:
+                    with self._lock:  # revoked (or taken) before it ran: it will not run
+                        self._claimed.pop(task_id, None)
+                continue
             run = runs[task_id]
             if status == STARTED and attempts == run.attempt:
                 continue
@@ -370,6 +444,8 @@ class Executor:
             listed = {r.task_id for r in self._runs.values()}
             running += [{"task_id": task_id, "type": task_type}
                         for task_id, task_type in self._taking.values() if task_id not in listed]
+            running += [{"task_id": task_id, "type": row["type"]}
+                        for task_id, row in self._claimed.items() if task_id not in listed]
         with self.tracker.db.begin() as conn:
             beat = None if first else conn.execute(
                 update(workers).where(workers.c.id == self.worker_id)

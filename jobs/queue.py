@@ -8,7 +8,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import re
+import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -96,6 +99,13 @@ class QueueStorage(PriorityRedisStorage):
     - Outcomes its process has not yet written (Tracker.carry_outcomes): with a message
       waiting, they go with its claim; with none, they are written at once, before the
       wait for work, instead of after it.
+    - Several messages at once, when the worker's plan allows (Executor.batch_plan): the
+      first message, and after it those of the task types that run short here, up to the
+      plan's count. They wait in the dequeuing thread's own buffer, and the worker claims
+      them together (one transaction for several tasks). The first message of another type
+      and everything after it go back to the queue with their scores, so the queue's order
+      stays as it was. A worker that stops returns its buffer (return_buffered); one that
+      is killed leaves records waiting with no message, which the reaper queues again.
     """
 
     # Set by the runtime. () -> (command, done(error | None)) or None.
@@ -103,24 +113,85 @@ class QueueStorage(PriorityRedisStorage):
     # () -> whether outcomes wait to be written, and () -> have them written now.
     outcomes_waiting: Callable[[], bool] | None = None
     write_outcomes: Callable[[], None] | None = None
+    # () -> (how many messages one dequeue may take, the task types that may follow the first).
+    batch_plan: Callable[[], tuple[int, frozenset[str]]] | None = None
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._local = threading.local()
+        self._buffers: list[tuple[int, deque]] = []  # (pid, buffer) of every thread
+        self._buffers_lock = threading.Lock()
 
     def dequeue(self):
+        buffered = self._buffer()
+        if buffered:
+            return buffered.popleft().member[8:]
         if self.outcomes_waiting is not None and self.outcomes_waiting():
             data = self._take_message(block=False)
             if data is not None:
                 return data  # its claim writes them
             self.write_outcomes()
+        elif self.blocking and self._batch_size() > 1:
+            data = self._take_message(block=False)  # a batch when there is work (a block takes one)
+            if data is not None:
+                return data
         return self._take_message(block=self.blocking)
+
+    def upcoming(self) -> list[tuple[str, str]]:
+        """(task id, task type) of the messages this thread has taken and not yet run."""
+        return [(m.task_id, m.name) for m in self._buffer()]
+
+    def return_buffered(self) -> int:
+        """Put every message this process's threads hold back on the queue (a stopping
+        worker), with the scores they had. Returns how many."""
+        with self._buffers_lock:
+            held = [m for pid, buffer in self._buffers if pid == os.getpid() for m in buffer]
+            for pid, buffer in self._buffers:
+                if pid == os.getpid():
+                    buffer.clear()
+        if held:
+            self.conn.zadd(self.queue_key, {m.member: m.score for m in held})
+        return len(held)
+
+    def _buffer(self) -> deque:
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():  # a new thread, or a forked child
+            local.pid, local.buffer = os.getpid(), deque()
+            with self._buffers_lock:
+                self._buffers = [(pid, b) for pid, b in self._buffers if pid == os.getpid()]
+                self._buffers.append((local.pid, local.buffer))
+        return local.buffer
+
+    def _batch_size(self) -> int:
+        return self.batch_plan()[0] if self.batch_plan is not None else 1
+
+    def _keep(self, popped: list[tuple[bytes, float]]) -> bytes | None:
+        """The first popped message to run now; the rest it may take buffered, the others
+        back on the queue."""
+        if not popped:
+            return None
+        _size, types = self.batch_plan() if self.batch_plan is not None else (1, frozenset())
+        kept = [_Held(*popped[0])]
+        for member, score in popped[1:]:
+            held = _Held(member, score)
+            if held.name not in types:
+                break
+            kept.append(held)
+        rest = popped[len(kept):]
+        if rest:
+            self.conn.zadd(self.queue_key, dict(rest))
+        self._buffer().extend(kept[1:])
+        return kept[0].member[8:]
 
     def _take_message(self, block: bool):
         ride = self.outgoing() if self.outgoing is not None else None
+        count = 1 if block else self._batch_size()
         if ride is None:
             if block:
                 return super().dequeue()
-            items = self.conn.zpopmin(self.queue_key, count=1)
-            return items[0][0][8:] if items else None  # [(prefix + data, score)]
+            return self._keep(_pairs(self.conn.zpopmin(self.queue_key, count)))
         command, done = ride
-        pop = ("BZPOPMIN", self.queue_key, self.read_timeout) if block else ("ZPOPMIN", self.queue_key, 1)
+        pop = ("BZPOPMIN", self.queue_key, self.read_timeout) if block else ("ZPOPMIN", self.queue_key, count)
         pool = self.conn.connection_pool
         conn = pool.get_connection()
         answered = False
@@ -151,11 +222,31 @@ class QueueStorage(PriorityRedisStorage):
             pool.release(conn)
         if not reply:
             return None
-        # BZPOPMIN answers (key, prefix + data, score); ZPOPMIN (prefix + data, score), in
-        # RESP3 as a list of such pairs.
-        if block:
+        if block:  # BZPOPMIN answers (key, prefix + data, score)
             return reply[1][8:]
-        return (reply[0][0] if isinstance(reply[0], list) else reply[0])[8:]
+        return self._keep(_pairs(reply))
+
+
+def _pairs(reply) -> list[tuple[bytes, float]]:
+    """ZPOPMIN's answer as (member, score) pairs: flat in RESP2, pairs in RESP3 (and as
+    redis-py parses it)."""
+    if not reply:
+        return []
+    if isinstance(reply[0], (list, tuple)):
+        return [(m, float(s)) for m, s in reply]
+    return [(reply[i], float(reply[i + 1])) for i in range(0, len(reply), 2)]
+
+
+class _Held:
+    """A message a worker took from the queue ahead of running it."""
+    __slots__ = ("member", "score", "task_id", "name")
+
+    def __init__(self, member: bytes, score: float) -> None:
+        self.member, self.score = member, score  # as the queue held it: prefix + data
+        match = _MESSAGE_HEAD.match(member, 8)
+        # Huey names a task "<module>.<name>"; ours are named by their type.
+        self.task_id, self.name = ((match.group(1).decode(), match.group(2).decode().rpartition(".")[2])
+                                   if match else ("", ""))
 
 
 class QueueHuey(_NoRevokeFlags, PriorityRedisHuey):
@@ -249,3 +340,4 @@ def queued_ids(huey: Huey) -> set[str]:
 
 # A message starts `{"$message":["<task id>",...` (see JSONSerializer); the id is all we need.
 _MESSAGE_ID = re.compile(rb'\{"\$message":\["([^"]+)"')
+_MESSAGE_HEAD = re.compile(rb'\{"\$message":\["([^"]+)","([^"]+)"')  # id, then task name

@@ -239,6 +239,11 @@ def build_runtime(settings: Settings, *, worker_kind: str = "thread",
     runtime.executor = Executor(settings, tracker, BODIES, runtime.enqueue, worker_kind)
     runtime.executor.paused = PauseCache(db, settings.pause_check_interval)
     runtime.executor.clock = clock.now
+    if isinstance(huey.storage, QueueStorage):
+        # Batches of short tasks: taken by one dequeue, claimed by one transaction.
+        huey.storage.batch_plan = runtime.executor.batch_plan
+        runtime.executor.upcoming = huey.storage.upcoming
+        runtime.executor.return_buffered = huey.storage.return_buffered
     _register_tasks(runtime)
     return runtime
 

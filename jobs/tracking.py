@@ -158,22 +158,27 @@ class Tracker:
 
     def claim(self, task_id: str, worker: str) -> dict | None:
         """Start a waiting task on `worker`: the record as a row, or None when it is not
-        waiting (revoked, finished, or claimed by another worker). The outcomes this
-        process has finished and not yet written go in the same transaction."""
+        waiting (revoked, finished, or claimed by another worker)."""
+        return self.claim_many([task_id], worker).get(task_id)
+
+    def claim_many(self, task_ids: list[str], worker: str) -> dict[str, dict]:
+        """Start waiting tasks on `worker`, in one transaction: {task id: row} of those
+        claimed (the others were not waiting). The outcomes this process has finished and
+        not yet written go in the same transaction."""
         now = self.now()
         outcomes = self._outcomes.take()
 
-        def work(cursor) -> tuple[list[bool], dict | None]:
+        def work(cursor) -> tuple[list[bool], list[dict]]:
             written = self._write_outcomes(cursor, outcomes)
-            return written, self.sql.claim(cursor, task_id, worker, now)
+            claimed = (self.sql.claim(cursor, task_id, worker, now) for task_id in task_ids)
+            return written, [row for row in claimed if row is not None]
         try:
-            written, row = self.sql.run(work)
+            written, rows = self.sql.run(work)
         except BaseException:
             self._outcomes.give_back(outcomes)
             raise
-        self._outcomes_written(outcomes, written, also=[row] if row is not None else [],
-                               soon=self._outcomes.carried)
-        return row
+        self._outcomes_written(outcomes, written, also=rows, soon=self._outcomes.carried)
+        return {row["id"]: row for row in rows}
 
     # -- outcomes: a group commit per worker process --
     def finish(self, row: dict, status: str, **fields: Any) -> None:
