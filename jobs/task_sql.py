@@ -37,6 +37,10 @@ _TIMES = ("enqueued_at", "started_at", "finished_at", "updated_at")
 _HISTORY = ("task_id", "at", "status", "attempt", "worker", "detail")
 # What a worker's own change may set; the rest of the row stays as its claim returned it.
 _MUTABLE = ("status", "progress_done", "progress_total", "result", "error", "finished_at")
+# A change as PostgreSQL arrays take it: (column, type), the row's and its timeline's.
+_CHANGED = (("id", "text"), ("version", "int"), ("status", "text"), ("progress_done", "int"),
+            ("progress_total", "int"), ("result", "json"), ("error", "json"),
+            ("finished_at", "timestamptz"), ("updated_at", "timestamptz"), ("detail", "text"))
 
 
 class TaskSQL:
@@ -54,11 +58,14 @@ class TaskSQL:
             + ", ".join(j(c) if c in _JSON else p(c) for c in COLUMNS) + ")")
         self._insert_history = (f"INSERT INTO task_history ({', '.join(_HISTORY)}) VALUES ("
                                 + ", ".join(p(c) for c in _HISTORY) + ")")
+        # Claims of several tasks in one statement (a worker's batch, jobs/execution.py).
+        ids = "(SELECT value FROM json_each(:ids))" if self.sqlite else "ANY(%(ids)s)"
         self._claim = (
             f"UPDATE tasks SET status = 'STARTED', attempts = attempts + 1, version = version + 1, "
             f"worker = {p('worker')}, started_at = {p('now')}, updated_at = {p('now')}, "
             f"finished_at = NULL, error = NULL "
-            f"WHERE id = {p('id')} AND status IN ('PENDING', 'RETRY') RETURNING {returning}")
+            f"WHERE id {'IN' if self.sqlite else '='} {ids} AND status IN ('PENDING', 'RETRY') "
+            f"RETURNING {returning}")
         # Compare-and-set on the version the worker last saw: when it matches, the row is
         # exactly the worker's copy, so writing the copy's fields back changes nothing else.
         sets = ", ".join(f"{c} = {j(c) if c in _JSON else p(c)}" for c in _MUTABLE)
@@ -77,6 +84,17 @@ class TaskSQL:
                 f"WITH u AS ({self._advance} RETURNING 1) INSERT INTO task_history "
                 f"({', '.join(_HISTORY)}) SELECT "
                 + ", ".join(p(f"h_{c}") for c in _HISTORY) + " FROM u")
+            # Several such changes (a worker's outcomes) in one statement, one array per
+            # column; the ids it returns are those whose compare-and-set held.
+            arrays = ", ".join(f"%({c})s::{'text' if c in _JSON else t}[]" for c, t in _CHANGED)
+            sets = ", ".join(f"{c} = x.{c}" + ("::json" if c in _JSON else "") for c in _MUTABLE)
+            self._advance_logged_many = (
+                f"WITH x AS (SELECT * FROM unnest({arrays}) AS x({', '.join(c for c, _ in _CHANGED)})), "
+                f"u AS (UPDATE tasks t SET {sets}, updated_at = x.updated_at, version = t.version + 1 "
+                f"FROM x WHERE t.id = x.id AND t.version = x.version "
+                f"RETURNING t.id, t.updated_at, t.status, t.attempts, t.worker, x.detail), "
+                f"h AS (INSERT INTO task_history ({', '.join(_HISTORY)}) SELECT * FROM u) "
+                f"SELECT id FROM u")
         self._compiled: dict[TextClause, Any] = {}
         self._local = threading.local()
         database = engine.url.database if self.sqlite else None
@@ -172,22 +190,21 @@ class TaskSQL:
         cursor.executemany(self._insert_history, [
             self._history(r, r["enqueued_at"], d) for r, d in zip(rows, details)])
 
-    def claim(self, cursor, task_id: str, worker: str, now: dt.datetime) -> dict | None:
-        params = {"id": task_id, "worker": worker, "now": self._time(now)}
+    def claim(self, cursor, task_ids: list[str], worker: str, now: dt.datetime) -> list[dict]:
+        """Start the tasks among `task_ids` that wait: their rows, with their timeline rows."""
+        params = {"ids": json.dumps(task_ids) if self.sqlite else task_ids, "worker": worker,
+                  "now": self._time(now)}
         cursor.execute(self._claim_logged or self._claim, params)
-        values = cursor.fetchone()
-        if values is None:
-            return None
-        row = self._in(values)
-        if self._claim_logged is None:
-            cursor.execute(self._insert_history, self._history(row, now, None))
-        return row
+        rows = [self._in(values) for values in cursor.fetchall()]
+        if self._claim_logged is None and rows:
+            cursor.executemany(self._insert_history, [self._history(row, now, None) for row in rows])
+        return rows
 
     def advance(self, cursor, row: dict, detail: str | None, history: bool) -> bool:
         """Write `row` (the worker's copy with its changes) if the record is still at
         `row["version"] - 1`; with `history`, add its timeline row, and for a final state
         its count in the stored stats."""
-        return self.write_change(cursor, self.change(row, detail, history))
+        return self.write_changes(cursor, [self.change(row, detail, history)])[0]
 
     def change(self, row: dict, detail: str | None, history: bool) -> tuple:
         """`advance`'s statements' parameters, made now: a value that cannot be stored (a
@@ -200,22 +217,39 @@ class TaskSQL:
         stats = task_stats.record_statement(row) if row["status"] in FINAL_STATUSES else None
         return params, self._history(row, row["updated_at"], detail), stats
 
-    def write_change(self, cursor, change: tuple) -> bool:
-        params, history, stats = change
-        if history is not None and self._advance_logged is not None:
-            cursor.execute(self._advance_logged,
-                           params | {f"h_{k}": v for k, v in history.items()})
-            if cursor.rowcount != 1:
-                return False
+    def write_changes(self, cursor, changes: list[tuple]) -> list[bool]:
+        """Write `change()`s: for each, whether its compare-and-set held. The stats of those
+        that did are added together (a batch of like tasks: one row's count, once)."""
+        if not changes:
+            return []
+        if len(changes) > 1 and not self.sqlite and all(h is not None for _p, h, _s in changes):
+            columns = {c: [params[c] for params, _h, _s in changes] for c, _t in _CHANGED if c != "detail"}
+            columns["detail"] = [history["detail"] for _p, history, _s in changes]
+            cursor.execute(self._advance_logged_many, columns)
+            held = {task_id for (task_id,) in cursor.fetchall()}
+            written = [params["id"] in held for params, _h, _s in changes]
+        elif self._advance_logged is not None and all(h is not None for _p, h, _s in changes):
+            written = []
+            for params, history, _stats in changes:
+                cursor.execute(self._advance_logged, params | {f"h_{k}": v for k, v in history.items()})
+                written.append(cursor.rowcount == 1)
         else:
-            cursor.execute(self._advance, params)
-            if cursor.rowcount != 1:
-                return False
-            if history is not None:
-                cursor.execute(self._insert_history, history)
-        if stats is not None:
-            self._execute_clause(cursor, *stats)
-        return True
+            written = []
+            for params, history, _stats in changes:
+                cursor.execute(self._advance, params)
+                written.append(cursor.rowcount == 1)
+                if written[-1] and history is not None:
+                    cursor.execute(self._insert_history, history)
+        counts: dict[tuple, tuple] = {}
+        for (_params, _history, stats), ok in zip(changes, written):
+            if ok and stats is not None:
+                clause, values = stats
+                key = (clause, *sorted((k, v) for k, v in values.items() if k != "n"))
+                seen = counts.get(key)
+                counts[key] = (clause, values if seen is None else {**values, "n": seen[1]["n"] + values["n"]})
+        for clause, values in counts.values():
+            self._execute_clause(cursor, clause, values)
+        return written
 
     def _execute_clause(self, cursor, clause: TextClause, params: dict) -> None:
         """Run a SQLAlchemy text statement (compiled once) on the cursor."""
@@ -227,3 +261,4 @@ class TaskSQL:
             cursor.execute(compiled.string, [params[name] for name in compiled.positiontup])
         else:
             cursor.execute(compiled.string, params)
+

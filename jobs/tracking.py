@@ -169,9 +169,7 @@ class Tracker:
         outcomes = self._outcomes.take()
 
         def work(cursor) -> tuple[list[bool], list[dict]]:
-            written = self._write_outcomes(cursor, outcomes)
-            claimed = (self.sql.claim(cursor, task_id, worker, now) for task_id in task_ids)
-            return written, [row for row in claimed if row is not None]
+            return self._write_outcomes(cursor, outcomes), self.sql.claim(cursor, task_ids, worker, now)
         try:
             written, rows = self.sql.run(work)
         except BaseException:
@@ -227,7 +225,7 @@ class Tracker:
         self._outcomes_written(outcomes, written)
 
     def _write_outcomes(self, cursor, outcomes: list[tuple]) -> list[bool]:
-        return [self.sql.write_change(cursor, change) for _new, change, _row, _f in outcomes]
+        return self.sql.write_changes(cursor, [change for _new, change, _row, _f in outcomes])
 
     def _outcomes_written(self, outcomes: list[tuple], written: list[bool],
                           also: list[dict] = (), soon: bool = False) -> None:

@@ -11,6 +11,7 @@ from jobs import task_stats
 from jobs.events import MemoryEventBus
 from jobs.models import FAILURE, RETRY, REVOKED, STARTED, SUCCESS, WAITING_STATUSES, task_history, utcnow
 from jobs.tracking import Tracker
+from tests.support import wait_until
 
 
 @pytest.fixture
@@ -116,7 +117,6 @@ def test_an_outcome_is_written_with_the_next_claim_in_one_transaction(tracker):
 
 
 def test_an_outcome_with_no_claim_after_it_is_written_within_moments(tracker):
-    from tests.support import wait_until
     task_id = tracker.create(task_type="status_check", owner="ann", params={}, max_attempts=3)["task_id"]
     row = tracker.claim(task_id, "host:1")
     tracker.finish(row, FAILURE, error={"type": "exception", "message": "x"}, finished_at=utcnow())
@@ -133,6 +133,36 @@ def test_a_pending_outcome_loses_to_a_change_from_elsewhere(tracker):
     tracker.flush_outcomes()
     record = tracker.get(task_id)
     assert record["status"] == REVOKED and record["version"] == 3
+
+
+def test_a_batch_is_claimed_and_its_outcomes_written_together(tracker):
+    """A worker's batch: claims in one statement, its outcomes in one; a compare-and-set
+    that fails for one (revoked meanwhile) leaves the others written, and the stored stats
+    count each written outcome once."""
+    ids = [tracker.create(task_type="status_check", owner="ann", params={"n": n},
+                          max_attempts=3)["task_id"] for n in range(5)]
+    taken = tracker.claim_many(ids[:4] + ["no-such-task"], "host:1")
+    assert sorted(taken) == sorted(ids[:4])
+    assert all(r["status"] == STARTED and r["attempts"] == 1 for r in taken.values())
+    assert tracker.claim_many(ids, "host:2").keys() == {ids[4]}  # each claimed once
+    for task_id in ids[:4]:
+        tracker.finish(taken[task_id], SUCCESS, result={"id": task_id}, finished_at=utcnow())
+    assert tracker.transition(ids[1], REVOKED, expect=(STARTED,), finished_at=utcnow())
+    tracker.flush_outcomes()  # or the outcome thread has, meanwhile
+    wait_until(lambda: all(tracker.get(t)["status"] != STARTED for t in ids[:4]), 10,
+               "the outcomes to be written")
+    for task_id in ids[:4]:
+        record = tracker.get(task_id)
+        timeline = [t["status"] for t in tracker.timeline(task_id)]
+        if task_id == ids[1]:
+            assert record["status"] == REVOKED and timeline == ["PENDING", STARTED, REVOKED]
+        else:
+            assert record["status"] == SUCCESS and record["result"] == {"id": task_id}
+            assert record["version"] == 3 and timeline == ["PENDING", STARTED, SUCCESS]
+    with tracker.db.connect() as conn:
+        since = utcnow() - dt.timedelta(minutes=5)
+        assert task_stats.finished_since(conn, since, SUCCESS) == 3
+        assert task_stats.finished_since(conn, since, REVOKED) == 1
 
 
 def test_an_outcome_that_cannot_be_stored_fails_in_the_worker_not_later(tracker):
