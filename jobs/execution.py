@@ -42,7 +42,7 @@ TICK = 0.1
 # BATCH_BUDGET / BATCH_MAX: at most BATCH_MAX at a time, so the last of a batch starts
 # about BATCH_BUDGET after its claim. On SQLite every claim is a commit under the one
 # write lock all workers queue for; batches of short tasks share one.
-BATCH_MAX = 16
+BATCH_MAX = 32
 BATCH_BUDGET = 0.016
 TYPICAL_WEIGHT = 0.2  # of the latest run in a type's typical run time (a moving average)
 
