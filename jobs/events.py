@@ -41,6 +41,11 @@ READ_COUNT = 500        # entries one XREAD takes at most
 # steady trickle of events is read in batches: an XREAD cost the web about as much as the
 # events it carried when each brought one. An event after a quiet spell is read at once.
 READ_GATHER = 0.002
+# The same wait while no client follows the events (only this process's own consumers, such
+# as the metrics, which need every event but not within milliseconds): a web process
+# answering queued-task requests read back each creation event by itself, a fifth of its
+# CPU per request.
+READ_GATHER_UNWATCHED = 0.05
 SUBSCRIBER_BACKLOG = 2_000  # a client further behind than this is cut off and replays
 
 
@@ -248,15 +253,16 @@ class EventBus:
             return Resync(await self.head(), "unrecognised Last-Event-ID")
         return await self._replay(*parsed)
 
-    async def subscribe(self, last_id: str | None = None, *,
-                        keepalive: float | None = None) -> AsyncIterator[Event | Resync | None]:
+    async def subscribe(self, last_id: str | None = None, *, keepalive: float | None = None,
+                        counted: bool = True) -> AsyncIterator[Event | Resync | None]:
         """Yield what came after `last_id` (or from now), then live events, until shutdown.
 
         With `keepalive`, yields None after that many quiet seconds so a stream can send a
         comment that keeps proxies from closing it. One item at a time: for consumers of
         every event (metrics, tests); client streams take whole batches through `follow`.
+        `counted`: as in `follow`; a consumer of this process's own is not a client.
         """
-        with self.follow() as cursor:
+        with self.follow(counted=counted) as cursor:
             seen: tuple[int, int] | None = None
             if last_id:
                 replay = await self.replay_after(last_id)
@@ -633,7 +639,7 @@ class RedisEventBus(EventBus):
                         position = entry_id
                         self._hub.deliver(_entry_to_event(entry_id, fields))
                 if 0 < taken < READ_COUNT:
-                    await asyncio.sleep(READ_GATHER)
+                    await asyncio.sleep(READ_GATHER if self._hub.followers else READ_GATHER_UNWATCHED)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

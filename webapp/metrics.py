@@ -54,7 +54,7 @@ class Metrics:
     async def follow(self, bus: EventBus) -> None:
         """Observe durations from the live event stream (every process sees every event)."""
         while not bus.closing:  # a lagging subscription ends; start another
-            async for item in bus.subscribe():
+            async for item in bus.subscribe(counted=False):
                 if isinstance(item, Event) and item.data.get("kind") == "task":
                     self.observe(item.data["task"])
 
