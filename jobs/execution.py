@@ -184,8 +184,12 @@ class Executor:
 
     def stop(self) -> None:
         self.tracker.flush_outcomes()  # before the worker's record says it stopped
-        self._give_back_claimed()
-        self.return_buffered()
+        try:
+            self._give_back_claimed()
+            self.return_buffered()
+        except Exception as exc:  # noqa: BLE001 - the sweep queues them again
+            log.warning("tasks this worker took ahead could not be given back (%s); the "
+                        "sweep will queue them again", exc)
         self._stop.set()
         for thread in (self._watchdog, self._chores):
             if thread is not None and thread is not threading.current_thread():

@@ -172,7 +172,8 @@ class QueueStorage(PriorityRedisStorage):
             return None
         _size, types = self.batch_plan() if self.batch_plan is not None else (1, frozenset())
         kept = [_Held(*popped[0])]
-        for member, score in popped[1:]:
+        # A long first task would hold up the rest: they go back, for another worker.
+        for member, score in popped[1:] if kept[0].name in types else ():
             held = _Held(member, score)
             if held.name not in types:
                 break

@@ -178,3 +178,18 @@ def test_a_drained_worker_hands_back_a_task_it_claimed_ahead(tmp_path, redis_ser
     finally:
         rt.executor.stop()
         rt.close()
+
+
+def test_nothing_waits_behind_a_task_not_known_to_run_short(tmp_path, redis_server):
+    rt = _runtime(tmp_path, redis_server, 927, [])
+    try:
+        _warm(rt)
+        specs = [{"type": "post_approval", "owner": "ann", "params": {"post_ids": [1]}}] + [
+            {"type": "status_check", "owner": "ann", "params": {}}] * 3
+        ids = [r["task_id"] for r in rt.submit_many(specs)]
+        assert rt.huey.dequeue().id == ids[0]
+        assert rt.huey.storage.upcoming() == []
+        assert rt.huey.pending_count() == 3  # for any worker
+    finally:
+        rt.executor.stop()
+        rt.close()
