@@ -224,7 +224,8 @@ class Executor:
         if self.draining or self.stopping():
             return 1, frozenset()
         limit = BATCH_BUDGET / BATCH_MAX
-        short = frozenset(t for t, took in self._typical.items() if took <= limit)
+        # list(): one step under the GIL, while another thread may add a type
+        short = frozenset(t for t, took in list(self._typical.items()) if took <= limit)
         return (BATCH_MAX if short else 1), short
 
     # -- running a task --
