@@ -193,3 +193,36 @@ def test_nothing_waits_behind_a_task_not_known_to_run_short(tmp_path, redis_serv
     finally:
         rt.executor.stop()
         rt.close()
+
+
+def test_thread_workers_each_batch_from_their_own_buffer(tmp_path, redis_server):
+    import threading
+    url = redis_server.url.rsplit("/", 1)[0] + "/928"
+    redis.Redis.from_url(url).flushdb()
+    rt = build_runtime(load_settings(data_dir=tmp_path, redis_url=url), worker_kind="thread")
+    ran: list[str] = []
+    rt.executor.bodies = {**rt.executor.bodies,
+                          "status_check": lambda ctx: ran.append(ctx.task_id) or {"ok": True}}
+    rt.executor.start_in_worker()
+    try:
+        _warm(rt)
+        ids = [r["task_id"] for r in rt.submit_many([{"type": "status_check", "owner": "ann",
+                                                      "params": {}}] * 200)]
+
+        def work() -> None:
+            while (message := rt.huey.storage.dequeue() if rt.huey.pending_count() or
+                   rt.huey.storage.upcoming() else None) is not None:
+                rt.huey.execute(rt.huey.deserialize_task(message))
+        threads = [threading.Thread(target=work) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        rt.tracker.flush_outcomes()
+        assert sorted(ran[1:]) == sorted(ids)  # each once, whichever thread took it
+        wait_until(lambda: set(_statuses(rt, ids).values()) == {"SUCCESS"}, 10, "every outcome")
+        started = {rt.tracker.get(task_id)["started_at"] for task_id in ids}
+        assert len(started) < len(ids) / 4, len(started)  # in batches
+    finally:
+        rt.executor.stop()
+        rt.close()
