@@ -131,7 +131,7 @@ class QueueStorage(PriorityRedisStorage):
             if data is not None:
                 return data  # its claim writes them
             self.write_outcomes()
-        elif self.blocking and self._batch_size() > 1:
+        elif self.blocking and self._plan()[0] > 1:
             data = self._take_message(block=False)  # a batch when there is work (a block takes one)
             if data is not None:
                 return data
@@ -162,15 +162,14 @@ class QueueStorage(PriorityRedisStorage):
                 self._buffers.append((local.pid, local.buffer))
         return local.buffer
 
-    def _batch_size(self) -> int:
-        return self.batch_plan()[0] if self.batch_plan is not None else 1
+    def _plan(self) -> tuple[int, frozenset[str]]:
+        return self.batch_plan() if self.batch_plan is not None else (1, frozenset())
 
-    def _keep(self, popped: list[tuple[bytes, float]]) -> bytes | None:
-        """The first popped message to run now; the rest it may take buffered, the others
-        back on the queue."""
+    def _keep(self, popped: list[tuple[bytes, float]], types: frozenset[str]) -> bytes | None:
+        """The first popped message, to run now; after it those of `types` wait buffered,
+        and the others go back on the queue."""
         if not popped:
             return None
-        _size, types = self.batch_plan() if self.batch_plan is not None else (1, frozenset())
         kept = [_Held(*popped[0])]
         # A long first task would hold up the rest: they go back, for another worker.
         for member, score in popped[1:] if kept[0].name in types else ():
@@ -186,11 +185,11 @@ class QueueStorage(PriorityRedisStorage):
 
     def _take_message(self, block: bool):
         ride = self.outgoing() if self.outgoing is not None else None
-        count = 1 if block else self._batch_size()
+        count, types = (1, frozenset()) if block else self._plan()
         if ride is None:
             if block:
                 return super().dequeue()
-            return self._keep(_pairs(self.conn.zpopmin(self.queue_key, count)))
+            return self._keep(_pairs(self.conn.zpopmin(self.queue_key, count)), types)
         command, done = ride
         pop = ("BZPOPMIN", self.queue_key, self.read_timeout) if block else ("ZPOPMIN", self.queue_key, count)
         pool = self.conn.connection_pool
@@ -225,7 +224,7 @@ class QueueStorage(PriorityRedisStorage):
             return None
         if block:  # BZPOPMIN answers (key, prefix + data, score)
             return reply[1][8:]
-        return self._keep(_pairs(reply))
+        return self._keep(_pairs(reply), types)
 
 
 def _pairs(reply) -> list[tuple[bytes, float]]:
