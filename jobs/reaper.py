@@ -152,6 +152,14 @@ class Reaper(BackgroundThread):
         stranded = [(task_id, task_type) for task_id, task_type in stale
                     if task_id not in queued and not paused(task_type)]
         if stranded:
+            # Read again: a worker may have taken one between the two reads (its message
+            # gone from the queue, its record claimed), which is not a lost message.
+            with self.runtime.tracker.db.connect() as conn:
+                waiting = set(conn.execute(select(tasks.c.id).where(
+                    tasks.c.id.in_([task_id for task_id, _ in stranded]),
+                    tasks.c.status.in_(WAITING_STATUSES))).scalars())
+            stranded = [(task_id, task_type) for task_id, task_type in stranded if task_id in waiting]
+        if stranded:
             log.warning("queueing %d waiting task(s) again whose queue message was lost: %s",
                         len(stranded), ", ".join(t for t, _ in stranded[:5])
                         + (" ..." if len(stranded) > 5 else ""))

@@ -1,0 +1,39 @@
+"""The sweep for waiting tasks whose queue message was lost (jobs/reaper.py) tells a lost
+message from one a worker took between its two reads (the record, then the queue)."""
+from __future__ import annotations
+
+import datetime as dt
+
+import redis
+
+from jobs.reaper import Reaper
+from jobs.runtime import build_runtime
+from jobs.settings import load_settings
+
+
+def _runtime(tmp_path, redis_server):
+    url = redis_server.url.rsplit("/", 1)[0] + "/931"
+    redis.Redis.from_url(url).flushdb()
+    rt = build_runtime(load_settings(data_dir=tmp_path, redis_url=url), worker_kind="process")
+    # Every record looks old enough to be swept.
+    later = rt.clock.now
+    rt.clock.now = lambda: later() + dt.timedelta(hours=1)
+    return rt
+
+
+def test_a_message_taken_by_a_worker_during_the_sweep_is_not_queued_again(tmp_path, redis_server, caplog):
+    rt = _runtime(tmp_path, redis_server)
+    try:
+        taken, lost = (rt.submit("status_check", "ann", {})["task_id"] for _ in range(2))
+        rt.huey.storage.conn.delete(rt.huey.storage.queue_key)  # both messages gone
+        read_queue = rt.queued_ids
+
+        def queue_read_while_a_worker_claims() -> set[str]:
+            assert rt.tracker.claim(taken, "host:1:abc") is not None
+            return read_queue()
+        rt.queued_ids = queue_read_while_a_worker_claims
+        assert Reaper(rt)._requeue_stranded() == 1
+        assert read_queue() == {lost}  # the lost one is queued again; the claimed one is not
+        assert f"queueing 1 waiting task(s) again whose queue message was lost: {lost}" in caplog.text
+    finally:
+        rt.close()
