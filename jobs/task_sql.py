@@ -240,14 +240,8 @@ class TaskSQL:
                 written.append(cursor.rowcount == 1)
                 if written[-1] and history is not None:
                     cursor.execute(self._insert_history, history)
-        counts: dict[tuple, tuple] = {}
-        for (_params, _history, stats), ok in zip(changes, written):
-            if ok and stats is not None:
-                clause, values = stats
-                key = (clause, *sorted((k, v) for k, v in values.items() if k != "n"))
-                seen = counts.get(key)
-                counts[key] = (clause, values if seen is None else {**values, "n": seen[1]["n"] + values["n"]})
-        for clause, values in counts.values():
+        for clause, values in _summed(stats for (_p, _h, stats), ok in zip(changes, written)
+                                      if ok and stats is not None):
             self._execute_clause(cursor, clause, values)
         return written
 
@@ -262,3 +256,13 @@ class TaskSQL:
         else:
             cursor.execute(compiled.string, params)
 
+
+def _summed(statements: Iterable[tuple[TextClause, dict]]) -> list[tuple[TextClause, dict]]:
+    """Stats statements alike but for their count `n` (like tasks finished in the same
+    minute) as one each, with the counts added."""
+    summed: dict[tuple, tuple[TextClause, dict]] = {}
+    for clause, values in statements:
+        key = (clause, *sorted((k, v) for k, v in values.items() if k != "n"))
+        seen = summed.get(key)
+        summed[key] = (clause, values if seen is None else {**values, "n": seen[1]["n"] + values["n"]})
+    return list(summed.values())
