@@ -59,12 +59,16 @@ class TaskSQL:
         self._insert_history = (f"INSERT INTO task_history ({', '.join(_HISTORY)}) VALUES ("
                                 + ", ".join(p(c) for c in _HISTORY) + ")")
         # Claims of several tasks in one statement (a worker's batch, jobs/execution.py).
+        # SQLite must find them by id: its planner preferred the status index, which walks
+        # every waiting task (5.5 ms a claim with 50,000 waiting, against 1.1 ms by id);
+        # a unary + keeps that index out of its choice.
         ids = "(SELECT value FROM json_each(:ids))" if self.sqlite else "ANY(%(ids)s)"
+        status = "+status" if self.sqlite else "status"
         self._claim = (
             f"UPDATE tasks SET status = 'STARTED', attempts = attempts + 1, version = version + 1, "
             f"worker = {p('worker')}, started_at = {p('now')}, updated_at = {p('now')}, "
             f"finished_at = NULL, error = NULL "
-            f"WHERE id {'IN' if self.sqlite else '='} {ids} AND status IN ('PENDING', 'RETRY') "
+            f"WHERE id {'IN' if self.sqlite else '='} {ids} AND {status} IN ('PENDING', 'RETRY') "
             f"RETURNING {returning}")
         # Compare-and-set on the version the worker last saw: when it matches, the row is
         # exactly the worker's copy, so writing the copy's fields back changes nothing else.

@@ -184,3 +184,18 @@ class _CountingCommits:
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
+
+
+def test_a_batch_claim_finds_its_tasks_by_id_not_by_walking_every_waiting_one(tmp_path):
+    """SQLite's planner took the status index for a batch's claim: a walk over every waiting
+    task per claim, 5.5 ms against 1.1 ms by id with 50,000 waiting."""
+    import json
+    import sqlite3
+
+    from jobs.db import make_engine
+    tracker = Tracker(make_engine(f"sqlite:///{tmp_path / 'app.db'}"), MemoryEventBus(10))
+    conn = sqlite3.connect(tmp_path / "app.db")
+    plan = " ".join(row[3] for row in conn.execute(
+        "EXPLAIN QUERY PLAN " + tracker.sql._claim,
+        {"ids": json.dumps(["a", "b"]), "worker": "w", "now": "2026-01-01 00:00:00"}))
+    assert "(id=?)" in plan and "status" not in plan, plan
