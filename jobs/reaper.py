@@ -154,10 +154,12 @@ class Reaper(BackgroundThread):
         if stranded:
             # Read again: a worker may have taken one between the two reads (its message
             # gone from the queue, its record claimed), which is not a lost message.
+            # (By id alone: with the status too, SQLite may walk every waiting task.)
             with self.runtime.tracker.db.connect() as conn:
-                waiting = set(conn.execute(select(tasks.c.id).where(
-                    tasks.c.id.in_([task_id for task_id, _ in stranded]),
-                    tasks.c.status.in_(WAITING_STATUSES))).scalars())
+                waiting = {task_id for task_id, status in conn.execute(
+                    select(tasks.c.id, tasks.c.status)
+                    .where(tasks.c.id.in_([task_id for task_id, _ in stranded])))
+                    if status in WAITING_STATUSES}
             stranded = [(task_id, task_type) for task_id, task_type in stranded if task_id in waiting]
         if stranded:
             log.warning("queueing %d waiting task(s) again whose queue message was lost: %s",
