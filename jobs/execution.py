@@ -296,7 +296,9 @@ class Executor:
 
     def _claim(self, task_id: str) -> dict | None:
         """Claim the task, and with it the messages this thread holds next (a batch)."""
-        ahead = [i for i, t in self.upcoming() if i != task_id and not self.paused(t)]
+        upcoming = self.upcoming()
+        paused = {t for t in {t for _i, t in upcoming} if self.paused(t)}  # a read each, if paused
+        ahead = [i for i, t in upcoming if i != task_id and t not in paused]
         if ahead:
             with self._lock:
                 ahead = [i for i in ahead if i not in self._claimed]

@@ -332,12 +332,11 @@ def queued_ids(huey: Huey) -> set[str]:
     """The task ids of every message waiting in the queue (ids are our task ids)."""
     found = set()
     for raw in huey.storage.enqueued_items():
-        match = _MESSAGE_ID.match(bytes(raw))
+        match = _MESSAGE_HEAD.match(bytes(raw))
         if match:
             found.add(match.group(1).decode())
     return found
 
 
-# A message starts `{"$message":["<task id>",...` (see JSONSerializer); the id is all we need.
-_MESSAGE_ID = re.compile(rb'\{"\$message":\["([^"]+)"')
-_MESSAGE_HEAD = re.compile(rb'\{"\$message":\["([^"]+)","([^"]+)"')  # id, then task name
+# A message starts `{"$message":["<task id>","<task name>",...` (see JSONSerializer).
+_MESSAGE_HEAD = re.compile(rb'\{"\$message":\["([^"]+)","([^"]+)"')

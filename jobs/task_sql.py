@@ -84,15 +84,12 @@ class TaskSQL:
                 f"WITH c AS ({self._claim}), h AS (INSERT INTO task_history "
                 f"({', '.join(_HISTORY)}) SELECT id, {p('now')}, status, attempts, worker, NULL "
                 f"FROM c) SELECT {returning} FROM c")
-            self._advance_logged = (
-                f"WITH u AS ({self._advance} RETURNING 1) INSERT INTO task_history "
-                f"({', '.join(_HISTORY)}) SELECT "
-                + ", ".join(p(f"h_{c}") for c in _HISTORY) + " FROM u")
-            # Several such changes (a worker's outcomes) in one statement, one array per
-            # column; the ids it returns are those whose compare-and-set held.
+            # Changes with their timeline rows (a worker's outcomes, one or several) in one
+            # statement, one array per column; the ids it returns are those whose
+            # compare-and-set held.
             arrays = ", ".join(f"%({c})s::{'text' if c in _JSON else t}[]" for c, t in _CHANGED)
             sets = ", ".join(f"{c} = x.{c}" + ("::json" if c in _JSON else "") for c in _MUTABLE)
-            self._advance_logged_many = (
+            self._advance_logged = (
                 f"WITH x AS (SELECT * FROM unnest({arrays}) AS x({', '.join(c for c, _ in _CHANGED)})), "
                 f"u AS (UPDATE tasks t SET {sets}, updated_at = x.updated_at, version = t.version + 1 "
                 f"FROM x WHERE t.id = x.id AND t.version = x.version "
@@ -226,17 +223,12 @@ class TaskSQL:
         that did are added together (a batch of like tasks: one row's count, once)."""
         if not changes:
             return []
-        if len(changes) > 1 and not self.sqlite and all(h is not None for _p, h, _s in changes):
+        if self._advance_logged is not None and all(h is not None for _p, h, _s in changes):
             columns = {c: [params[c] for params, _h, _s in changes] for c, _t in _CHANGED if c != "detail"}
             columns["detail"] = [history["detail"] for _p, history, _s in changes]
-            cursor.execute(self._advance_logged_many, columns)
+            cursor.execute(self._advance_logged, columns)
             held = {task_id for (task_id,) in cursor.fetchall()}
             written = [params["id"] in held for params, _h, _s in changes]
-        elif self._advance_logged is not None and all(h is not None for _p, h, _s in changes):
-            written = []
-            for params, history, _stats in changes:
-                cursor.execute(self._advance_logged, params | {f"h_{k}": v for k, v in history.items()})
-                written.append(cursor.rowcount == 1)
         else:
             written = []
             for params, history, _stats in changes:
