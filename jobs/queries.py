@@ -154,19 +154,27 @@ def latest_of_type(conn, task_type: str):
     return conn.execute(LATEST_OF_TYPE, {"task_type": task_type}).first()
 
 
-def _active(db: Engine, columns, owner: str | None):
-    query = select(*columns).where(tasks.c.status.in_(ACTIVE_STATUSES))
-    if owner is not None:
-        query = query.where(tasks.c.owner == owner)
-    with db.connect() as conn:
-        return conn.execute(query.order_by(tasks.c.enqueued_at).limit(1000)).mappings().all()
+def _active(query, owner: str | None):
+    """`query` narrowed to the waiting and running tasks (of `owner`)."""
+    query = query.where(tasks.c.status.in_(ACTIVE_STATUSES))
+    return query if owner is None else query.where(tasks.c.owner == owner)
+
+
+def _oldest_active(conn, columns, owner: str | None, limit: int):
+    return conn.execute(_active(select(*columns), owner)
+                        .order_by(tasks.c.enqueued_at).limit(limit)).mappings().all()
 
 
 def active_tasks(db: Engine, owner: str | None = None) -> list[dict]:
     """The waiting and running tasks, as full records (without results)."""
-    return [task_view(r, with_result=False) for r in _active(db, LIST_COLUMNS, owner)]
+    with db.connect() as conn:
+        rows = _oldest_active(conn, LIST_COLUMNS, owner, ACTIVE_LIMIT_MAX)
+    return [task_view(r, with_result=False) for r in rows]
 
 
+# How many tasks `GET /api/tasks/active` lists unless asked for more (at most ACTIVE_LIMIT_MAX):
+# a deep backlog lists thousands, and encoding them was the biggest request of a loaded server.
+ACTIVE_LIMIT, ACTIVE_LIMIT_MAX = 100, 1_000
 # What `GET /api/tasks/active` shows of a task. Not the parameters: a busy queue holds
 # hundreds of generations whose parameters carry a book each, and decoding them only to
 # drop them was most of a loaded web process's CPU.
@@ -175,13 +183,18 @@ ACTIVE_SUMMARY_COLUMNS = tuple(tasks.c[name] for name in (
     "started_at"))
 
 
-def active_summaries(db: Engine, owner: str | None = None) -> list[dict]:
-    """The waiting and running tasks, oldest first, with what the active-task list shows."""
+def active_summaries(db: Engine, owner: str | None = None,
+                     limit: int = ACTIVE_LIMIT) -> tuple[list[dict], int]:
+    """The oldest `limit` waiting and running tasks, with what the active-task list shows,
+    and how many there are in all."""
+    with db.connect() as conn:
+        rows = _oldest_active(conn, ACTIVE_SUMMARY_COLUMNS, owner, limit)
+        total = (len(rows) if len(rows) < limit else
+                 conn.execute(_active(select(func.count()), owner)).scalar_one())
     return [{"task_id": r["id"], "type": r["type"], "worker": r["worker"], "status": r["status"],
              "progress": {"done": r["progress_done"], "total": r["progress_total"]},
              "owner": r["owner"], "enqueued_at": iso(r["enqueued_at"]),
-             "started_at": iso(r["started_at"])}
-            for r in _active(db, ACTIVE_SUMMARY_COLUMNS, owner)]
+             "started_at": iso(r["started_at"])} for r in rows], total
 
 
 def _unfinished(conn) -> dict[tuple[str, str], int]:

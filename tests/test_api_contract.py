@@ -76,6 +76,21 @@ def test_active_tasks_lists_a_running_task(stack):
     stack.wait_status(task_id, "SUCCESS", timeout=30)
 
 
+def test_active_tasks_list_the_oldest_and_count_them_all(stack):
+    # A deep backlog is not sent whole: `limit` (default 100) oldest, and how many in all.
+    ids = [stack.queue(platforms=["twitter"], count_per_platform=1, book={"title": f"SLOW {n}"})
+           for n in range(3)]
+    body = stack.client.get("/api/tasks/active", params={"limit": 2}).json()
+    assert body["count"] >= 3 and body["limit"] == 2
+    assert [t["task_id"] for t in body["active_tasks"]] == ids[:2]
+    assert stack.client.get("/api/tasks/active").json()["limit"] == 100
+    for bad in ("0", "1001", "x"):
+        answer = stack.client.get("/api/tasks/active", params={"limit": bad})
+        assert answer.status_code == 400 and answer.json()["error"] == "invalid_query"
+    for task_id in ids:
+        stack.wait_status(task_id, "SUCCESS", timeout=60)
+
+
 def test_progress_is_streamed_as_posts_are_stored(stack):
     # Posts are stored, and progress reported, in steps (every PROGRESS_STEP seconds and at the
     # end; see tests/writers/test_generation.py): a fast writer may report 4 of 4 at once.

@@ -21,6 +21,7 @@ from jobs.logs import configure_logging
 from webapp.auth import init_auth
 from webapp.fanout import Streams, is_stream_path
 from webapp.inputs import init_inputs
+from webapp.json_body import JSONBody
 from webapp.limits import RateLimiter
 from webapp.metrics import Metrics
 from webapp.openapi import ApiDocument
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     QuartSchema(app, info={"title": "Book Marketing Agent API", "version": "1.0"},
                 swagger_ui_path=None, redoc_ui_path=None, scalar_ui_path=None,
                 openapi_path="/openapi.json", openapi_provider_class=ApiDocument)
+    app.json = JSONBody(app, default=app.json.default)  # quart-schema's: models too
     rt = build_runtime(settings, worker_kind="thread")
     app.extensions["runtime"] = rt
     app.extensions["metrics"] = Metrics(rt)

@@ -48,6 +48,14 @@ async def load_body(model: type[M], *, optional: bool = False) -> M:
                        fields={_loc(e): e["msg"] for e in exc.errors()}) from None
 
 
+def parse_query(model: type[M]) -> M:
+    """Validate the query string into `model`, or raise a 400 that says what is wrong."""
+    try:
+        return model.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_query", describe(exc)) from None
+
+
 def describe(exc: ValidationError) -> str:
     return "; ".join(f"{_loc(e) or 'body'}: {e['msg']}" for e in exc.errors())
 

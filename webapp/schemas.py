@@ -9,6 +9,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, 
                       StringConstraints, field_validator, model_validator)
 
 from jobs.models import MAX_ID, STATUSES
+from jobs.queries import ACTIVE_LIMIT, ACTIVE_LIMIT_MAX
 from jobs.platforms import PLATFORMS
 from jobs.task_types import NAMES as TYPE_NAMES
 
@@ -113,6 +114,10 @@ class TaskQuery(BaseModel):
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if value == "" else value  # `after=` left blank: no cursor
+
+
+class ActiveQuery(BaseModel):
+    limit: int = Field(ACTIVE_LIMIT, ge=1, le=ACTIVE_LIMIT_MAX)
 
 
 class BulkFilter(BaseModel):

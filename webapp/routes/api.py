@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
-from quart import Blueprint, Response, current_app, jsonify, request
+from quart import Blueprint, Response, current_app, jsonify
 from quart_schema import document_querystring, document_request
 
 from jobs import autonomous, queries
@@ -13,12 +13,13 @@ from webapp import runtime
 from webapp.actions import (get_task, request_generation, retry, revoke, run_daily,
                              set_autonomous, submit, submit_batch)
 from webapp.auth import acting_owner, current, manager_only, metrics_reader, owner_scope
-from webapp.errors import ApiError, load_body
+from webapp.errors import ApiError, load_body, parse_query
 from webapp.health import health_report, queue_stats, stats_window
 from webapp.role_views import autonomous_for_author, health_for_author, stats_for_author
 from webapp.idempotency import idempotent
 from webapp.routes.posts import approval_of_plan
-from webapp.schemas import ApprovePosts, BatchTasks, GeneratePosts, Owner, Revoke, TaskQuery
+from webapp.schemas import (ActiveQuery, ApprovePosts, BatchTasks, GeneratePosts, Owner, Revoke,
+                            TaskQuery)
 
 bp = Blueprint("api", __name__)
 
@@ -46,26 +47,27 @@ async def task_status(task_id: str):
 
 
 @bp.get("/api/tasks/active")
+@document_querystring(ActiveQuery)
 async def active_tasks():
     rt = runtime()
-    rows = await asyncio.to_thread(queries.active_summaries, rt.db, owner_scope())
+    query = parse_query(ActiveQuery)
+    rows, total = await asyncio.to_thread(queries.active_summaries, rt.db, owner_scope(),
+                                          query.limit)
     return jsonify({
         "active_tasks": [{
             "task_id": r["task_id"], "type": rt.mode, "name": r["type"], "worker": r["worker"],
             "status": r["status"], "progress": r["progress"], "owner": r["owner"],
             "enqueued_at": r["enqueued_at"], "started_at": r["started_at"],
         } for r in rows],
-        "count": len(rows),
+        "count": total,  # all of them; the list shows the oldest `limit`
+        "limit": query.limit,
     })
 
 
 @bp.get("/api/tasks")
 @document_querystring(TaskQuery)
 async def list_tasks():
-    try:
-        query = TaskQuery.model_validate(request.args.to_dict())
-    except ValueError as exc:
-        raise ApiError(400, "invalid_query", str(exc).splitlines()[0]) from None
+    query = parse_query(TaskQuery)
     if query.before and query.after:
         raise ApiError(400, "invalid_query", "give one of before and after, not both")
     for cursor in (query.before, query.after):

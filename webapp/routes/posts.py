@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ValidationError
-from quart import Blueprint, Response, jsonify, request, url_for
+from quart import Blueprint, Response, jsonify, url_for
 from quart_schema import document_querystring, document_request, document_response
 
 from jobs import books, calendar_feed, exports
@@ -21,24 +19,16 @@ from jobs.scheduling import schedule_posts
 from webapp import runtime
 from webapp.actions import audit_action, get_task, submit
 from webapp.auth import acting_owner, any_signed_in_user, current, owner_scope, public
-from webapp.errors import ApiError, describe, load_body
+from webapp.errors import ApiError, load_body, parse_query
 from webapp.post_schemas import (CalendarAnswer, CalendarQuery, Campaign, Error, ExportQuery,
                                  Post, PostChange, PostList, PostQuery, Queued, Schedule,
                                  ScheduleAnswer)
 
 bp = Blueprint("posts", __name__)
 
-Q = TypeVar("Q", bound=BaseModel)
 CONFLICTS = frozenset({"invalid_transition", "already_published", "conflict"})
 CALENDAR_MAX_DAYS = 100
 EXPORT_LIMIT = 10_000
-
-
-def parse_query(model: type[Q]) -> Q:
-    try:
-        return model.model_validate(request.args.to_dict())
-    except ValidationError as exc:
-        raise ApiError(400, "invalid_query", describe(exc)) from None
 
 
 def owner_filter(requested: str | None) -> str | None:
