@@ -297,7 +297,7 @@ class Executor:
     def _claim(self, task_id: str) -> dict | None:
         """Claim the task, and with it the messages this thread holds next (a batch)."""
         upcoming = self.upcoming()
-        paused = {t for t in {t for _i, t in upcoming} if self.paused(t)}  # a read each, if paused
+        paused = set(filter(self.paused, {t for _i, t in upcoming}))  # one look per type
         ahead = [i for i, t in upcoming if i != task_id and t not in paused]
         if ahead:
             with self._lock:

@@ -183,15 +183,17 @@ ACTIVE_SUMMARY_COLUMNS = tuple(tasks.c[name] for name in (
     "started_at"))
 
 
-def active_summaries(db: Engine, owner: str | None = None,
+def active_summaries(db: Engine, mode: str, owner: str | None = None,
                      limit: int = ACTIVE_LIMIT) -> tuple[list[dict], int]:
-    """The oldest `limit` waiting and running tasks, with what the active-task list shows,
-    and how many there are in all."""
+    """The oldest `limit` waiting and running tasks as the active-task list shows them (the
+    seed's keys: `type` is the queue `mode`, `name` the task type), and how many there are
+    in all."""
     with db.connect() as conn:
         rows = _oldest_active(conn, ACTIVE_SUMMARY_COLUMNS, owner, limit)
         total = (len(rows) if len(rows) < limit else
                  conn.execute(_active(select(func.count()), owner)).scalar_one())
-    return [{"task_id": r["id"], "type": r["type"], "worker": r["worker"], "status": r["status"],
+    return [{"task_id": r["id"], "type": mode, "name": r["type"], "worker": r["worker"],
+             "status": r["status"],
              "progress": {"done": r["progress_done"], "total": r["progress_total"]},
              "owner": r["owner"], "enqueued_at": iso(r["enqueued_at"]),
              "started_at": iso(r["started_at"])} for r in rows], total

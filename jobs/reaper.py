@@ -154,12 +154,7 @@ class Reaper(BackgroundThread):
         if stranded:
             # Read again: a worker may have taken one between the two reads (its message
             # gone from the queue, its record claimed), which is not a lost message.
-            # (By id alone: with the status too, SQLite may walk every waiting task.)
-            with self.runtime.tracker.db.connect() as conn:
-                waiting = {task_id for task_id, status in conn.execute(
-                    select(tasks.c.id, tasks.c.status)
-                    .where(tasks.c.id.in_([task_id for task_id, _ in stranded])))
-                    if status in WAITING_STATUSES}
+            waiting = self._still_waiting([task_id for task_id, _ in stranded])
             stranded = [(task_id, task_type) for task_id, task_type in stranded if task_id in waiting]
         if stranded:
             log.warning("queueing %d waiting task(s) again whose queue message was lost: %s",
@@ -168,6 +163,13 @@ class Reaper(BackgroundThread):
         for task_id, task_type in stranded:
             self.runtime.enqueue(task_id, task_type)
         return len(stranded)
+
+    def _still_waiting(self, task_ids: list[str]) -> set[str]:
+        """Those of `task_ids` still waiting. Read by id alone: with the status too, SQLite
+        may walk every waiting task."""
+        with self.runtime.tracker.db.connect() as conn:
+            rows = conn.execute(select(tasks.c.id, tasks.c.status).where(tasks.c.id.in_(task_ids)))
+            return {task_id for task_id, status in rows if status in WAITING_STATUSES}
 
     def _requeue_if_queue_lost(self) -> int:
         client = self.runtime.redis_client

@@ -51,17 +51,10 @@ async def task_status(task_id: str):
 async def active_tasks():
     rt = runtime()
     query = parse_query(ActiveQuery)
-    rows, total = await asyncio.to_thread(queries.active_summaries, rt.db, owner_scope(),
-                                          query.limit)
-    return jsonify({
-        "active_tasks": [{
-            "task_id": r["task_id"], "type": rt.mode, "name": r["type"], "worker": r["worker"],
-            "status": r["status"], "progress": r["progress"], "owner": r["owner"],
-            "enqueued_at": r["enqueued_at"], "started_at": r["started_at"],
-        } for r in rows],
-        "count": total,  # all of them; the list shows the oldest `limit`
-        "limit": query.limit,
-    })
+    listed, total = await asyncio.to_thread(queries.active_summaries, rt.db, rt.mode,
+                                            owner_scope(), query.limit)
+    # count: all of them; the list shows the oldest `limit`
+    return jsonify({"active_tasks": listed, "count": total, "limit": query.limit})
 
 
 @bp.get("/api/tasks")
