@@ -395,6 +395,12 @@ class SSEReader:
         finally:
             self.done.set()
 
+    def wait_open(self, timeout: float = 10) -> "SSEReader":
+        """Wait until the stream is open (its first comment or event came): what is published
+        before that is not sent to it."""
+        wait_until(lambda: self.comments or self.events, timeout, "the event stream to open")
+        return self
+
     def task_events(self, task_id: str) -> list[tuple[str, dict]]:
         return [(i, d["task"]) for i, e, d in list(self.events)
                 if e == "task" and d["task"]["task_id"] == task_id]

@@ -95,7 +95,7 @@ def test_progress_is_streamed_as_posts_are_stored(stack):
     # Posts are stored, and progress reported, in steps (every PROGRESS_STEP seconds and at the
     # end; see tests/writers/test_generation.py): a fast writer may report 4 of 4 at once.
     reader = stack.events()
-    wait_until(lambda: reader.comments or reader.events, 10, "the stream to open")
+    reader.wait_open()
     task_id = stack.queue(platforms=["twitter", "facebook"], count_per_platform=2)
     stack.wait_status(task_id, "SUCCESS")
     wait_until(lambda: any(t["status"] == "SUCCESS" for _, t in reader.task_events(task_id)),

@@ -15,7 +15,7 @@ def _count(stack, owner: str) -> int:
 def test_a_batch_is_queued_and_each_task_tracked(stack):
     owner = f"batch-{secrets.token_hex(4)}"
     reader = stack.events()
-    wait_until(lambda: reader.comments or reader.events, 10, "the stream to open")
+    reader.wait_open()
     response = stack.client.post("/api/tasks/batch", json={"user_id": owner, "tasks": [
         {"type": "status_check", "params": {}},
         {"type": "status_check"},

@@ -104,7 +104,7 @@ def test_thousands_of_tasks_revoked_in_seconds_each_with_its_event(fresh_stack):
     db.dispose()
     events = stack.events()
     try:
-        wait_until(lambda: events.comments or events.events, 10, "the event stream to open")
+        events.wait_open()
         started = time.monotonic()
         result = stack.client.post("/api/tasks/bulk", timeout=60, json={
             "action": "revoke", "filter": {"owner": "load"}}).json()

@@ -184,7 +184,7 @@ def test_status_checks_over_one_keep_alive_connection(fresh_stack):
     stack = fresh_stack("redis").start()
     viewer = stack.create_user("vic@example.com", "viewer")
     conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
-    events = stack.events()
+    events = stack.events().wait_open()  # before the first task, so its events reach it too
     try:
         # The plain case and the route's cases, mixed on one connection: each answer is the
         # route's, and the connection stays in step.

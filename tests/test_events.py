@@ -7,7 +7,7 @@ from tests.support import SSEReader, wait_until
 
 def _open(stack, last_id=None) -> SSEReader:
     reader = stack.events(last_id)
-    wait_until(lambda: reader.comments or reader.events, 10, "the event stream to open")
+    reader.wait_open()
     return reader
 
 

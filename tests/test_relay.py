@@ -161,7 +161,7 @@ def test_an_open_stream_receives_a_change_whose_writer_never_published_it(fresh_
     from jobs.tracking import Tracker
     stack = fresh_stack("redis").start()
     reader = stack.events()
-    wait_until(lambda: reader.comments or reader.events, 10, "the stream to open")
+    reader.wait_open()
     db = make_engine(f"sqlite:///{stack.data_dir / 'app.db'}")
     try:
         # The same database, but events that go nowhere: as if the writer died at COMMIT.
