@@ -46,6 +46,15 @@ def redis_server(artifacts):
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def private_redis(tmp_path_factory):
+    """A redis-server for one test module alone, for tests that read the server's command
+    statistics: on the shared one, other tests' consumers add calls between a reset and a read."""
+    server = RedisServer(tmp_path_factory.mktemp("private-redis"))
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def fake_llm():
     llm = FakeLLM()

@@ -197,7 +197,11 @@ class PostgresServer:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
-        self.proc.stop(signal.SIGINT)
+        # To the whole group: runuser does not pass SIGINT on, and the stop then waited out
+        # Proc.wait's 15 s and killed the cluster (at the end of every run that used it).
+        if self.proc.alive():
+            os.killpg(self.proc.pid, signal.SIGINT)
+        self.proc.wait()
         shutil.rmtree(self.base, ignore_errors=True)
 
 

@@ -14,8 +14,8 @@ from jobs.settings import load_settings
 from tests.support import wait_until
 
 
-def _runtime(tmp_path, redis_server, db_number: int):
-    url = redis_server.url.rsplit("/", 1)[0] + f"/{db_number}"
+def _runtime(tmp_path, server, db_number: int):
+    url = server.url.rsplit("/", 1)[0] + f"/{db_number}"
     client = redis.Redis.from_url(url)
     client.flushdb()
     rt = build_runtime(load_settings(data_dir=tmp_path, redis_url=url), worker_kind="process")
@@ -32,11 +32,11 @@ def _events(client) -> dict[str, list[tuple[int, str]]]:
     return seen
 
 
-def test_short_tasks_send_their_events_with_the_dequeues(tmp_path, redis_server, monkeypatch):
+def test_short_tasks_send_their_events_with_the_dequeues(tmp_path, private_redis, monkeypatch):
     # On a busy machine a claim's events can wait past CARRY_WAIT before the next dequeue;
     # the watchdog then (rightly) sends them itself. Here only the carrying is checked.
     monkeypatch.setattr(_Sender, "CARRY_WAIT", 60.0)
-    rt, client = _runtime(tmp_path, redis_server, 911)
+    rt, client = _runtime(tmp_path, private_redis, 1)
     try:
         records = rt.submit_many([{"type": "status_check", "owner": "ann", "params": {}}] * 20)
         client.config_resetstat()
@@ -61,8 +61,8 @@ def test_short_tasks_send_their_events_with_the_dequeues(tmp_path, redis_server,
         rt.close()
 
 
-def test_a_long_task_sends_its_started_event_while_it_runs(tmp_path, redis_server):
-    rt, client = _runtime(tmp_path, redis_server, 912)
+def test_a_long_task_sends_its_started_event_while_it_runs(tmp_path, private_redis):
+    rt, client = _runtime(tmp_path, private_redis, 2)
     release = threading.Event()
     rt.executor.bodies = {**rt.executor.bodies,
                           "status_check": lambda ctx: release.wait(10) and {"waited": True}}
