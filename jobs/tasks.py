@@ -15,8 +15,8 @@ from jobs.models import STARTED, task_history, tasks, workers, utcnow
 
 # The writers, the platforms' counters and the posts (twitter-text's tables above all: 0.5 s
 # of CPU) are imported by the bodies that use them, not with this module: a command that only
-# reads or queues (`inspect`, the start-up checks) never loads them, and the web process loads
-# them after it starts to serve; a worker loads them before it takes tasks (preload_writers).
+# reads or queues (`inspect`, `create-user`) never loads them; a web process or a worker loads
+# them once at start, before it serves or takes tasks (preload_writers).
 
 
 def preload_writers() -> None:

@@ -16,7 +16,6 @@ from jobs.reaper import Reaper
 from jobs.relay import Relay
 from jobs.runtime import Runtime, build_runtime
 from jobs.settings import Settings, load_settings
-from jobs.tasks import preload_writers
 from webapp import errors, outages
 from jobs.logs import configure_logging
 from webapp.auth import init_auth
@@ -111,9 +110,6 @@ def create_app(settings: Settings | None = None) -> Quart:
             concurrent.futures.ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="blocking"))
         await rt.bus.start()
         background.append(asyncio.create_task(app.extensions["metrics"].follow(rt.bus)))
-        # Small batches written during the request and embedded workers' generations need the
-        # writers; loaded now, in a thread, while the server already answers.
-        background.append(asyncio.create_task(asyncio.to_thread(preload_writers)))
         if rt.mode == "embedded":
             consumer = EmbeddedConsumer(rt.huey, rt.wake, workers=settings.worker_concurrency,
                                         periodic=True, initial_delay=0.05, backoff=1.5,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import importlib
 import logging
 import signal
 import socket
@@ -22,6 +21,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from jobs.settings import SettingsError
+from jobs.tasks import preload_writers
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,11 +124,12 @@ def run_processes(host: str, port: int, workers: int) -> int:
 async def _freeze_startup_objects() -> None:
     """Keep what start-up made out of the collector's full passes. A full collection scans
     every tracked object, and a started server holds about 145,000 (modules, the app,
-    SQLAlchemy's tables, templates, the offline writer's tables, loaded here for that): each
-    pass stopped the event loop, and every request and stream with it, for 30-95 ms under
-    load (17-45 ms after). Frozen objects are never collected: only start-up's long-lived
-    ones are frozen, once."""
-    importlib.import_module("jobs.writers.offline")  # lives as long as the process
+    SQLAlchemy's tables, templates, the writers' tables, loaded here for that and for the
+    small batches written during a request and the embedded workers): each pass stopped the
+    event loop, and every request and stream with it, for 30-95 ms under load (17-45 ms
+    after). Frozen objects are never collected: only start-up's long-lived ones are frozen,
+    once."""
+    preload_writers()  # lives as long as the process
     gc.collect()  # what start-up left as garbage goes now, not into the frozen set
     gc.freeze()
 
