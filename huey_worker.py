@@ -18,7 +18,6 @@ from jobs import priority
 from jobs.logs import configure_logging
 from jobs.reaper import Reaper
 from jobs.runtime import build_runtime
-from jobs.tasks import preload_writers
 from jobs.settings import SettingsError, load_settings
 
 log = logging.getLogger("huey_worker")
@@ -95,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker_type == "process":
         # Each process worker records that it stopped, so health does not report it lost.
         rt.huey.on_shutdown("executor")(rt.executor.stop)
-    preload_writers()
     log.info("worker started: %d %s worker(s) on %s; %s", args.workers, args.worker_type,
              rt.choice.reason, priority.lower(settings.worker_nice))
     # Everything made at start-up (modules, the settings, the runtime) lives as long as the

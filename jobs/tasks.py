@@ -13,17 +13,15 @@ from jobs import queries, reports, retention, task_stats, task_types
 from jobs.execution import Body, TaskContext
 from jobs.models import STARTED, task_history, tasks, workers, utcnow
 
-# The writers, the platforms' counters and the posts (twitter-text's tables above all: 0.5 s
-# of CPU) are imported by the bodies that use them, not with this module: a command that only
-# reads or queues (`inspect`, `create-user`) never loads them; a web process or a worker loads
-# them once at start, before it serves or takes tasks (preload_writers).
+# The writers, the platforms' counters and the posts (twitter-text's tables above all: 0.5-0.7 s
+# of CPU) are not imported with this module: a worker that only runs status checks and
+# approvals, or a command that only reads (`inspect`), never loads them. A worker loads them
+# with its first task that writes posts, before that task's timeout starts
+# (Executor._claim_and_run); a web process with the rest of its start-up.
 
 
 def preload_writers() -> None:
-    """Import what the post-writing bodies use, once, before a worker takes tasks. Done in a
-    consumer before it forks its process workers, every one of them starts with them; left
-    to each worker's first generation task, the import ran inside that task's timeout (3.6 s
-    of a 6 s timeout on a loaded machine) and made each first generation slower."""
+    """Import what the post-writing bodies use (at once after the first time)."""
     for module in ("jobs.campaign", "jobs.generation", "jobs.posts", "jobs.writers.llm",
                    "jobs.writers.offline"):
         importlib.import_module(module)

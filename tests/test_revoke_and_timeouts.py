@@ -2,7 +2,9 @@
 (Redis) workers."""
 from __future__ import annotations
 
-from tests.support import wait_until
+import subprocess
+
+from tests.support import PYTHON, ROOT, wait_until
 
 
 def _release_until_free(stack, fake_llm, task_id: str) -> None:
@@ -78,3 +80,31 @@ def test_task_past_its_timeout_fails_with_timeout(stack, fake_llm):
     else:
         _release_until_free(stack, fake_llm, task_id)
     assert stack.task(task_id)["status"] == "FAILURE"
+
+
+FIRST_GENERATION = """
+import sys
+from jobs.runtime import build_runtime
+from jobs.settings import load_settings
+
+rt = build_runtime(load_settings(data_dir=sys.argv[1], llm_provider="offline",
+                                 timeout_content_generation=0.25))
+assert "jobs.writers.offline" not in sys.modules, "the writers were loaded before the task"
+record = rt.submit("content_generation", "ann", {"platforms": ["twitter"], "count_per_platform": 1,
+                                                  "book": {"title": "First light"}})
+rt.executor.start_in_worker()
+rt.huey.execute(rt.huey.dequeue())
+rt.tracker.flush_outcomes()
+print(rt.tracker.get(record["task_id"])["status"], rt.tracker.get(record["task_id"])["error"])
+rt.executor.stop()
+rt.close()
+"""
+
+
+def test_a_workers_first_generation_loads_the_writers_outside_its_timeout(tmp_path):
+    # A fresh interpreter, as a worker process starts: loading the writers takes longer than
+    # this timeout (0.5-0.7 s of CPU), writing one offline post far less.
+    done = subprocess.run([PYTHON, "-c", FIRST_GENERATION, str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[0] == "SUCCESS", done.stdout
