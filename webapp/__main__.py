@@ -21,7 +21,6 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from jobs.settings import SettingsError
-from jobs.tasks import preload_writers
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,6 +128,7 @@ async def _freeze_startup_objects() -> None:
     event loop, and every request and stream with it, for 30-95 ms under load (17-45 ms
     after). Frozen objects are never collected: only start-up's long-lived ones are frozen,
     once."""
+    from jobs.tasks import preload_writers
     preload_writers()  # lives as long as the process
     gc.collect()  # what start-up left as garbage goes now, not into the frozen set
     gc.freeze()
