@@ -298,7 +298,8 @@ class Tracker:
 
     @staticmethod
     def _finished(status: str, now: dt.datetime, fields: dict[str, Any]) -> dict[str, Any]:
-        return {**fields, "finished_at": now} if status in FINAL_STATUSES else fields
+        """A final state's `finished_at`: now, unless the caller gave the moment."""
+        return {"finished_at": now, **fields} if status in FINAL_STATUSES else fields
 
     def _statement(self, expect: tuple, with_attempt: bool, names: tuple) -> Any:
         """One built statement per shape of change, reused (building one is the cost)."""
