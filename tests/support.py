@@ -242,7 +242,7 @@ class Stack:
     def create_user(self, email: str, role: str, password: str = "correct horse battery") -> str:
         """Create an account with the command line; returns its API token."""
         # How long the command takes is the machine's load, not the product's: about 1 s of
-        # CPU, most of it importing the app and, at exit, collecting it again. A loaded run saw
+        # CPU, most of it importing the database layer and hashing the password. A loaded run saw
         # it print its token and still be exiting at 60 s. So the deadline is the test's own
         # (pytest.ini: timeout = 180), less a margin that names a hung command with its output.
         result = subprocess.run(
