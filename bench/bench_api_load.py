@@ -1,7 +1,8 @@
 """API latency on an idle server against the same server under full load, measured over HTTP.
 
     .venv/bin/python bench/bench_api_load.py [--rate 40] [--seconds 10] [--streams 300]
-        [--stream-paths api,board] [--workers 4] [--web-workers 1] [--before DIR]
+        [--stream-paths api,board] [--workers 4] [--web-workers 1] [--reader-nice 0]
+        [--before DIR]
 
 Starts its own redis-server, web server and worker processes (Redis mode, offline writer).
 Open loop: requests leave on a fixed schedule whatever the answers do, and each latency is
@@ -11,7 +12,9 @@ causes. The mix: task status, active tasks, health, and a 3-post synchronous gen
 - idle: nothing else running;
 - loaded: every worker busy with queued 200-post generations, `--streams` event streams open
   (by default half /api/events, half /board/stream) receiving every change, read by a
-  process of their own so that reading them does not delay the timed answers.
+  process of their own so that reading them does not delay the timed answers (its CPU is
+  printed; `--reader-nice 19` gives the server the cores first, as viewers on other machines
+  would).
 
 Prints p50/p95/p99 for both phases and the loaded/idle ratio, the web process's CPU, and
 this process's own CPU and loop lag (p99 of how late a 5 ms sleep wakes: the machine's
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import signal
 import sys
 import tempfile
@@ -116,12 +120,12 @@ class StreamReaders:
     every event of hundreds of streams would delay the timed requests' answers in this
     process's event loop, and the figures would measure the reader as much as the server."""
 
-    def __init__(self, server: Server, counts: list[tuple[str, int]]) -> None:
+    def __init__(self, server: Server, counts: list[tuple[str, int]], nice: int = 0) -> None:
         context = multiprocessing.get_context("spawn")
         self._ready, self._stop = context.Event(), context.Event()
         self._out = context.Queue()
         self._proc = context.Process(target=_read_streams, daemon=True, args=(
-            server.port, server.token, counts, self._ready, self._stop, self._out))
+            server.port, server.token, counts, nice, self._ready, self._stop, self._out))
 
     def start(self) -> None:
         self._proc.start()
@@ -129,29 +133,32 @@ class StreamReaders:
             self._proc.kill()
             raise RuntimeError("the streams did not open within 180 s")
 
-    def stop(self) -> int:
-        """Close the streams; how many events they received."""
+    def stop(self) -> tuple[int, float]:
+        """Close the streams; how many events they received, and the CPU seconds the
+        reading process spent while the streams were open."""
         self._stop.set()
-        delivered = self._out.get(timeout=60)
+        delivered, cpu = self._out.get(timeout=60)
         self._proc.join(30)
-        return delivered
+        return delivered, cpu
 
 
-def _read_streams(port: int, token: str, counts: list[tuple[str, int]], ready, stop,
-                  out) -> None:
+def _read_streams(port: int, token: str, counts: list[tuple[str, int]], nice: int, ready,
+                  stop, out) -> None:
     async def main() -> None:
         server = types.SimpleNamespace(port=port, token=token)
         groups = [Clients(server, path, n) for path, n in counts]
         for clients in groups:
             await clients.start()
         ready.set()
+        opened = time.process_time()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, stop.wait)
-        out.put(sum(sum(clients.received) for clients in groups))
+        out.put((sum(sum(clients.received) for clients in groups), time.process_time() - opened))
         for clients in groups:
             await clients.stop()
 
     raise_nofile()
+    os.nice(nice)
     asyncio.run(main(), loop_factory=uvloop.new_event_loop)
 
 
@@ -176,12 +183,12 @@ async def phases(args, root: Path) -> dict:
             paths = [PATHS[name] for name in args.stream_paths.split(",")]
             streams = StreamReaders(server, [  # the streams shared out between the paths
                 (path, args.streams * (i + 1) // len(paths) - args.streams * i // len(paths))
-                for i, path in enumerate(paths)])
+                for i, path in enumerate(paths)], args.reader_nice)
             await loop.run_in_executor(None, streams.start)
             running, capacity = await loop.run_in_executor(None, busy_workers, server)
             loaded = await open_loop(server, args.rate, args.seconds, task_id)
             running_after, _ = await loop.run_in_executor(None, busy_workers, server)
-            delivered = await loop.run_in_executor(None, streams.stop)
+            delivered, reader_cpu = await loop.run_in_executor(None, streams.stop)
         except BaseException:
             print(f"web server running: {server.web.alive()}; its log:\n"
                   f"{server.web.log()[-3000:]}", flush=True)
@@ -189,7 +196,8 @@ async def phases(args, root: Path) -> dict:
         finally:
             server.stop()
     return {"idle": idle, "loaded": loaded, "running": running, "capacity": capacity,
-            "running_after": running_after, "delivered": delivered}
+            "running_after": running_after, "delivered": delivered,
+            "reader_cpu": reader_cpu / args.seconds}
 
 
 async def run(args) -> None:
@@ -208,7 +216,8 @@ async def run(args) -> None:
             print(f"  {label} p99 by request, {name}: "
                   + ", ".join(f"{kind} {ms:.0f} ms" for kind, ms in r[name]["kinds"].items()))
         print(f"  {label}: {r['running']}/{r['capacity']} worker slots busy at the start, "
-              f"{r['running_after']} at the end, {r['delivered']} events delivered to the streams")
+              f"{r['running_after']} at the end, {r['delivered']} events delivered to the streams"
+              f" (their reading process: {r['reader_cpu']:.0%} of a core, nice {args.reader_nice})")
         if r["running_after"] < r["capacity"]:
             print(f"  {label}: WARNING: the workers ran out of work during the loaded phase, "
                   f"which then measures less than full load: raise --queue")
@@ -229,6 +238,9 @@ def main() -> None:
     # 200-post tasks take a worker about 0.1 s of CPU each: 600 keep four busy for a 10 s phase
     parser.add_argument("--queue", type=int, default=600, help="200-post tasks queued to load")
     parser.add_argument("--web-workers", type=int, default=1)
+    parser.add_argument("--reader-nice", type=int, default=0,
+                        help="niceness of the process reading the streams (19: its CPU goes to "
+                        "the server first, as when the viewers are on other machines)")
     parser.add_argument("--before", help="another checkout (e.g. a worktree of an older "
                         "commit) to measure the same way in the same run, after this one")
     args = parser.parse_args()
