@@ -134,12 +134,12 @@ class StreamReaders:
             raise RuntimeError("the streams did not open within 180 s")
 
     def stop(self) -> tuple[int, float]:
-        """Close the streams; how many events they received, and the CPU seconds the
-        reading process spent while the streams were open."""
+        """Close the streams; how many events they received, and the share of a core the
+        reading process used while they were open."""
         self._stop.set()
-        delivered, cpu = self._out.get(timeout=60)
+        delivered, share = self._out.get(timeout=60)
         self._proc.join(30)
-        return delivered, cpu
+        return delivered, share
 
 
 def _read_streams(port: int, token: str, counts: list[tuple[str, int]], nice: int, ready,
@@ -150,10 +150,11 @@ def _read_streams(port: int, token: str, counts: list[tuple[str, int]], nice: in
         for clients in groups:
             await clients.start()
         ready.set()
-        opened = time.process_time()
+        cpu, wall = time.process_time(), time.monotonic()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, stop.wait)
-        out.put((sum(sum(clients.received) for clients in groups), time.process_time() - opened))
+        share = (time.process_time() - cpu) / (time.monotonic() - wall)
+        out.put((sum(sum(clients.received) for clients in groups), share))
         for clients in groups:
             await clients.stop()
 
@@ -188,7 +189,7 @@ async def phases(args, root: Path) -> dict:
             running, capacity = await loop.run_in_executor(None, busy_workers, server)
             loaded = await open_loop(server, args.rate, args.seconds, task_id)
             running_after, _ = await loop.run_in_executor(None, busy_workers, server)
-            delivered, reader_cpu = await loop.run_in_executor(None, streams.stop)
+            delivered, reader_share = await loop.run_in_executor(None, streams.stop)
         except BaseException:
             print(f"web server running: {server.web.alive()}; its log:\n"
                   f"{server.web.log()[-3000:]}", flush=True)
@@ -197,7 +198,7 @@ async def phases(args, root: Path) -> dict:
             server.stop()
     return {"idle": idle, "loaded": loaded, "running": running, "capacity": capacity,
             "running_after": running_after, "delivered": delivered,
-            "reader_cpu": reader_cpu / args.seconds}
+            "reader_cpu": reader_share}
 
 
 async def run(args) -> None:

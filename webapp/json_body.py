@@ -1,10 +1,11 @@
 """JSON answers encoded by orjson.
 
 Under load the standard library's encoder was the event loop's biggest single item (the
-active-task list: 14 % of its samples); orjson writes the same JSON about ten times faster. The output keeps Flask's rules: sorted keys, compact, dates and
-dataclasses by the `default` of the provider it replaces (Flask's, extended by quart-schema
-for models). What orjson refuses (an integer beyond 64 bits, a non-string key, a lone
-surrogate) is encoded by the standard library as before.
+active-task list: 14 % of its samples); orjson writes the same JSON about ten times faster.
+The output keeps Flask's rules: sorted keys, compact, dates and dataclasses by the `default`
+of the provider it replaces (Flask's, extended by quart-schema for models). What orjson
+refuses (an integer beyond 64 bits, a non-string key, a lone surrogate) is encoded by the
+standard library as before.
 """
 from __future__ import annotations
 
