@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_api_load.py [--rate 40] [--seconds 10] [--streams 300]
         [--stream-paths api,board] [--workers 4] [--web-workers 1] [--reader-nice 0]
-        [--before DIR]
+        [--stream-server same|separate] [--worker-nice 0] [--before DIR]
 
 Starts its own redis-server, web server and worker processes (Redis mode, offline writer).
 Open loop: requests leave on a fixed schedule whatever the answers do, and each latency is
@@ -40,6 +40,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_fanout import PATHS, ROOT, Clients, Server, pct, raise_nofile  # noqa: E402
+from tests.support import PYTHON, Proc, free_port, wait_until  # noqa: E402
 
 MIX = ("status", "active", "health", "generate")
 
@@ -163,6 +164,25 @@ def _read_streams(port: int, token: str, counts: list[tuple[str, int]], nice: in
     asyncio.run(main(), loop_factory=uvloop.new_event_loop)
 
 
+class StreamPeer:
+    """A second web process on the same database and Redis, on a port of its own, serving
+    the loaded phase's streams (`--stream-server separate`): the timed requests then go to
+    a process that does no fan-out, which says how much of the ratio the fan-out's place
+    in the API's process is."""
+
+    def __init__(self, server: Server) -> None:
+        self.port = free_port()
+        self.token = server.token
+        self.web = Proc("web-streams", [PYTHON, "-m", "webapp", "--port", str(self.port)],
+                        server.env, server.tmp)
+        with httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=5) as client:
+            wait_until(lambda: client.get("/healthz").status_code in (200, 503), 30,
+                       "the streams' web server")
+
+    def stop(self) -> None:
+        self.web.stop()
+
+
 def busy_workers(server: Server) -> tuple[int, int]:
     workers = server.client.get("/api/health").json()["task_queue_status"]["workers"]
     alive = [w for w in workers if w["state"] == "alive"]
@@ -174,15 +194,18 @@ async def phases(args, root: Path) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         server = Server(Path(tmp), args.web_workers, {"GENERATION_RATE_LIMIT": "1000000"},
                         root=root)
+        peer = None
         try:
-            server.start_workers(args.workers)
+            server.start_workers(args.workers, args.worker_nice)
             task_id = server.sample_task()["task_id"]
             idle = await open_loop(server, args.rate, args.seconds, task_id)
 
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, saturate, server, args.queue)
             paths = [PATHS[name] for name in args.stream_paths.split(",")]
-            streams = StreamReaders(server, [  # the streams shared out between the paths
+            if args.stream_server == "separate":
+                peer = StreamPeer(server)
+            streams = StreamReaders(peer or server, [  # the streams shared out between the paths
                 (path, args.streams * (i + 1) // len(paths) - args.streams * i // len(paths))
                 for i, path in enumerate(paths)], args.reader_nice)
             await loop.run_in_executor(None, streams.start)
@@ -195,6 +218,8 @@ async def phases(args, root: Path) -> dict:
                   f"{server.web.log()[-3000:]}", flush=True)
             raise
         finally:
+            if peer is not None:
+                peer.stop()
             server.stop()
     return {"idle": idle, "loaded": loaded, "running": running, "capacity": capacity,
             "running_after": running_after, "delivered": delivered,
@@ -206,7 +231,9 @@ async def run(args) -> None:
     trees = [("after", ROOT)] + ([("before", Path(args.before).resolve())] if args.before else [])
     results = [(label, await phases(args, root)) for label, root in trees]
     print(f"{args.rate:g} req/s for {args.seconds:g}s (status, active, health, 3-post sync "
-          f"generation); loaded: every worker busy, {args.streams} streams open")
+          f"generation); loaded: every worker busy (nice {args.worker_nice}), {args.streams} "
+          f"streams open, served by {'a second' if args.stream_server == 'separate' else 'the same'}"
+          " web process")
     print(f"{'':<7} {'phase':<8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'web CPU':>8} {'own CPU':>8} {'own lag':>8}  errors")
     for label, r in results:
         for name in ("idle", "loaded"):
@@ -242,6 +269,11 @@ def main() -> None:
     parser.add_argument("--reader-nice", type=int, default=0,
                         help="niceness of the process reading the streams (19: its CPU goes to "
                         "the server first, as when the viewers are on other machines)")
+    parser.add_argument("--stream-server", choices=("same", "separate"), default="same",
+                        help="separate: the streams are served by a second web process (same "
+                        "database and Redis), the timed requests by the first")
+    parser.add_argument("--worker-nice", type=int, default=0,
+                        help="niceness of the worker processes (10: the web process's CPU first)")
     parser.add_argument("--before", help="another checkout (e.g. a worktree of an older "
                         "commit) to measure the same way in the same run, after this one")
     args = parser.parse_args()

@@ -147,9 +147,10 @@ class Server:
                              check=True)
         return out.stdout.strip().splitlines()[-1]
 
-    def start_workers(self, concurrency: int) -> None:
-        self.workers.append(Proc("worker", [PYTHON, str(self.root / "huey_worker.py"), "--workers",
-                                            str(concurrency)], self.env, self.tmp))
+    def start_workers(self, concurrency: int, nice: int = 0) -> None:
+        cmd = [PYTHON, str(self.root / "huey_worker.py"), "--workers", str(concurrency)]
+        self.workers.append(Proc("worker", ["nice", "-n", str(nice), *cmd] if nice else cmd,
+                                 self.env, self.tmp))
         wait_until(lambda: self.client.get("/api/health").json()["task_queue_status"]["workers"],
                    30, "a live worker")
 

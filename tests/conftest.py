@@ -155,7 +155,10 @@ def pytest_terminal_summary(terminalreporter):
 
 
 def pytest_configure(config):
-    os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    # The servers, workers and commands the tests start (hundreds of processes) load the
+    # product's modules from bytecode compiled once (in the ignored `__pycache__` folders)
+    # instead of compiling them again each time: 0.3-0.4 s of CPU per web server start.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 @pytest.fixture(autouse=True)
