@@ -93,7 +93,8 @@ def test_authors_see_only_their_own_tasks(stack, people):
         assert response.status_code == 404 and response.json()["error"] == "task_not_found"
     assert bob.post(f"/api/tasks/retry/{task_id}").status_code == 404
     assert bob.post(f"/api/tasks/revoke/{task_id}", json={}).status_code == 404
-    listed = bob.get("/api/tasks", params={"owner": people["ada"]["email"]}).json()
+    assert bob.get("/api/tasks", params={"owner": people["ada"]["email"]}).status_code == 403
+    listed = bob.get("/api/tasks").json()
     assert all(t["owner"] == people["bob"]["email"] for t in listed["tasks"])
     assert task_id not in {t["task_id"] for t in bob.get("/api/tasks/active").json()["active_tasks"]}
     # A manager sees it.

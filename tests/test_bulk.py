@@ -72,6 +72,7 @@ def test_authors_only_ever_match_their_own(stack):
 
 @pytest.mark.parametrize("body, field", [
     ({"action": "delete"}, "action"),
+    ({"action": "revoke"}, "filter"),  # every task only when asked for: "filter": {}
     ({"action": "revoke", "filter": {"status": "DONE"}}, "filter.status"),
     ({"action": "revoke", "filter": {"type": "nope"}}, "filter.type"),
     ({"action": "revoke", "filter": {"colour": "red"}}, "filter.colour"),

@@ -259,8 +259,13 @@ def test_stats_window_and_list_cursor_over_http(stack):
     bad = client.get("/api/tasks?before=yesterday")
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_query"
     # An empty cursor (a link or form with the field left blank) is no cursor: the first page.
-    for blank in ("before=", "after=", "before=&after="):
+    for blank in ("before=", "after=", "before=&after=", "status=&type=&owner="):
         assert client.get(f"/api/tasks?per_page=1&{blank}").json()["tasks"] == first["tasks"]
+    # A filter value that no task can have is a mistake to report, not an empty list.
+    for wrong in ("status=pending", "status=BOGUS", "type=bogus"):
+        bad = client.get(f"/api/tasks?{wrong}")
+        assert bad.status_code == 400 and bad.json()["error"] == "invalid_query", wrong
+        assert wrong.partition("=")[0] in bad.json()["message"]
 
 
 def test_latest_of_a_type_is_the_newest_whatever_its_status(db):

@@ -23,6 +23,7 @@ def test_same_key_same_body_answers_the_first_answer_and_queues_nothing(fresh_st
     assert again.status_code == 202
     assert again.json()["task_id"] == first.json()["task_id"]
     assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.content == first.content  # the same bytes, not only the same values
     assert _count(stack) == before
 
     other = stack.client.post("/api/generate-posts", json={**body, "count_per_platform": 2},

@@ -353,6 +353,10 @@ def test_authors_see_no_one_elses_work_nor_worker_internals(stack, people_here):
         assert not leaked, (path, leaked)
     assert author.get("/metrics").status_code == 403
     assert stack.client.get("/metrics").status_code == 200
+    # Asking for someone else's tasks is refused, not quietly answered with one's own.
+    others = author.get("/api/tasks", params={"owner": "manager@example.com"})
+    assert others.status_code == 403 and "leave owner out" in others.json()["message"]
+    assert author.get("/api/tasks", params={"owner": author.email}).status_code == 200
     stack.client.post("/api/autonomous/stop")
     stack.client.post(f"/api/tasks/revoke/{task_id}", json={"terminate": True})
 

@@ -62,6 +62,17 @@ def owner_scope() -> str | None:
     return None if user.role in ("manager", "viewer") else user.email
 
 
+def owner_filter(requested: str | None, what: str) -> str | None:
+    """Whose `what` a list shows: an author only their own (asking for anyone else's is
+    refused, not quietly narrowed), managers and viewers anyone's (`owner=`), or everyone's."""
+    scope = owner_scope()
+    if scope is None:
+        return requested or None
+    if requested and requested != scope:
+        raise ApiError(403, "forbidden", f"authors see their own {what} only: leave owner out")
+    return scope
+
+
 def acting_owner(requested: str | None) -> str:
     """The owner a request acts for: an author only for themselves, a manager for anyone."""
     return owner_for(current(), requested)

@@ -12,7 +12,7 @@ import functools
 import json
 from collections.abc import Callable
 
-from quart import Response, make_response, request
+from quart import jsonify, make_response, request
 
 from jobs import idempotency
 from webapp import runtime
@@ -36,8 +36,8 @@ def idempotent(view: Callable) -> Callable:
         digest = idempotency.request_hash(request.method, request.path, await request.get_data())
         found = await asyncio.to_thread(idempotency.claim, runtime().db, user_id, key, digest)
         if found.outcome == "replay":
-            response = Response(json.dumps(found.response), status=found.status,
-                                content_type="application/json")
+            response = jsonify(found.response)  # the first answer's bytes: same encoder
+            response.status_code = found.status
             response.headers["Idempotent-Replayed"] = "true"
             return response
         if found.outcome == "mismatch":

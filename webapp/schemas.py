@@ -100,8 +100,8 @@ class Owner(BaseModel):
 
 
 class TaskQuery(BaseModel):
-    status: str | None = None
-    type: str | None = None
+    status: Literal[STATUSES] | None = None  # type: ignore[valid-type]
+    type: Literal[TYPE_NAMES] | None = None  # type: ignore[valid-type]
     owner: str | None = None
     q: Annotated[str, StringConstraints(max_length=64)] | None = None
     page: int = Field(1, ge=1, le=100_000)
@@ -110,10 +110,10 @@ class TaskQuery(BaseModel):
     before: Annotated[str, StringConstraints(max_length=100)] | None = None
     after: Annotated[str, StringConstraints(max_length=100)] | None = None
 
-    @field_validator("before", "after", mode="before")
+    @field_validator("status", "type", "owner", "before", "after", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
-        return None if value == "" else value  # `after=` left blank: no cursor
+        return None if value == "" else value  # `status=` or `after=` left blank: no filter
 
 
 class ActiveQuery(BaseModel):
@@ -131,7 +131,7 @@ class BulkFilter(BaseModel):
 class BulkAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
     action: Literal["revoke", "retry"]
-    filter: BulkFilter = Field(default_factory=BulkFilter)
+    filter: BulkFilter  # required: `{}` (every task) is said, never assumed
     dry_run: StrictBool = False
     terminate: StrictBool = False  # revoke: stop running tasks within seconds even if stuck
 

@@ -12,7 +12,8 @@ from jobs.posts import batch_posts
 from webapp import runtime
 from webapp.actions import (get_task, request_generation, retry, revoke, run_daily,
                              set_autonomous, submit, submit_batch)
-from webapp.auth import acting_owner, current, manager_only, metrics_reader, owner_scope
+from webapp.auth import (acting_owner, current, manager_only, metrics_reader, owner_filter,
+                         owner_scope)
 from webapp.errors import ApiError, load_body, parse_query
 from webapp.health import health_report, queue_stats, stats_window
 from webapp.role_views import autonomous_for_author, health_for_author, stats_for_author
@@ -72,7 +73,7 @@ async def list_tasks():
                                "previous answer") from None
     result = await asyncio.to_thread(
         queries.task_page, runtime().db, statuses=(query.status,) if query.status else None,
-        task_type=query.type, owner=owner_scope() or query.owner, id_prefix=query.q,
+        task_type=query.type, owner=owner_filter(query.owner, "tasks"), id_prefix=query.q,
         page=query.page, per_page=query.per_page, before=query.before, after=query.after)
     return jsonify({"tasks": result.tasks, "total": result.total, "total_exact": result.total_exact,
                     "page": query.page, "per_page": query.per_page,

@@ -19,14 +19,14 @@ from jobs.platforms import PLATFORMS
 from jobs.posts import (MOVES, POST_STATES, PUBLISHED, PostFilters, draft_plans, list_posts,
                         post_owners)
 from webapp import local_time, runtime
-from webapp.auth import any_signed_in_user, current, local_path, owner_scope
+from webapp.auth import any_signed_in_user, current, local_path, owner_filter, owner_scope
 from webapp.confirmation import confirmed
 from webapp.errors import ApiError
 from webapp.local_time import from_input, viewer_tz
 from webapp.post_schemas import Campaign
 from webapp.routes.pages import _back, _log_position
-from webapp.routes.posts import (approve_plan_now, calendar_posts, calendar_url, owner_filter,
-                                 queue_campaign, schedule, update_post)
+from webapp.routes.posts import (approve_plan_now, calendar_posts, calendar_url, queue_campaign,
+                                 schedule, update_post)
 
 bp = Blueprint("authoring", __name__)
 
@@ -228,7 +228,7 @@ async def calendar_page():
     days = _grid(view, anchor)
     start = dt.datetime.combine(days[0], dt.time(), tz)
     end = dt.datetime.combine(days[-1] + dt.timedelta(days=1), dt.time(), tz)
-    owner = owner_filter(request.args.get("owner", "")[:200] or None)  # managers: anyone's
+    owner = owner_filter(request.args.get("owner", "")[:200] or None, "posts")
     db = runtime().db
     posts, plans, owners = await asyncio.gather(
         calendar_posts(start, end, owner),

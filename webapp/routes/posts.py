@@ -18,7 +18,8 @@ from jobs.task_types import POSTED_TYPES
 from jobs.scheduling import schedule_posts
 from webapp import runtime
 from webapp.actions import audit_action, get_task, submit
-from webapp.auth import acting_owner, any_signed_in_user, current, owner_scope, public
+from webapp.auth import (acting_owner, any_signed_in_user, current, owner_filter, owner_scope,
+                         public)
 from webapp.errors import ApiError, load_body, parse_query
 from webapp.post_schemas import (CalendarAnswer, CalendarQuery, Campaign, Error, ExportQuery,
                                  Post, PostChange, PostList, PostQuery, Queued, Schedule,
@@ -29,16 +30,6 @@ bp = Blueprint("posts", __name__)
 CONFLICTS = frozenset({"invalid_transition", "already_published", "conflict"})
 CALENDAR_MAX_DAYS = 100
 EXPORT_LIMIT = 10_000
-
-
-def owner_filter(requested: str | None) -> str | None:
-    """Whose posts: an author only their own; managers and viewers anyone's (`owner=`)."""
-    scope = owner_scope()
-    if scope is None:
-        return requested or None
-    if requested and requested != scope:
-        raise ApiError(403, "forbidden", "authors see their own posts only: leave owner out")
-    return scope
 
 
 def post_error(exc: PostError) -> ApiError:
@@ -55,7 +46,7 @@ def _not_found(post_id: int) -> ApiError:
 @document_response(Error, 400)
 async def posts_list():
     query = parse_query(PostQuery)
-    filters = PostFilters(owner=owner_filter(query.owner), status=query.status,
+    filters = PostFilters(owner=owner_filter(query.owner, "posts"), status=query.status,
                           platform=query.platform, book_id=query.book_id)
     rows, total = await asyncio.to_thread(list_posts, runtime().db, filters,
                                           offset=(query.page - 1) * query.per_page,
@@ -148,7 +139,7 @@ async def calendar_posts(start: dt.datetime, end: dt.datetime, owner: str | None
 @document_response(Error, 400)
 async def calendar():
     query = parse_query(CalendarQuery)
-    rows = await calendar_posts(query.from_, query.to, owner_filter(query.owner))
+    rows = await calendar_posts(query.from_, query.to, owner_filter(query.owner, "posts"))
     return jsonify({"posts": rows, "count": len(rows)})
 
 
@@ -165,7 +156,7 @@ async def posts_export():
     if query.format == "hootsuite" and query.platform is None:
         raise ApiError(400, "platform_required",
                        "Hootsuite imports one platform per file: add platform=twitter (or another)")
-    filters = PostFilters(owner=owner_filter(query.owner), status=query.status,
+    filters = PostFilters(owner=owner_filter(query.owner, "posts"), status=query.status,
                           platform=query.platform, scheduled_from=dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
     rows, _ = await asyncio.to_thread(list_posts, runtime().db, filters, limit=EXPORT_LIMIT)
     if query.format == "hootsuite":
