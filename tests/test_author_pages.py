@@ -126,11 +126,15 @@ def test_authors_see_the_last_daily_operations_without_its_id(stack):
 def test_a_confirmed_change_goes_back_only_to_a_page_of_ours(stack):
     _, me, _, posts = _with_posts(stack, "backwards")
     post = posts[0]
-    assert me.post(f"/posts/{post['id']}", data={"status": "approved"}).status_code == 303
+    approved = me.post(f"/posts/{post['id']}", data={"status": "approved"},
+                       headers={"Referer": f"{stack.base_url}/posts?status=draft"})
+    assert approved.status_code == 303
+    assert approved.headers["location"] == "/posts?status=draft&done=approved"
+    assert "Post approved" in me.get(approved.headers["location"]).text  # said, not only done
     for back in ("//evil.example.com/", "/\\evil.example.com", "https://evil.example.com/"):
         done = me.post(f"/posts/{post['id']}", data={"text": "Still mine https://ex.com/t",
                                                       "confirmed": "yes", "back": back})
-        assert done.status_code == 303 and done.headers["location"] == "/posts", back
+        assert done.status_code == 303 and done.headers["location"] == "/posts?done=text", back
     done = me.post(f"/posts/{post['id']}", data={"status": "published", "confirmed": "yes",
                                                   "back": "/calendar?view=week"})
     assert done.headers["location"] == "/calendar?view=week"

@@ -18,6 +18,8 @@ def test_author_adds_edits_and_deletes_a_book(stack):
     me = _signed_in(stack, f"writer.{stack.name}@example.com")
     bad = me.post("/books", data={"title": "", "tone": "warm"})
     assert bad.status_code == 400 and 'data-error-for="title"' in bad.text
+    not_a_link = me.post("/books", data={"title": "Salt", "link": "not a url", "tone": "warm"})
+    assert not_a_link.status_code == 400 and "starting with http:// or https://" in not_a_link.text
     added = me.post("/books", data={"title": "<script>alert(1)</script>", "author": "Ann",
                                     "keywords": "sea, salt", "launch_date": "2027-01-02",
                                     "tone": "playful"})

@@ -72,6 +72,7 @@ def test_generate_for_a_saved_book(stack, page):
     assert book.status_code == 201, book.text
     page.goto(stack.base_url + "/generate")
     page.select_option("select[name=book_id]", label="Saved Shores by Ines Vale")
+    expect(page.locator("input[name='book.title']")).to_be_hidden()  # not asked for a saved book
     page.fill("input[name=count_per_platform]", "5")  # 10 posts: queued
     page.click("button.generate-button")
     queued = page.locator("#generate-result .queued")

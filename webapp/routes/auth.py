@@ -16,6 +16,7 @@ from webapp.auth import (any_signed_in_user, cross_site_refusal, current, local_
 from webapp.confirmation import ask_first
 from webapp.errors import ApiError, load_body
 from webapp.limits import Hit
+from webapp.view_helpers import seconds_text
 
 bp = Blueprint("auth", __name__)
 
@@ -73,7 +74,7 @@ async def login_post():
         status, error, headers = 401, "That email and password do not match an account.", {}
         if wait is not None:
             status, headers = 429, {"Retry-After": str(wait)}
-            error = f"Too many sign-in attempts; try again in {wait} seconds."
+            error = f"Too many sign-in attempts; try again in {seconds_text(wait)}."
         page = await render_template("login.html", next=form.get("next", ""), error=error, email=email)
         return page, status, headers
     # A successful sign-in is not an attempt to guess: hand back exactly what it counted.

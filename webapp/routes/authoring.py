@@ -73,8 +73,16 @@ async def review():
     start = (dt.datetime.now(viewer_tz()) + dt.timedelta(days=1)).replace(
         hour=9, minute=0, second=0, microsecond=0)
     return await render_template("posts.html", posts=rows, total=total, filters=filters,
-                                 books=my_books, default_start=start.strftime("%Y-%m-%dT%H:%M"),
+                                 done=DONE_WORDS.get(args.get("done", "")), books=my_books, default_start=start.strftime("%Y-%m-%dT%H:%M"),
                                  tz=viewer_tz().key)
+
+
+# What the posts list says after a change made from it (`?done=`).
+DONE_WORDS = {"approved": "Post approved: it is under Approved, ready to schedule.",
+              "rejected": "Post rejected.", "draft": "Post moved back to draft.",
+              "scheduled": "Post scheduled.",
+              "published": "Post marked published.", "text": "Text saved.",
+              "time": "Time saved."}
 
 
 def _changes(form) -> dict:
@@ -114,6 +122,9 @@ async def post_change(post_id: int):
         return await _refused(exc, back)
     if form.get("back"):  # came through the confirmation page (its own address is the referrer)
         back = local_path(form["back"], back)
+    if changes and back.partition("?")[0] == "/posts":  # the list says what became of it
+        back = _with_query(back, done=changes.get("status") or ("text" if "text" in changes
+                                                                 else "time"))
     return redirect(back, 303)
 
 

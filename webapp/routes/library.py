@@ -24,7 +24,7 @@ _MESSAGES = {
     "keywords": "At most 30 keywords, each up to 300 characters, separated by commas.",
     "comparables": "At most 20 comparable titles, separated by commas.",
     "blurb": "The blurb can be up to 5,000 characters.",
-    "link": "The link can be up to 2,000 characters.",
+    "link": "Enter a web address starting with http:// or https:// (up to 2,000 characters).",
 }
 
 
