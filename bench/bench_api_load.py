@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/bench_api_load.py [--rate 40] [--seconds 10] [--streams 300]
         [--stream-paths api,board] [--workers 4] [--web-workers 1] [--reader-nice 0]
-        [--stream-server same|separate] [--worker-nice 0] [--before DIR]
+        [--stream-server same|separate] [--worker-nice 0] [--database sqlite|postgres]
+        [--before DIR]
 
 Starts its own redis-server, web server and worker processes (Redis mode, offline writer).
 Open loop: requests leave on a fixed schedule whatever the answers do, and each latency is
@@ -40,7 +41,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_fanout import PATHS, ROOT, Clients, Server, pct, raise_nofile  # noqa: E402
-from tests.support import PYTHON, Proc, free_port, wait_until  # noqa: E402
+from tests.support import PYTHON, PostgresServer, Proc, free_port, wait_until  # noqa: E402
 
 MIX = ("status", "active", "health", "generate")
 
@@ -192,8 +193,11 @@ def busy_workers(server: Server) -> tuple[int, int]:
 async def phases(args, root: Path) -> dict:
     """Idle, then loaded, on a server of the checkout at `root`."""
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
-        server = Server(Path(tmp), args.web_workers, {"GENERATION_RATE_LIMIT": "1000000"},
-                        root=root)
+        extra = {"GENERATION_RATE_LIMIT": "1000000"}
+        postgres = PostgresServer() if args.database == "postgres" else None
+        if postgres is not None:
+            extra["DATABASE_URL"] = postgres.database(f"bench_api_{root.name}")
+        server = Server(Path(tmp), args.web_workers, extra, root=root)
         peer = None
         try:
             server.start_workers(args.workers, args.worker_nice)
@@ -221,6 +225,8 @@ async def phases(args, root: Path) -> dict:
             if peer is not None:
                 peer.stop()
             server.stop()
+            if postgres is not None:
+                postgres.stop()
     return {"idle": idle, "loaded": loaded, "running": running, "capacity": capacity,
             "running_after": running_after, "delivered": delivered,
             "reader_cpu": reader_share}
@@ -233,7 +239,7 @@ async def run(args) -> None:
     print(f"{args.rate:g} req/s for {args.seconds:g}s (status, active, health, 3-post sync "
           f"generation); loaded: every worker busy (nice {args.worker_nice}), {args.streams} "
           f"streams open, served by {'a second' if args.stream_server == 'separate' else 'the same'}"
-          " web process")
+          f" web process; {args.database}")
     print(f"{'':<7} {'phase':<8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'web CPU':>8} {'own CPU':>8} {'own lag':>8}  errors")
     for label, r in results:
         for name in ("idle", "loaded"):
@@ -272,6 +278,7 @@ def main() -> None:
     parser.add_argument("--stream-server", choices=("same", "separate"), default="same",
                         help="separate: the streams are served by a second web process (same "
                         "database and Redis), the timed requests by the first")
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--worker-nice", type=int, default=0,
                         help="niceness of the worker processes (10: the web process's CPU first)")
     parser.add_argument("--before", help="another checkout (e.g. a worktree of an older "

@@ -99,11 +99,18 @@ def pretty_json(value) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
 
 
+def action_text(code: str) -> str:
+    """An audit entry's action as the page reads it: `queue.resume` -> "Queue: resume",
+    `tasks.bulk_revoke` -> "Tasks: bulk revoke" (the API keeps the code)."""
+    subject, _, verb = code.partition(".")
+    return f"{subject.capitalize()}: {verb.replace('_', ' ')}" if verb else code
+
+
 def register(app: Quart) -> None:
     app.jinja_env.filters.update(
         ago=ago, seconds=seconds_text, run_seconds=run_seconds, summary=task_types.summary,
         section=section_of, pretty_json=pretty_json, by_platform=by_platform, epoch_iso=epoch_iso,
-        type_label=task_types.label,
+        type_label=task_types.label, action_text=action_text,
     )
     app.jinja_env.tests.update(running=is_running)
     app.jinja_env.globals.update(
