@@ -44,11 +44,12 @@ def _queue_probe(rt: Runtime) -> dict:
     return {"backend": rt.mode, "reason": rt.choice.reason, "messages_waiting": pending, **result}
 
 
-def _collect(rt: Runtime) -> dict:
+def _collect(rt: Runtime, database: dict) -> dict:
+    """The panel's facts, the database's probe (`database`) already made."""
     now = rt.clock.now()  # the clock worker heartbeats and task times are written with
     workers = queries.worker_list(rt.db, rt.settings.worker_lost_after, now=now)
     return {
-        "database": _database_probe(rt),
+        "database": database,
         "queue": _queue_probe(rt),
         "summary": queries.queue_summary(rt.db, now=now),
         "workers": workers,
@@ -109,7 +110,7 @@ def _collect_safely(rt: Runtime) -> dict:
     database = _database_probe(rt)
     if not database["ok"]:
         return {"database": database, "queue": _queue_probe(rt)}
-    return _collect(rt)
+    return _collect(rt, database)
 
 
 def _pending_or_none(rt: Runtime) -> int | None:
