@@ -56,6 +56,13 @@ async def author_home():
 
 # -- reviewing posts --
 
+# What the posts list says after a change made from it (`?done=`).
+DONE_WORDS = {"approved": "Post approved: it is under Approved, ready to schedule.",
+              "rejected": "Post rejected.", "draft": "Post moved back to draft.",
+              "scheduled": "Post scheduled.", "published": "Post marked published.",
+              "text": "Text saved.", "time": "Time saved."}
+
+
 @bp.get("/posts")
 async def review():
     args = request.args
@@ -73,16 +80,9 @@ async def review():
     start = (dt.datetime.now(viewer_tz()) + dt.timedelta(days=1)).replace(
         hour=9, minute=0, second=0, microsecond=0)
     return await render_template("posts.html", posts=rows, total=total, filters=filters,
-                                 done=DONE_WORDS.get(args.get("done", "")), books=my_books, default_start=start.strftime("%Y-%m-%dT%H:%M"),
+                                 done=DONE_WORDS.get(args.get("done", "")), books=my_books,
+                                 default_start=start.strftime("%Y-%m-%dT%H:%M"),
                                  tz=viewer_tz().key)
-
-
-# What the posts list says after a change made from it (`?done=`).
-DONE_WORDS = {"approved": "Post approved: it is under Approved, ready to schedule.",
-              "rejected": "Post rejected.", "draft": "Post moved back to draft.",
-              "scheduled": "Post scheduled.",
-              "published": "Post marked published.", "text": "Text saved.",
-              "time": "Time saved."}
 
 
 def _changes(form) -> dict:
