@@ -10,6 +10,7 @@ from sqlalchemy.schema import CreateColumn
 
 from jobs import task_stats
 from jobs.models import metadata
+from jobs.outage import database_outage
 
 log = logging.getLogger("jobs.db")
 
@@ -50,6 +51,8 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # A connection handed out (PostgreSQL's pinged first) ends an outage this process saw.
+    event.listen(engine, "checkout", lambda *_: database_outage.succeeded())
     _create_tables(engine)
     task_stats.count_existing_once(engine)
     return engine

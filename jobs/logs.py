@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from jobs.outage import QuietRedisErrors
+from jobs.outage import QuietOutageErrors
 
 
 def configure_logging(level: str) -> None:
@@ -14,5 +14,5 @@ def configure_logging(level: str) -> None:
     # A Redis outage is one line when it starts and one when it ends, not a traceback per
     # failed call (jobs/outage.py).
     for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, QuietRedisErrors) for f in handler.filters):
-            handler.addFilter(QuietRedisErrors())
+        if not any(isinstance(f, QuietOutageErrors) for f in handler.filters):
+            handler.addFilter(QuietOutageErrors())

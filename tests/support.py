@@ -174,11 +174,16 @@ class PostgresServer:
             self._as = [require("runuser", "to run PostgreSQL as its own user"), "-u", "postgres", "--"]
         subprocess.run([*self._as, str(bindir / "initdb"), "-D", str(self.data), "-A", "trust",
                         "-U", "postgres", "--no-sync"], check=True, capture_output=True, timeout=120)
-        self.proc = Proc(f"postgres-{self.port}", [*self._as, str(bindir / "postgres"), "-D",
-                         str(self.data), "-p", str(self.port), "-k", str(self.data),
-                         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
-                         dict(os.environ), base)
+        self._bindir = bindir
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self.start()
+
+    def start(self) -> None:
+        """Start the cluster (again, after `halt`: its data kept)."""
+        self.proc = Proc(f"postgres-{self.port}", [*self._as, str(self._bindir / "postgres"),
+                         "-D", str(self.data), "-p", str(self.port), "-k", str(self.data),
+                         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+                         dict(os.environ), self.base)
         wait_until(self._ready, 30, "PostgreSQL to accept connections")
 
     def _ready(self) -> bool:
@@ -196,12 +201,16 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """Stop the server (fast shutdown: its connections are cut), keeping its data."""
         # To the whole group: runuser does not pass SIGINT on, and the stop then waited out
         # Proc.wait's 15 s and killed the cluster (at the end of every run that used it).
         if self.proc.alive():
             os.killpg(self.proc.pid, signal.SIGINT)
         self.proc.wait()
+
+    def stop(self) -> None:
+        self.halt()
         shutil.rmtree(self.base, ignore_errors=True)
 
 
