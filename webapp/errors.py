@@ -85,8 +85,13 @@ def register(app: Quart) -> None:
 
     @app.errorhandler(Exception)
     async def _unexpected(exc: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, **INTERNAL_ERROR)
+        return unexpected(exc)
+
+
+def unexpected(exc: BaseException):
+    """The 500 of an error no rule answers, logged with its traceback."""
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return error_response(500, **INTERNAL_ERROR)
 
 
 def wants_json() -> bool:
