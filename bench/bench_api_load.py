@@ -3,15 +3,16 @@
     .venv/bin/python bench/bench_api_load.py [--rate 40] [--seconds 10] [--streams 300]
         [--stream-paths api,board] [--workers 4] [--web-workers 1] [--reader-nice 0]
         [--stream-server same|separate] [--worker-nice 0] [--database sqlite|postgres]
-        [--before DIR]
+        [--apart] [--before DIR]
 
 Starts its own redis-server, web server and worker processes (Redis mode, offline writer).
 Open loop: requests leave on a fixed schedule whatever the answers do, and each latency is
 measured from the moment its request was due, so a stalled server shows as the backlog it
 causes. The mix: task status, active tasks, health, and a 3-post synchronous generation.
 
-- idle: nothing else running;
-- loaded: every worker busy with queued 200-post generations, `--streams` event streams open
+- idle: the queue paused with the loaded phase's work waiting in it, so that both phases
+  read the same history;
+- loaded: the queue resumed, every worker busy with queued 200-post generations, `--streams` event streams open
   (by default half /api/events, half /board/stream) receiving every change, read by a
   process of their own so that reading them does not delay the timed answers (its CPU is
   printed; `--reader-nice 19` gives the server the cores first, as viewers on other machines
@@ -21,7 +22,11 @@ Prints p50/p95/p99 for both phases and the loaded/idle ratio, the web process's 
 this process's own CPU and loop lag (p99 of how late a 5 ms sleep wakes: the machine's
 scheduling delay, which every measured latency carries too). Client, server and workers
 share the machine: on 2 cores the workers take CPU from the web process by design of the
-test, so the ratio says how well requests keep their place under that pressure.
+test, so the ratio says how well requests keep their place under that pressure. With
+`--apart`, both phases run with the API's web process and this timing process on the first
+core and everything else (workers, Redis, the streams' reader, a separate stream server,
+PostgreSQL) on the others, as when those run on other machines: the ratio then says what the
+load costs the API's process itself.
 """
 from __future__ import annotations
 
@@ -107,14 +112,27 @@ async def open_loop(server: Server, rate: float, seconds: float, task_id: str) -
 
 
 def saturate(server: Server, tasks: int) -> None:
-    """Queue enough large generations to keep every worker busy for the loaded phase."""
-    with httpx.Client(base_url=server.url, headers=server.client.headers, timeout=30) as client:
+    """Queue enough large generations to keep every worker busy for the loaded phase, with
+    the queue paused: the idle phase then sees the same history and waiting list as the
+    loaded one (the workers drop the paused tasks' messages; resuming queues them again)."""
+    with httpx.Client(base_url=server.url, headers=server.client.headers, timeout=60) as client:
+        assert client.post("/api/queue/pause", json={}).status_code == 200
         for _ in range(tasks):
             response = client.post("/api/generate-posts", json={
                 "platforms": ["twitter", "mastodon", "linkedin", "facebook", "instagram",
                               "threads", "bluesky", "tiktok"],
                 "count_per_platform": 25, "async": True})
             assert response.status_code == 202, response.text
+        wait_until(lambda: client.get("/api/health").json()["services"]["queue"][
+            "messages_waiting"] == 0, 120, "the workers to set the paused messages aside")
+
+
+def release(server: Server) -> None:
+    """Resume the queue and wait until every worker slot is busy."""
+    response = server.client.post("/api/queue/resume", json={}, timeout=120)
+    assert response.status_code == 200, response.text
+    wait_until(lambda: (lambda busy: busy[0] == busy[1])(busy_workers(server)), 60,
+               "every worker slot busy")
 
 
 class StreamReaders:
@@ -122,12 +140,13 @@ class StreamReaders:
     every event of hundreds of streams would delay the timed requests' answers in this
     process's event loop, and the figures would measure the reader as much as the server."""
 
-    def __init__(self, server: Server, counts: list[tuple[str, int]], nice: int = 0) -> None:
+    def __init__(self, server: Server, counts: list[tuple[str, int]], nice: int = 0,
+                 cpus: set[int] | None = None) -> None:
         context = multiprocessing.get_context("spawn")
         self._ready, self._stop = context.Event(), context.Event()
         self._out = context.Queue()
         self._proc = context.Process(target=_read_streams, daemon=True, args=(
-            server.port, server.token, counts, nice, self._ready, self._stop, self._out))
+            server.port, server.token, counts, nice, cpus, self._ready, self._stop, self._out))
 
     def start(self) -> None:
         self._proc.start()
@@ -144,8 +163,8 @@ class StreamReaders:
         return delivered, share
 
 
-def _read_streams(port: int, token: str, counts: list[tuple[str, int]], nice: int, ready,
-                  stop, out) -> None:
+def _read_streams(port: int, token: str, counts: list[tuple[str, int]], nice: int, cpus,
+                  ready, stop, out) -> None:
     async def main() -> None:
         server = types.SimpleNamespace(port=port, token=token)
         groups = [Clients(server, path, n) for path, n in counts]
@@ -162,6 +181,8 @@ def _read_streams(port: int, token: str, counts: list[tuple[str, int]], nice: in
 
     raise_nofile()
     os.nice(nice)
+    if cpus:
+        os.sched_setaffinity(0, cpus)
     asyncio.run(main(), loop_factory=uvloop.new_event_loop)
 
 
@@ -184,6 +205,35 @@ class StreamPeer:
         self.web.stop()
 
 
+def cpu_split(apart: bool) -> tuple[set[int], set[int]]:
+    """The API's cores and everyone else's under `--apart`: the first core, and the rest."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if apart and len(cpus) < 2:
+        raise SystemExit("--apart needs at least two cores")
+    return {cpus[0]}, set(cpus[1:])
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of `pid` and of its descendants onto `cpus` (children started later
+    inherit it)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rpartition(")")[2].split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        parents.setdefault(ppid, []).append(int(stat.parent.name))
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        todo += parents.get(current, [])
+        for thread in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                os.sched_setaffinity(int(thread.name), cpus)
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+
+
 def busy_workers(server: Server) -> tuple[int, int]:
     workers = server.client.get("/api/health").json()["task_queue_status"]["workers"]
     alive = [w for w in workers if w["state"] == "alive"]
@@ -199,21 +249,35 @@ async def phases(args, root: Path) -> dict:
             extra["DATABASE_URL"] = postgres.database(f"bench_api_{root.name}")
         server = Server(Path(tmp), args.web_workers, extra, root=root)
         peer = None
+        api_cpus, other_cpus = args.cpus
+        if args.apart:
+            pin(server.web.pid, api_cpus)
+            for proc in [server.redis.proc] + ([postgres.proc] if postgres else []):
+                pin(proc.pid, other_cpus)
         try:
             server.start_workers(args.workers, args.worker_nice)
+            if args.apart:
+                pin(server.workers[-1].pid, other_cpus)
             task_id = server.sample_task()["task_id"]
+            loop = asyncio.get_running_loop()
+            print(f"{root.name}: queueing {args.queue} generations (paused)", flush=True)
+            await loop.run_in_executor(None, saturate, server, args.queue)
+            print(f"{root.name}: idle phase, web pid {server.web.pid}", flush=True)
             idle = await open_loop(server, args.rate, args.seconds, task_id)
 
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, saturate, server, args.queue)
+            await loop.run_in_executor(None, release, server)
             paths = [PATHS[name] for name in args.stream_paths.split(",")]
             if args.stream_server == "separate":
                 peer = StreamPeer(server)
+                if args.apart:
+                    pin(peer.web.pid, other_cpus)
             streams = StreamReaders(peer or server, [  # the streams shared out between the paths
                 (path, args.streams * (i + 1) // len(paths) - args.streams * i // len(paths))
-                for i, path in enumerate(paths)], args.reader_nice)
+                for i, path in enumerate(paths)], args.reader_nice,
+                other_cpus if args.apart else None)
             await loop.run_in_executor(None, streams.start)
             running, capacity = await loop.run_in_executor(None, busy_workers, server)
+            print(f"{root.name}: loaded phase", flush=True)
             loaded = await open_loop(server, args.rate, args.seconds, task_id)
             running_after, _ = await loop.run_in_executor(None, busy_workers, server)
             delivered, reader_share = await loop.run_in_executor(None, streams.stop)
@@ -234,12 +298,17 @@ async def phases(args, root: Path) -> dict:
 
 async def run(args) -> None:
     raise_nofile()
+    args.cpus = cpu_split(args.apart)
+    if args.apart:  # this timing process (and the threads it starts) beside the API's process
+        os.sched_setaffinity(0, args.cpus[0])
     trees = [("after", ROOT)] + ([("before", Path(args.before).resolve())] if args.before else [])
     results = [(label, await phases(args, root)) for label, root in trees]
     print(f"{args.rate:g} req/s for {args.seconds:g}s (status, active, health, 3-post sync "
           f"generation); loaded: every worker busy (nice {args.worker_nice}), {args.streams} "
           f"streams open, served by {'a second' if args.stream_server == 'separate' else 'the same'}"
-          f" web process; {args.database}")
+          f" web process; {args.database}"
+          + ("; the API's process and this client on one core, the rest on the others"
+             if args.apart else ""))
     print(f"{'':<7} {'phase':<8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'web CPU':>8} {'own CPU':>8} {'own lag':>8}  errors")
     for label, r in results:
         for name in ("idle", "loaded"):
@@ -281,6 +350,9 @@ def main() -> None:
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--worker-nice", type=int, default=0,
                         help="niceness of the worker processes (10: the web process's CPU first)")
+    parser.add_argument("--apart", action="store_true",
+                        help="the API's web process and the timing client on one core, the "
+                        "workers, Redis, the streams and their servers on the others")
     parser.add_argument("--before", help="another checkout (e.g. a worktree of an older "
                         "commit) to measure the same way in the same run, after this one")
     args = parser.parse_args()
