@@ -172,11 +172,68 @@ def test_a_spell_of_slow_passes_is_not_paid_for_afterwards(monkeypatch, requests
 def test_requests_other_than_streams_are_noted(monkeypatch):
     monkeypatch.setattr(sse.requests, "last", 0.0)
 
+    monkeypatch.setattr(sse.requests, "active", 0)
+    seen = []
+
     async def app(scope, receive, send) -> None:
-        return None
+        seen.append(sse.requests.active)
 
     direct = sse.DirectStreams(app, lambda path: path == "/api/events")
     asyncio.run(direct({"type": "http", "method": "GET", "path": "/api/events"}, None, None))
     assert sse.requests.last == 0.0, "a stream is not a request the pump makes room for"
     asyncio.run(direct({"type": "http", "method": "GET", "path": "/healthz"}, None, None))
     assert sse.requests.last > 0.0
+    assert seen == [0, 1] and sse.requests.active == 0, "counted while it is answered"
+
+
+async def _one_stream(bus: MemoryEventBus) -> tuple[_Socket, asyncio.Task]:
+    pump = fanout.Pump(bus, keepalive=15)
+    sock = _Socket()
+    cursor = bus.follow()
+    served = asyncio.create_task(pump.serve(
+        fanout._Follower(cursor.__enter__(), _JsonView(None, fanout.Batches())), sock))
+    await asyncio.sleep(0)  # the stream registers with the pump
+    return sock, served
+
+
+def test_a_pass_gives_way_to_a_request_being_answered(monkeypatch):
+    """While a request that has just begun is being answered, the pass writes nothing;
+    once it is answered, the pass goes on (waits made long: only the answer can end one)."""
+    monkeypatch.setattr(sse.requests, "active", 0)
+    monkeypatch.setattr(fanout, "MAX_GAP", 60.0)
+    monkeypatch.setattr(fanout, "GIVE_WAY_FOR", 60.0)
+
+    async def run() -> None:
+        bus = MemoryEventBus(1000)
+        await bus.start()
+        sock, served = await _one_stream(bus)
+        sse.requests.began()
+        bus.publish(_event(0))
+        await _turns(bus, 50)
+        assert sock.writes == [], "the pass waited for the request"
+        sse.requests.ended()
+        await sock.wait_for(1, timeout=5)
+        await bus.close()
+        await asyncio.wait_for(served, 10)
+
+    asyncio.run(run())
+
+
+def test_a_long_request_holds_passes_back_only_briefly(monkeypatch):
+    monkeypatch.setattr(sse.requests, "active", 0)
+    monkeypatch.setattr(fanout, "MAX_GAP", 60.0)
+    monkeypatch.setattr(fanout, "GIVE_WAY_FOR", 0.05)
+
+    async def run() -> None:
+        bus = MemoryEventBus(1000)
+        await bus.start()
+        sock, served = await _one_stream(bus)
+        sse.requests.began()  # and never answered while the events flow
+        for n in range(3):
+            bus.publish(_event(n))
+            await sock.wait_for(n + 1, timeout=5)
+        sse.requests.ended()
+        await bus.close()
+        await asyncio.wait_for(served, 10)
+
+    asyncio.run(run())

@@ -36,6 +36,13 @@ ID_ONLY_EVERY = 1.0  # seconds; how often a stream moves a browser past events i
 OPEN_FILE_RESERVE = 256  # descriptors kept for the API, sign-in, health, database and Redis
 RETRY_AFTER = 5          # seconds a refused client is told to wait
 SWEEP_SLICE = 128        # streams written per turn of the event loop in a pump pass
+SERVING_SLICE = 16       # the same while requests come (one began within REQUESTS_RECENT)
+# Requests go first: between slices a pass waits while a request that began within
+# GIVE_WAY_FOR seconds is being answered (looking every GIVE_WAY_POLL), for at most MAX_GAP
+# in all. A request then waits for one short slice of writes at most, not for a whole pass
+# at each of its turns on the loop; a long request (an export) holds passes back only briefly.
+GIVE_WAY_FOR = 0.1
+GIVE_WAY_POLL = 0.002
 # The pump's time writing is budgeted: it earns PUMP_SHARE of the time that passes, saves up
 # to PUMP_BURST seconds, and a pass that finds the budget spent waits until it is earned
 # back (at most MAX_GAP), while what arrives meanwhile joins that pass. Writing to every
@@ -207,15 +214,20 @@ class Pump:
 
     async def _pass(self, followers: list[_Follower]) -> float:
         """Write every stream's pending slice; the seconds spent writing (not yielding)."""
-        writing, started = 0.0, time.perf_counter()
-        for n, follower in enumerate(followers, 1):
-            if not follower.busy and not follower.ended:
-                self._write_pending(follower)
-            if n % SWEEP_SLICE == 0:
-                writing += time.perf_counter() - started
-                await asyncio.sleep(0)  # let requests in between
-                started = time.perf_counter()
-        return writing + time.perf_counter() - started
+        now = time.monotonic()
+        deadline = now + MAX_GAP
+        step = SERVING_SLICE if now - sse.requests.last < REQUESTS_RECENT else SWEEP_SLICE
+        writing = 0.0
+        for start in range(0, len(followers), step):
+            if start:
+                await asyncio.sleep(0)  # let requests in
+            await _give_way(deadline)
+            began = time.perf_counter()
+            for follower in followers[start:start + step]:
+                if not follower.busy and not follower.ended:
+                    self._write_pending(follower)
+            writing += time.perf_counter() - began
+        return writing
 
     def _write_pending(self, follower: _Follower) -> None:
         taken = follower.take()
@@ -236,6 +248,14 @@ class Pump:
         if socket.backed_up:
             follower.busy = True
             follower.wake.set()
+
+
+async def _give_way(deadline: float) -> None:
+    """Wait while a request that began within GIVE_WAY_FOR is being answered, until
+    `deadline` (monotonic) at the latest."""
+    requests = sse.requests
+    while requests.active and time.monotonic() < min(deadline, requests.last + GIVE_WAY_FOR):
+        await asyncio.sleep(GIVE_WAY_POLL)
 
 
 async def follow(bus: EventBus, view: View, pump: Pump, *, last_id: str | None,

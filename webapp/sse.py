@@ -73,10 +73,18 @@ class DirectSocket:
 
 
 class _Requests:
-    """When this process last began answering a request other than a stream (the stream
-    pump yields to requests only while there are some: see webapp/fanout.py)."""
+    """The requests other than streams this process is answering: how many, and when the
+    latest began (the stream pump gives way to them: see webapp/fanout.py)."""
 
     last = 0.0
+    active = 0
+
+    def began(self) -> None:
+        self.active += 1
+        self.last = time.monotonic()
+
+    def ended(self) -> None:
+        self.active -= 1
 
 
 requests = _Requests()
@@ -112,7 +120,12 @@ class DirectStreams:
             if scope["method"] == "GET" and self.paths(scope["path"]):
                 send = self._direct(send)
             else:
-                requests.last = time.monotonic()
+                requests.began()
+                try:
+                    await self.app(scope, receive, send)
+                finally:
+                    requests.ended()
+                return
         await self.app(scope, receive, send)
 
     @staticmethod
