@@ -20,10 +20,11 @@ import time
 
 import httpx
 import redis
-from sqlalchemy import Engine, case, desc, insert, select, update
+from sqlalchemy import Connection, Engine, case, desc, insert, select, update
 
 from jobs import queries
 from jobs.background import BackgroundThread
+from jobs.db import connected
 from jobs import workers as worker_states
 from jobs.models import FAILURE, STARTED, alerts, iso, tasks, utcnow
 
@@ -249,12 +250,12 @@ def failures_between(since: dt.datetime, until: dt.datetime):
             .order_by(tasks.c.finished_at))
 
 
-def overdue_tasks(db: Engine, settings, now: dt.datetime) -> list[dict]:
+def overdue_tasks(db: Engine | Connection, settings, now: dt.datetime) -> list[dict]:
     """Runs older than their type's timeout (plus the watchdog's own delay): the watchdog
     should have stopped them, so something is wrong with their worker. `now` from the
     shared clock, which stamped their start."""
     slack = 2 * settings.heartbeat_interval
-    with db.connect() as conn:
+    with connected(db) as conn:
         running = conn.execute(select(tasks.c.id, tasks.c.type, tasks.c.started_at)
                                .where(tasks.c.status == STARTED)).all()
     late = []

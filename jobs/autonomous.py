@@ -1,9 +1,10 @@
 """Autonomous operations: when on, the scheduler queues the daily operations every day."""
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from jobs import queries, shared_state
+from jobs.db import connected
 from jobs.models import iso, now_iso
 
 KEY = "autonomous"
@@ -24,8 +25,8 @@ def set_enabled(db: Engine, enabled: bool, by: str) -> dict:
     return {**after, "changed": after != before}
 
 
-def status(db: Engine) -> dict:
-    with db.connect() as conn:
+def status(db: Engine | Connection) -> dict:
+    with connected(db) as conn:
         value = _read(conn)
         last = queries.latest_of_type(conn, "daily_operations")
     return {

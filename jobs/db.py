@@ -1,8 +1,10 @@
 """The SQL engine. Blocking by design: workers call it directly, the web hands calls to a thread."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 
 from sqlalchemy import Column, Connection, Engine, Table, create_engine, event, inspect, text
 from sqlalchemy.exc import DBAPIError
@@ -24,6 +26,17 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+@contextlib.contextmanager
+def connected(db: Engine | Connection) -> Iterator[Connection]:
+    """A connection of `db`, or `db` itself when it is one: a caller making several reads in
+    a row (the health report) passes its own and checks one out instead of one per read."""
+    if isinstance(db, Connection):
+        yield db
+    else:
+        with db.connect() as conn:
+            yield conn
 
 
 def insert_if_missing(conn: Connection, table: Table, unique: list[Column], /, **values) -> None:

@@ -14,18 +14,19 @@ from __future__ import annotations
 import threading
 import time
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from jobs import shared_state
+from jobs.db import connected
 from jobs.models import WAITING_STATUSES, now_iso, tasks
 
 KEY = "queue_pause"
 ALL = "*"  # the key under which a pause of every type is kept
 
 
-def read(db: Engine) -> dict[str, dict]:
+def read(db: Engine | Connection) -> dict[str, dict]:
     """{type or "*": {"since", "by"}} for every pause in force."""
-    with db.connect() as conn:
+    with connected(db) as conn:
         return shared_state.read(conn, KEY, {})
 
 

@@ -6,9 +6,10 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, bindparam, desc, func, literal, select, tuple_, union_all
+from sqlalchemy import Connection, Engine, bindparam, desc, func, literal, select, tuple_, union_all
 
 from jobs import task_stats
+from jobs.db import connected
 from jobs.models import FAILURE, STARTED, STATUSES, WAITING_STATUSES, UTCDateTime, from_iso, iso, tasks
 from jobs.tracking import task_view
 from jobs.workers import list_workers
@@ -226,7 +227,7 @@ def counts(db: Engine) -> dict[str, dict[str, int]]:
     return result
 
 
-def worker_list(db: Engine, lost_after: float, *, now: dt.datetime) -> list[dict]:
+def worker_list(db: Engine | Connection, lost_after: float, *, now: dt.datetime) -> list[dict]:
     """The health panel's view of the workers (the seed's keys): `jobs.workers.list_workers`
     with each one alive, lost or stopped (exited); `now` from the shared clock."""
     return [{
@@ -237,9 +238,9 @@ def worker_list(db: Engine, lost_after: float, *, now: dt.datetime) -> list[dict
     } for w in sorted(list_workers(db, lost_after, now=now), key=lambda w: w["id"])]
 
 
-def queue_summary(db: Engine, *, now: dt.datetime) -> dict:
+def queue_summary(db: Engine | Connection, *, now: dt.datetime) -> dict:
     """`now` from the shared clock (jobs/clock.py), which stamped the tasks' times."""
-    with db.connect() as conn:
+    with connected(db) as conn:
         unfinished = _unfinished(conn)
         oldest = oldest_waiting(conn)
         failures = task_stats.finished_since(conn, now - dt.timedelta(hours=1), FAILURE)

@@ -47,16 +47,16 @@ def _queue_probe(rt: Runtime) -> dict:
 def _collect(rt: Runtime, database: dict) -> dict:
     """The panel's facts, the database's probe (`database`) already made."""
     now = rt.clock.now()  # the clock worker heartbeats and task times are written with
-    workers = queries.worker_list(rt.db, rt.settings.worker_lost_after, now=now)
-    return {
-        "database": database,
-        "queue": _queue_probe(rt),
-        "summary": queries.queue_summary(rt.db, now=now),
-        "workers": workers,
-        "overdue": alerts.overdue_tasks(rt.db, rt.settings, now),
-        "autonomous": autonomous.status(rt.db),
-        "paused": pause.read(rt.db),
-    }
+    with rt.db.connect() as conn:  # one checkout for all the reads (each is a round trip)
+        return {
+            "database": database,
+            "queue": _queue_probe(rt),
+            "summary": queries.queue_summary(conn, now=now),
+            "workers": queries.worker_list(conn, rt.settings.worker_lost_after, now=now),
+            "overdue": alerts.overdue_tasks(conn, rt.settings, now),
+            "autonomous": autonomous.status(conn),
+            "paused": pause.read(conn),
+        }
 
 
 async def health_report(rt: Runtime) -> dict:
