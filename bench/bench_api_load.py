@@ -23,10 +23,11 @@ this process's own CPU and loop lag (p99 of how late a 5 ms sleep wakes: the mac
 scheduling delay, which every measured latency carries too). Client, server and workers
 share the machine: on 2 cores the workers take CPU from the web process by design of the
 test, so the ratio says how well requests keep their place under that pressure. With
-`--apart`, both phases run with the API's web process and this timing process on the first
-core and everything else (workers, Redis, the streams' reader, a separate stream server,
-PostgreSQL) on the others, as when those run on other machines: the ratio then says what the
-load costs the API's process itself.
+`--apart`, both phases run with the API's web process alone on the first core and everything
+else (this timing process, the streams' reader, Redis, PostgreSQL, a separate stream server,
+the workers) on the others, the workers at SCHED_IDLE there, so that the rest never waits for
+them: as when the clients, the servers and the workers have machines of their own. The ratio
+then says what the load costs the API's process itself.
 """
 from __future__ import annotations
 
@@ -213,9 +214,9 @@ def cpu_split(apart: bool) -> tuple[set[int], set[int]]:
     return {cpus[0]}, set(cpus[1:])
 
 
-def pin(pid: int, cpus: set[int]) -> None:
+def pin(pid: int, cpus: set[int], idle: bool = False) -> None:
     """Every thread of `pid` and of its descendants onto `cpus` (children started later
-    inherit it)."""
+    inherit it); with `idle`, at SCHED_IDLE too (they run when nothing else wants the core)."""
     parents: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -230,6 +231,8 @@ def pin(pid: int, cpus: set[int]) -> None:
         for thread in Path(f"/proc/{current}/task").glob("*"):
             try:
                 os.sched_setaffinity(int(thread.name), cpus)
+                if idle:
+                    os.sched_setscheduler(int(thread.name), os.SCHED_IDLE, os.sched_param(0))
             except (FileNotFoundError, ProcessLookupError):
                 pass
 
@@ -257,7 +260,7 @@ async def phases(args, root: Path) -> dict:
         try:
             server.start_workers(args.workers, args.worker_nice)
             if args.apart:
-                pin(server.workers[-1].pid, other_cpus)
+                pin(server.workers[-1].pid, other_cpus, idle=True)
             task_id = server.sample_task()["task_id"]
             loop = asyncio.get_running_loop()
             print(f"{root.name}: queueing {args.queue} generations (paused)", flush=True)
@@ -299,15 +302,15 @@ async def phases(args, root: Path) -> dict:
 async def run(args) -> None:
     raise_nofile()
     args.cpus = cpu_split(args.apart)
-    if args.apart:  # this timing process (and the threads it starts) beside the API's process
-        os.sched_setaffinity(0, args.cpus[0])
+    if args.apart:  # this timing process (and the threads it starts) away from the API's
+        os.sched_setaffinity(0, args.cpus[1])
     trees = [("after", ROOT)] + ([("before", Path(args.before).resolve())] if args.before else [])
     results = [(label, await phases(args, root)) for label, root in trees]
     print(f"{args.rate:g} req/s for {args.seconds:g}s (status, active, health, 3-post sync "
           f"generation); loaded: every worker busy (nice {args.worker_nice}), {args.streams} "
           f"streams open, served by {'a second' if args.stream_server == 'separate' else 'the same'}"
           f" web process; {args.database}"
-          + ("; the API's process and this client on one core, the rest on the others"
+          + ("; the API's process alone on one core, the rest on the others (workers idle-class)"
              if args.apart else ""))
     print(f"{'':<7} {'phase':<8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'web CPU':>8} {'own CPU':>8} {'own lag':>8}  errors")
     for label, r in results:
@@ -351,8 +354,8 @@ def main() -> None:
     parser.add_argument("--worker-nice", type=int, default=0,
                         help="niceness of the worker processes (10: the web process's CPU first)")
     parser.add_argument("--apart", action="store_true",
-                        help="the API's web process and the timing client on one core, the "
-                        "workers, Redis, the streams and their servers on the others")
+                        help="the API's web process alone on one core, everything else on the "
+                        "others (the workers at SCHED_IDLE)")
     parser.add_argument("--before", help="another checkout (e.g. a worktree of an older "
                         "commit) to measure the same way in the same run, after this one")
     args = parser.parse_args()
