@@ -61,6 +61,14 @@ async def _turns(bus: MemoryEventBus, n: int) -> None:
         await asyncio.sleep(0)
 
 
+def _stream(pump: fanout.Pump, cursor) -> tuple[_Socket, asyncio.Task]:
+    """A stream of `cursor` served by `pump`, writing to a _Socket."""
+    sock = _Socket()
+    served = asyncio.create_task(pump.serve(
+        fanout._Follower(cursor, _JsonView(None, fanout.Batches())), sock))
+    return sock, served
+
+
 def _event(n: int) -> dict:
     return {"kind": "task", "task": {"task_id": f"t{n % 3}", "owner": "a@example.com",
                                      "status": "STARTED", "progress": {"done": n, "total": 9}}}
@@ -72,12 +80,9 @@ async def _serve_and_publish(count: int, streams: int = 3) -> list[_Socket]:
     bus = MemoryEventBus(1000)
     await bus.start()
     pump = fanout.Pump(bus, keepalive=15)
-    sockets = [_Socket() for _ in range(streams)]
     with contextlib.ExitStack() as cursors:
-        served = [asyncio.create_task(pump.serve(
-            fanout._Follower(cursors.enter_context(bus.follow()),
-                             _JsonView(None, fanout.Batches())), sock))
-            for sock in sockets]
+        sockets, served = zip(*(_stream(pump, cursors.enter_context(bus.follow()))
+                                for _ in range(streams)))
         await asyncio.sleep(0)  # each stream registers with the pump
         ids = [bus.publish(_event(0))]
         for sock in sockets:
@@ -150,11 +155,8 @@ def test_a_spell_of_slow_passes_is_not_paid_for_afterwards(monkeypatch, requests
     async def run() -> None:
         bus = MemoryEventBus(1000)
         await bus.start()
-        pump = fanout.Pump(bus, keepalive=15)
-        sock = _Socket()
         with bus.follow() as cursor:
-            served = asyncio.create_task(pump.serve(
-                fanout._Follower(cursor, _JsonView(None, fanout.Batches())), sock))
+            sock, served = _stream(fanout.Pump(bus, keepalive=15), cursor)
             await asyncio.sleep(0)
             bus.publish(_event(0))
             await sock.wait_for(1)            # the slow pass
@@ -186,54 +188,54 @@ def test_requests_other_than_streams_are_noted(monkeypatch):
     assert seen == [0, 1] and sse.requests.active == 0, "counted while it is answered"
 
 
-async def _one_stream(bus: MemoryEventBus) -> tuple[_Socket, asyncio.Task]:
-    pump = fanout.Pump(bus, keepalive=15)
-    sock = _Socket()
-    cursor = bus.follow()
-    served = asyncio.create_task(pump.serve(
-        fanout._Follower(cursor.__enter__(), _JsonView(None, fanout.Batches())), sock))
-    await asyncio.sleep(0)  # the stream registers with the pump
-    return sock, served
-
-
-def test_a_pass_gives_way_to_a_request_being_answered(monkeypatch):
-    """While a request that has just begun is being answered, the pass writes nothing;
-    once it is answered, the pass goes on (waits made long: only the answer can end one)."""
-    monkeypatch.setattr(sse.requests, "active", 0)
-    monkeypatch.setattr(fanout, "MAX_GAP", 60.0)
-    monkeypatch.setattr(fanout, "GIVE_WAY_FOR", 60.0)
-
+def _one_stream(scenario) -> None:
+    """Run `scenario(bus, socket)` against one stream served by a pump."""
     async def run() -> None:
         bus = MemoryEventBus(1000)
         await bus.start()
-        sock, served = await _one_stream(bus)
+        with bus.follow() as cursor:
+            sock, served = _stream(fanout.Pump(bus, keepalive=15), cursor)
+            await asyncio.sleep(0)  # the stream registers with the pump
+            await scenario(bus, sock)
+            await bus.close()
+            await asyncio.wait_for(served, 10)
+
+    asyncio.run(run())
+
+
+@pytest.fixture
+def give_way(monkeypatch):
+    """No request in flight to begin with, a pass's wait for them as long as needed; the
+    test sets how long a request is given way to."""
+    monkeypatch.setattr(sse.requests, "active", 0)
+    monkeypatch.setattr(fanout, "MAX_GAP", 60.0)
+    return lambda seconds: monkeypatch.setattr(fanout, "GIVE_WAY_FOR", seconds)
+
+
+def test_a_pass_gives_way_to_a_request_being_answered(give_way):
+    """While a request that has just begun is being answered, the pass writes nothing;
+    once it is answered, the pass goes on (waits made long: only the answer can end one)."""
+    give_way(60.0)
+
+    async def scenario(bus, sock) -> None:
         sse.requests.began()
         bus.publish(_event(0))
         await _turns(bus, 50)
         assert sock.writes == [], "the pass waited for the request"
         sse.requests.ended()
         await sock.wait_for(1, timeout=5)
-        await bus.close()
-        await asyncio.wait_for(served, 10)
 
-    asyncio.run(run())
+    _one_stream(scenario)
 
 
-def test_a_long_request_holds_passes_back_only_briefly(monkeypatch):
-    monkeypatch.setattr(sse.requests, "active", 0)
-    monkeypatch.setattr(fanout, "MAX_GAP", 60.0)
-    monkeypatch.setattr(fanout, "GIVE_WAY_FOR", 0.05)
+def test_a_long_request_holds_passes_back_only_briefly(give_way):
+    give_way(0.05)
 
-    async def run() -> None:
-        bus = MemoryEventBus(1000)
-        await bus.start()
-        sock, served = await _one_stream(bus)
+    async def scenario(bus, sock) -> None:
         sse.requests.began()  # and never answered while the events flow
         for n in range(3):
             bus.publish(_event(n))
             await sock.wait_for(n + 1, timeout=5)
         sse.requests.ended()
-        await bus.close()
-        await asyncio.wait_for(served, 10)
 
-    asyncio.run(run())
+    _one_stream(scenario)
