@@ -142,16 +142,16 @@ class Reaper(BackgroundThread):
         # A paused type's records wait on purpose. The pauses are read once per pass and left
         # out by the query: asked per record, a pause of thousands of waiting tasks cost a read
         # each every pass, and those tasks filled the batch ahead of other types' lost ones.
-        pauses = pause.read(self.runtime.db)
-        if pause.ALL in pauses:
-            return 0
         cutoff = self.runtime.clock.now() - dt.timedelta(seconds=self._stale_after)
         query = (select(tasks.c.id, tasks.c.type)
                  .where(tasks.c.status.in_(WAITING_STATUSES), tasks.c.updated_at < cutoff)
                  .limit(STRANDED_BATCH))
-        if pauses:
-            query = query.where(tasks.c.type.not_in(list(pauses)))
         with self.runtime.tracker.db.connect() as conn:
+            pauses = pause.read(conn)
+            if pause.ALL in pauses:
+                return 0
+            if pauses:
+                query = query.where(tasks.c.type.not_in(list(pauses)))
             stale = conn.execute(query).all()
         if not stale:
             return 0

@@ -192,7 +192,7 @@ class Pump:
                 if await cursor.wait(min(self.keepalive, 1.0)):
                     now = time.monotonic()
                     budget, earned = min(PUMP_BURST, budget + (now - earned) * PUMP_SHARE), now
-                    if budget < 0 and now - sse.requests.last < REQUESTS_RECENT:
+                    if budget < 0 and _requests_coming(now):
                         # spent while requests come: wait for it (see PUMP_SHARE)
                         await asyncio.sleep(min(-budget / PUMP_SHARE, MAX_GAP))
                         now = time.monotonic()
@@ -213,10 +213,11 @@ class Pump:
                 follower.wake.set()  # shutdown: every stream ends
 
     async def _pass(self, followers: list[_Follower]) -> float:
-        """Write every stream's pending slice; the seconds spent writing (not yielding)."""
+        """Write every stream's pending slice, giving way to requests between slices (see
+        GIVE_WAY_FOR); the seconds spent writing (not yielding or giving way)."""
         now = time.monotonic()
         deadline = now + MAX_GAP
-        step = SERVING_SLICE if now - sse.requests.last < REQUESTS_RECENT else SWEEP_SLICE
+        step = SERVING_SLICE if _requests_coming(now) else SWEEP_SLICE
         writing = 0.0
         for start in range(0, len(followers), step):
             if start:
@@ -248,6 +249,11 @@ class Pump:
         if socket.backed_up:
             follower.busy = True
             follower.wake.set()
+
+
+def _requests_coming(now: float) -> bool:
+    """Whether a request other than a stream began within REQUESTS_RECENT of `now`."""
+    return now - sse.requests.last < REQUESTS_RECENT
 
 
 async def _give_way(deadline: float) -> None:

@@ -47,10 +47,11 @@ def _queue_probe(rt: Runtime) -> dict:
 def _collect(rt: Runtime, database: dict) -> dict:
     """The panel's facts, the database's probe (`database`) already made."""
     now = rt.clock.now()  # the clock worker heartbeats and task times are written with
+    queue = _queue_probe(rt)  # before the checkout: a Redis timeout holds no connection
     with rt.db.connect() as conn:  # one checkout for all the reads (each is a round trip)
         return {
             "database": database,
-            "queue": _queue_probe(rt),
+            "queue": queue,
             "summary": queries.queue_summary(conn, now=now),
             "workers": queries.worker_list(conn, rt.settings.worker_lost_after, now=now),
             "overdue": alerts.overdue_tasks(conn, rt.settings, now),
