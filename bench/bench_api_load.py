@@ -132,8 +132,11 @@ def release(server: Server) -> None:
     """Resume the queue and wait until every worker slot is busy."""
     response = server.client.post("/api/queue/resume", json={}, timeout=120)
     assert response.status_code == 200, response.text
-    wait_until(lambda: (lambda busy: busy[0] == busy[1])(busy_workers(server)), 60,
-               "every worker slot busy")
+    def all_busy() -> bool:
+        running, capacity = busy_workers(server)
+        return running == capacity
+
+    wait_until(all_busy, 60, "every worker slot busy")
 
 
 class StreamReaders:
@@ -206,17 +209,23 @@ class StreamPeer:
         self.web.stop()
 
 
-def cpu_split(apart: bool) -> tuple[set[int], set[int]]:
-    """The API's cores and everyone else's under `--apart`: the first core, and the rest."""
+def cpu_split(apart: bool) -> tuple[set[int] | None, set[int] | None]:
+    """The API's cores and everyone else's under `--apart` (the first core, and the rest);
+    without it, None for both: nothing is placed."""
+    if not apart:
+        return None, None
     cpus = sorted(os.sched_getaffinity(0))
-    if apart and len(cpus) < 2:
+    if len(cpus) < 2:
         raise SystemExit("--apart needs at least two cores")
     return {cpus[0]}, set(cpus[1:])
 
 
-def pin(pid: int, cpus: set[int], idle: bool = False) -> None:
+def pin(pid: int, cpus: set[int] | None, idle: bool = False) -> None:
     """Every thread of `pid` and of its descendants onto `cpus` (children started later
-    inherit it); with `idle`, at SCHED_IDLE too (they run when nothing else wants the core)."""
+    inherit it); with `idle`, at SCHED_IDLE too (they run when nothing else wants the core).
+    Nothing when `cpus` is None."""
+    if cpus is None:
+        return
     parents: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -253,14 +262,12 @@ async def phases(args, root: Path) -> dict:
         server = Server(Path(tmp), args.web_workers, extra, root=root)
         peer = None
         api_cpus, other_cpus = args.cpus
-        if args.apart:
-            pin(server.web.pid, api_cpus)
-            for proc in [server.redis.proc] + ([postgres.proc] if postgres else []):
-                pin(proc.pid, other_cpus)
+        pin(server.web.pid, api_cpus)
+        for proc in [server.redis.proc] + ([postgres.proc] if postgres else []):
+            pin(proc.pid, other_cpus)
         try:
             server.start_workers(args.workers, args.worker_nice)
-            if args.apart:
-                pin(server.workers[-1].pid, other_cpus, idle=True)
+            pin(server.workers[-1].pid, other_cpus, idle=True)
             task_id = server.sample_task()["task_id"]
             loop = asyncio.get_running_loop()
             print(f"{root.name}: queueing {args.queue} generations (paused)", flush=True)
@@ -272,12 +279,10 @@ async def phases(args, root: Path) -> dict:
             paths = [PATHS[name] for name in args.stream_paths.split(",")]
             if args.stream_server == "separate":
                 peer = StreamPeer(server)
-                if args.apart:
-                    pin(peer.web.pid, other_cpus)
+                pin(peer.web.pid, other_cpus)
             streams = StreamReaders(peer or server, [  # the streams shared out between the paths
                 (path, args.streams * (i + 1) // len(paths) - args.streams * i // len(paths))
-                for i, path in enumerate(paths)], args.reader_nice,
-                other_cpus if args.apart else None)
+                for i, path in enumerate(paths)], args.reader_nice, other_cpus)
             await loop.run_in_executor(None, streams.start)
             running, capacity = await loop.run_in_executor(None, busy_workers, server)
             print(f"{root.name}: loaded phase", flush=True)
