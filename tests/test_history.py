@@ -6,13 +6,14 @@ import datetime as dt
 import secrets
 
 import pytest
+import sqlalchemy
 from sqlalchemy import func, insert, select
 
 from jobs import queries, retention, task_stats
 from jobs.db import make_engine
 from jobs.events import MemoryEventBus
-from jobs.models import (FAILURE, PENDING, REVOKED, STARTED, SUCCESS, posts, state, task_history,
-                         tasks, utcnow)
+from jobs.models import (FAILURE, PENDING, RETRY, REVOKED, STARTED, SUCCESS, posts, state,
+                         task_history, tasks, utcnow)
 from jobs.models import task_stats as stats_rows
 from jobs.runtime import build_runtime
 from jobs.settings import SettingsError, load_settings
@@ -276,3 +277,21 @@ def test_latest_of_a_type_is_the_newest_whatever_its_status(db):
         conn.execute(insert(tasks), rows)
         assert queries.latest_of_type(conn, "daily_operations").id == "d3"
         assert queries.latest_of_type(conn, "weekly_report") is None
+
+
+def test_oldest_waiting_is_the_first_pending_or_retrying_task_read_in_one_statement(db):
+    base = utcnow().replace(microsecond=0) - dt.timedelta(hours=1)
+    with db.begin() as conn:
+        assert queries.oldest_waiting(conn) is None
+        conn.execute(insert(tasks), [
+            _task("old-done", status=SUCCESS, enqueued=base),  # finished: not waiting
+            _task("running", status=STARTED, enqueued=base + dt.timedelta(minutes=1)),
+            _task("pending", status=PENDING, enqueued=base + dt.timedelta(minutes=5)),
+            _task("retrying", status=RETRY, enqueued=base + dt.timedelta(minutes=3))])
+        statements: list[str] = []
+        sqlalchemy.event.listen(conn, "before_cursor_execute",
+                                lambda _c, _cur, sql, *_a: statements.append(sql))
+        assert queries.oldest_waiting(conn) == base + dt.timedelta(minutes=3)
+        assert len(statements) == 1, statements
+        conn.execute(tasks.delete().where(tasks.c.id == "retrying"))
+        assert queries.oldest_waiting(conn) == base + dt.timedelta(minutes=5)

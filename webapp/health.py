@@ -5,7 +5,7 @@ import asyncio
 import time
 
 from quart import request
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from jobs import alerts, autonomous, pause, queries, task_stats
 from jobs.models import now_iso
@@ -26,16 +26,27 @@ def _probe(fn) -> dict:
 
 
 def database_ok(rt: Runtime) -> bool:
-    return _database_probe(rt)["ok"]
+    conn, probe = _checked_out(rt)
+    if conn is not None:
+        conn.close()
+    return probe["ok"]
 
 
-def _database_probe(rt: Runtime) -> dict:
-    def query():
-        with rt.db.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    result = _probe(query)
-    result.pop("value", None)
-    return {"backend": rt.db.dialect.name, **result}
+def _checked_out(rt: Runtime) -> tuple[Connection | None, dict]:
+    """A connection of the database and its probe (the checkout and a `SELECT 1`, timed);
+    no connection when the probe failed."""
+    started = time.perf_counter()
+    conn = None
+    try:
+        conn = rt.db.connect()
+        conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        if conn is not None:
+            conn.close()
+        return None, {"backend": rt.db.dialect.name, "ok": False,
+                      "error": f"{type(exc).__name__}: {exc}"}
+    return conn, {"backend": rt.db.dialect.name, "ok": True,
+                  "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
 def _queue_probe(rt: Runtime) -> dict:
@@ -44,11 +55,16 @@ def _queue_probe(rt: Runtime) -> dict:
     return {"backend": rt.mode, "reason": rt.choice.reason, "messages_waiting": pending, **result}
 
 
-def _collect(rt: Runtime, database: dict) -> dict:
-    """The panel's facts, the database's probe (`database`) already made."""
+def _collect(rt: Runtime) -> dict:
+    """The panel's facts, read on one connection: the database's probe is its checkout (on
+    PostgreSQL each checkout is also a ping, and each read a round trip that waits for the
+    server's turn on a busy machine)."""
     now = rt.clock.now()  # the clock worker heartbeats and task times are written with
     queue = _queue_probe(rt)  # before the checkout: a Redis timeout holds no connection
-    with rt.db.connect() as conn:  # one checkout for all the reads (each is a round trip)
+    conn, database = _checked_out(rt)
+    if conn is None:
+        return {"database": database, "queue": queue}
+    with conn:
         return {
             "database": database,
             "queue": queue,
@@ -61,7 +77,7 @@ def _collect(rt: Runtime, database: dict) -> dict:
 
 
 async def health_report(rt: Runtime) -> dict:
-    data = await asyncio.to_thread(_collect_safely, rt)
+    data = await asyncio.to_thread(_collect, rt)
     problems = []
     database, queue, summary = data["database"], data["queue"], data.get("summary") or {}
     workers = data.get("workers") or []
@@ -105,13 +121,6 @@ async def health_report(rt: Runtime) -> dict:
         },
         "autonomous_status": data.get("autonomous") or {"error": "database unreachable"},
     }
-
-
-def _collect_safely(rt: Runtime) -> dict:
-    database = _database_probe(rt)
-    if not database["ok"]:
-        return {"database": database, "queue": _queue_probe(rt)}
-    return _collect(rt, database)
 
 
 def _pending_or_none(rt: Runtime) -> int | None:
