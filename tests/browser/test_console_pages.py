@@ -40,24 +40,29 @@ def test_schedules_page_shows_local_times_and_runs_a_job_now(page, stack):
 
 
 @EMBEDDED
-def test_board_revokes_all_matching_after_a_confirmation_stating_the_count(browser, stack, fake_llm):
+def test_board_revokes_all_matching_after_a_confirmation_stating_the_count(browser, stack):
     owner = "bulk-board@example.com"
-    ids = [stack.queue(platforms=["twitter"], count_per_platform=1, user_id=owner,
-                       book={"title": f"STALL board {i}"}) for i in range(3)]
-    page = browser.page(stack)
-    page.goto(stack.base_url + f"/?owner={owner}")
-    expect(page.locator(f"#task-{ids[0]} .priority")).to_have_text("interactive · priority 10")
-    page.locator("button[data-action=bulk-revoke]").click()
-    confirm = page.locator("#flash .bulk-confirm")
-    expect(confirm).to_have_attribute("data-matched", "3")
-    expect(confirm).to_contain_text("Revoke 3 tasks")
-    for task_id in ids:  # asking changed nothing
-        assert stack.task(task_id)["status"] in ("PENDING", "STARTED")
-    confirm.locator("button[data-action=confirm-bulk]").click()
-    expect(page.locator("#flash")).to_contain_text("3 of 3 matching task(s) revoked")
-    for task_id in ids:
-        expect(page.locator(f"#task-{task_id}")).to_have_attribute("data-status", "REVOKED")
-    fake_llm.release_stalled()
+    # Paused, the tasks wait however slowly the browser gets to the button (a stalled run
+    # would meet its timeout first on a busy machine).
+    stack.client.post("/api/queue/pause", json={"type": "content_generation"}).raise_for_status()
+    try:
+        ids = [stack.queue(platforms=["twitter"], count_per_platform=1, user_id=owner,
+                           book={"title": f"Board {i}"}) for i in range(3)]
+        page = browser.page(stack)
+        page.goto(stack.base_url + f"/?owner={owner}")
+        expect(page.locator(f"#task-{ids[0]} .priority")).to_have_text("interactive · priority 10")
+        page.locator("button[data-action=bulk-revoke]").click()
+        confirm = page.locator("#flash .bulk-confirm")
+        expect(confirm).to_have_attribute("data-matched", "3")
+        expect(confirm).to_contain_text("Revoke 3 tasks")
+        for task_id in ids:  # asking changed nothing
+            assert stack.task(task_id)["status"] == "PENDING"
+        confirm.locator("button[data-action=confirm-bulk]").click()
+        expect(page.locator("#flash")).to_contain_text("3 of 3 matching task(s) revoked")
+        for task_id in ids:
+            expect(page.locator(f"#task-{task_id}")).to_have_attribute("data-status", "REVOKED")
+    finally:
+        stack.client.post("/api/queue/resume", json={"type": "content_generation"}).raise_for_status()
 
 
 @EMBEDDED
