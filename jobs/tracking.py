@@ -19,6 +19,7 @@ from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from jobs import task_stats
+from jobs.db import reading
 from jobs.events import EventBus
 from jobs.models import (FAILURE, FINAL_STATUSES, PENDING, STARTED, SUCCESS, WAITING_STATUSES, iso,
                          task_history, tasks, utcnow)
@@ -175,6 +176,8 @@ class Tracker:
         except BaseException:
             self._outcomes.give_back(outcomes)
             raise
+        finally:
+            self._outcomes.landed(outcomes)
         self._outcomes_written(outcomes, written, also=rows, soon=self._outcomes.carried)
         return {row["id"]: row for row in rows}
 
@@ -213,16 +216,20 @@ class Tracker:
         self._outcomes.due_now()
 
     def flush_outcomes(self) -> None:
-        """Write this process's pending outcomes now (a worker stopping, a test)."""
+        """Write this process's pending outcomes now (a worker stopping, a test); returns
+        when every outcome finished before the call is written, those another thread (the
+        outcome thread, a claim) was writing included."""
         outcomes = self._outcomes.take()
-        if not outcomes:
-            return
-        try:
-            written = self.sql.run(lambda cursor: self._write_outcomes(cursor, outcomes))
-        except BaseException:
-            self._outcomes.give_back(outcomes)
-            raise
-        self._outcomes_written(outcomes, written)
+        if outcomes:
+            try:
+                written = self.sql.run(lambda cursor: self._write_outcomes(cursor, outcomes))
+            except BaseException:
+                self._outcomes.give_back(outcomes)
+                raise
+            finally:
+                self._outcomes.landed(outcomes)
+            self._outcomes_written(outcomes, written)
+        self._outcomes.wait_landed()
 
     def _write_outcomes(self, cursor, outcomes: list[tuple]) -> list[bool]:
         return self.sql.write_changes(cursor, [change for _new, change, _row, _f in outcomes])
@@ -340,7 +347,7 @@ class Tracker:
         return [task_view(r) for r in rows]
 
     def timeline(self, task_id: str) -> list[dict]:
-        with self.db.connect() as conn:
+        with reading(self.db) as conn:
             rows = conn.execute(select(task_history).where(task_history.c.task_id == task_id)
                                 .order_by(task_history.c.id)).mappings().all()
         return [{"at": iso(r["at"]), "status": r["status"], "attempt": r["attempt"],
@@ -348,12 +355,12 @@ class Tracker:
 
     def retries_of(self, task_id: str) -> list[str]:
         """Ids of the tasks queued as retries of this one, oldest first."""
-        with self.db.connect() as conn:
+        with reading(self.db) as conn:
             return list(conn.execute(select(tasks.c.id).where(tasks.c.parent_id == task_id)
                                      .order_by(tasks.c.enqueued_at)).scalars())
 
     def get(self, task_id: str) -> dict | None:
-        with self.db.connect() as conn:
+        with reading(self.db) as conn:
             row = conn.execute(select(tasks).where(tasks.c.id == task_id)).mappings().first()
         return task_view(row) if row else None
 
@@ -389,6 +396,8 @@ class _Outcomes:
         self._cond = threading.Condition()
         self._pid: int | None = None  # the process whose thread writes them
         self._failing = False
+        self._writing = 0  # transactions holding outcomes, not yet over
+        self._writes = threading.Condition()  # its own: `_cond` wakes the outcome thread alone
         self.carried = False  # see Tracker.carry_outcomes
 
     def add(self, outcome: tuple) -> None:
@@ -411,7 +420,23 @@ class _Outcomes:
             return []
         with self._cond:
             taken, self._pending = self._pending, []
-            return taken
+            if taken:  # counted before they leave `_pending`'s lock: a flush sees one or the other
+                with self._writes:
+                    self._writing += 1
+        return taken
+
+    def landed(self, taken: list[tuple]) -> None:
+        """The transaction that took `taken` is over (written, or given back)."""
+        if taken:
+            with self._writes:
+                self._writing -= 1
+                self._writes.notify_all()
+
+    def wait_landed(self) -> None:
+        """Until no transaction holds outcomes: a stopping worker's outcome thread may be
+        writing some, and would die with the process half-way."""
+        with self._writes:
+            self._writes.wait_for(lambda: not self._writing)
 
     def give_back(self, outcomes: list[tuple]) -> None:
         if outcomes:

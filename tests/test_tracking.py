@@ -3,6 +3,8 @@ what the SQLAlchemy path reads, on SQLite and PostgreSQL, and every change carri
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 
 import pytest
 from sqlalchemy import select
@@ -167,6 +169,28 @@ def test_a_batch_is_claimed_and_its_outcomes_written_together(tracker, monkeypat
         since = utcnow() - dt.timedelta(minutes=5)
         assert task_stats.finished_since(conn, since, SUCCESS) == 3
         assert task_stats.finished_since(conn, since, REVOKED) == 1
+
+
+def test_a_flush_returns_once_the_outcome_threads_write_is_over(tracker, monkeypatch):
+    """A stopping worker flushes its outcomes, then exits: one the outcome thread had taken
+    and was still writing died with the process (and the task ran again as a lost run)."""
+    writing, release = threading.Event(), threading.Event()
+    write = tracker._write_outcomes
+
+    def slow_from_the_outcome_thread(cursor, outcomes):
+        if threading.current_thread().name == "task-outcomes":
+            writing.set()
+            release.wait(30)
+            time.sleep(0.2)  # a write that takes its time (a busy database)
+        return write(cursor, outcomes)
+    monkeypatch.setattr(tracker, "_write_outcomes", slow_from_the_outcome_thread)
+    wait_landed = tracker._outcomes.wait_landed
+    monkeypatch.setattr(tracker._outcomes, "wait_landed", lambda: (release.set(), wait_landed()))
+    task_id = tracker.create(task_type="status_check", owner="ann", params={}, max_attempts=3)["task_id"]
+    tracker.finish(tracker.claim(task_id, "host:1"), SUCCESS, result=1, finished_at=utcnow())
+    assert writing.wait(10), "the outcome thread took the outcome"
+    tracker.flush_outcomes()  # finds nothing of its own to write, and the write under way
+    assert tracker.get(task_id)["status"] == SUCCESS
 
 
 def test_an_outcome_that_cannot_be_stored_fails_in_the_worker_not_later(tracker):
