@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, case, desc, insert, select, update
 
 from jobs import queries
 from jobs.background import BackgroundThread
-from jobs.db import connected
+from jobs.db import reading
 from jobs import workers as worker_states
 from jobs.models import FAILURE, STARTED, alerts, iso, tasks, utcnow
 
@@ -104,7 +104,7 @@ class Alerter(BackgroundThread):
         # A failure is stamped when it happens and committed a moment later (a worker's
         # outcome waits for its next claim, or for the SQLite write lock), so a pass also
         # reads the LATE_COMMIT seconds before the last one and skips what it counted then.
-        with self.db.connect() as conn:
+        with reading(self.db) as conn:
             rows = conn.execute(failures_between(self._since - LATE_COMMIT, now)).all()
         self._since = now
         for task_id, task_type, finished_at in rows:
@@ -138,7 +138,7 @@ class Alerter(BackgroundThread):
                     "last_heartbeat": worker["last_heartbeat"]}, window=3600)
 
     def _check_backlog(self, now: dt.datetime) -> None:
-        with self.db.connect() as conn:
+        with reading(self.db) as conn:
             oldest = queries.oldest_waiting(conn)
         if oldest is None:
             return
@@ -215,7 +215,7 @@ class AlertSender(BackgroundThread):
                 self._deliver(client, alert_id)
 
     def _deliver(self, client: httpx.Client, alert_id: int) -> None:
-        with self.db.connect() as conn:
+        with reading(self.db) as conn:
             row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).mappings().first()
         payload = {"text": f":rotating_light: Book Marketing Agent: {row['message']}",
                    "alert": {"kind": row["kind"], "key": row["key"], "message": row["message"],
@@ -255,7 +255,7 @@ def overdue_tasks(db: Engine | Connection, settings, now: dt.datetime) -> list[d
     should have stopped them, so something is wrong with their worker. `now` from the
     shared clock, which stamped their start."""
     slack = 2 * settings.heartbeat_interval
-    with connected(db) as conn:
+    with reading(db) as conn:
         running = conn.execute(select(tasks.c.id, tasks.c.type, tasks.c.started_at)
                                .where(tasks.c.status == STARTED)).all()
     late = []
@@ -271,7 +271,7 @@ def overdue_tasks(db: Engine | Connection, settings, now: dt.datetime) -> list[d
 
 
 def recent(db: Engine, limit: int = 50) -> list[dict]:
-    with db.connect() as conn:
+    with reading(db) as conn:
         rows = conn.execute(select(alerts).order_by(desc(alerts.c.id)).limit(limit)).mappings().all()
     return [{"id": r["id"], "at": iso(r["at"]), "kind": r["kind"], "key": r["key"],
              "message": r["message"], "details": r["details"], "state": r["state"],

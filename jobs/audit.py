@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, desc, insert, select
 
+from jobs.db import reading
 from jobs.models import audit_log, iso, utcnow
 
 
@@ -13,7 +14,7 @@ def record(db: Engine, actor: str, action: str, target: str | None, detail: dict
 
 
 def recent(db: Engine, limit: int = 200) -> list[dict]:
-    with db.connect() as conn:
+    with reading(db) as conn:
         rows = conn.execute(select(audit_log).order_by(desc(audit_log.c.id)).limit(limit)).all()
     return [{"at": iso(r.at), "actor": r.actor, "action": r.action,
              "target": r.target, "detail": r.detail} for r in rows]

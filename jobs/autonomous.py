@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, Engine
 
 from jobs import queries, shared_state
-from jobs.db import connected
+from jobs.db import reading
 from jobs.models import iso, now_iso
 
 KEY = "autonomous"
@@ -26,7 +26,7 @@ def set_enabled(db: Engine, enabled: bool, by: str) -> dict:
 
 
 def status(db: Engine | Connection) -> dict:
-    with connected(db) as conn:
+    with reading(db) as conn:
         value = _read(conn)
         last = queries.latest_of_type(conn, "daily_operations")
     return {

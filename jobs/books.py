@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, delete, desc, insert, select, update
 
+from jobs.db import reading
 from jobs.models import books, iso, posts, utcnow
 
 FIELDS = ("title", "author", "genre", "blurb", "audience", "keywords", "link", "launch_date",
@@ -30,13 +31,13 @@ def get_book(db: Engine, book_id: int, owner: str | None = None) -> dict | None:
     query = select(books).where(books.c.id == book_id)
     if owner is not None:
         query = query.where(books.c.owner == owner)
-    with db.connect() as conn:
+    with reading(db) as conn:
         row = conn.execute(query).mappings().first()
     return book_view(row) if row else None
 
 
 def latest_book(db: Engine, owner: str) -> dict | None:
-    with db.connect() as conn:
+    with reading(db) as conn:
         row = conn.execute(select(books).where(books.c.owner == owner)
                            .order_by(desc(books.c.created_at), desc(books.c.id)).limit(1)
                            ).mappings().first()
@@ -47,7 +48,7 @@ def list_books(db: Engine, owner: str | None = None, limit: int = 500) -> list[d
     query = select(books).order_by(desc(books.c.created_at), desc(books.c.id)).limit(limit)
     if owner is not None:
         query = query.where(books.c.owner == owner)
-    with db.connect() as conn:
+    with reading(db) as conn:
         return [book_view(r) for r in conn.execute(query).mappings()]
 
 

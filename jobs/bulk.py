@@ -12,6 +12,7 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import aliased
 
 from jobs import queries
+from jobs.db import reading
 from jobs.models import FAILURE, REVOKED, STARTED, WAITING_STATUSES, tasks
 from jobs.runtime import QueueUnavailable
 
@@ -47,7 +48,7 @@ class TaskFilter:
 
 
 def count(db, action: str, task_filter: TaskFilter) -> int:
-    with db.connect() as conn:
+    with reading(db) as conn:
         return conn.execute(select(func.count()).select_from(tasks)
                             .where(*task_filter.conditions(action))).scalar_one()
 
@@ -56,7 +57,7 @@ def _chunks(db, action: str, task_filter: TaskFilter, columns):
     """The matching tasks, a chunk at a time, in id order (read before each is changed)."""
     last = ""
     while True:
-        with db.connect() as conn:
+        with reading(db) as conn:
             rows = conn.execute(select(*columns).where(*task_filter.conditions(action),
                                                        tasks.c.id > last)
                                 .order_by(tasks.c.id).limit(CHUNK)).mappings().all()

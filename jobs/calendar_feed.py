@@ -11,7 +11,7 @@ import secrets
 import icalendar
 from sqlalchemy import Engine, delete, select
 
-from jobs.db import insert_if_missing
+from jobs.db import insert_if_missing, reading
 from jobs.models import calendar_feeds, users, utcnow
 from jobs.platforms import PLATFORMS
 from jobs.posts import PUBLISHED, SCHEDULED, PostFilters, list_posts
@@ -23,7 +23,7 @@ FEED_LIMIT = 5000
 def feed_token(db: Engine, user_id: int) -> str:
     """The user's token, made on first use (by whichever of two requests at once comes first:
     both answer the same token)."""
-    with db.connect() as conn:
+    with reading(db) as conn:
         token = conn.execute(select(calendar_feeds.c.token)
                              .where(calendar_feeds.c.user_id == user_id)).scalar_one_or_none()
     if token is not None:
@@ -43,7 +43,7 @@ def rotate_token(db: Engine, user_id: int) -> str:
 
 def owner_for_token(db: Engine, token: str) -> tuple[str, str] | None:
     """(email, role) of the enabled user the token belongs to, or None."""
-    with db.connect() as conn:
+    with reading(db) as conn:
         row = conn.execute(
             select(users.c.email, users.c.role)
             .select_from(calendar_feeds.join(users, users.c.id == calendar_feeds.c.user_id))

@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import Engine, func, select
 
 from jobs.books import list_books
+from jobs.db import reading
 from jobs.models import posts, utcnow
 from jobs.posts import DRAFT, SCHEDULED, PostFilters, list_posts
 
@@ -22,7 +23,7 @@ def author_overview(db: Engine, owner: str, now: dt.datetime | None = None) -> d
     for post in recent:  # newest first: the first seen per (book, platform) is the latest
         if post["book_id"] is not None:
             latest.setdefault(post["book_id"], {}).setdefault(post["platform"], post)
-    with db.connect() as conn:
+    with reading(db) as conn:
         drafts = dict(conn.execute(
             select(posts.c.book_id, func.count()).where(posts.c.owner == owner, posts.c.status == DRAFT)
             .group_by(posts.c.book_id)).all())

@@ -17,7 +17,7 @@ import time
 from sqlalchemy import Connection, Engine, select
 
 from jobs import shared_state
-from jobs.db import connected
+from jobs.db import reading
 from jobs.models import WAITING_STATUSES, now_iso, tasks
 
 KEY = "queue_pause"
@@ -26,7 +26,7 @@ ALL = "*"  # the key under which a pause of every type is kept
 
 def read(db: Engine | Connection) -> dict[str, dict]:
     """{type or "*": {"since", "by"}} for every pause in force."""
-    with connected(db) as conn:
+    with reading(db) as conn:
         return shared_state.read(conn, KEY, {})
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, func, select, update
 
+from jobs.db import reading
 from jobs.models import MAX_ID, books, iso, posts, utcnow
 from jobs.platforms import get_platform
 
@@ -95,7 +96,7 @@ def batch_posts(db: Engine, batch_id: str, owner: str | None = None) -> list[dic
     query = _with_book().where(posts.c.batch_id == batch_id)
     if owner is not None:
         query = query.where(posts.c.owner == owner)
-    with db.connect() as conn:
+    with reading(db) as conn:
         rows = conn.execute(query.order_by(posts.c.seq)).mappings().all()
     return [post_view(r) for r in rows]
 
@@ -146,7 +147,7 @@ def draft_plans(db: Engine, owner: str | None, *, book_id: int | None = None,
         query = query.where(posts.c.owner == owner)
     if book_id is not None:
         query = query.where(posts.c.book_id == book_id)
-    with db.connect() as conn:
+    with reading(db) as conn:
         rows = conn.execute(query).mappings().all()
     return [{"task_id": r["batch_id"], "owner": r["owner"], "book_id": r["book_id"],
              "book_title": r["title"], "drafts": r["drafts"], "first": iso(r["first"]),
@@ -155,7 +156,7 @@ def draft_plans(db: Engine, owner: str | None, *, book_id: int | None = None,
 
 def post_owners(db: Engine, limit: int = 500) -> list[str]:
     """Everyone who has posts, for a manager's owner filter."""
-    with db.connect() as conn:
+    with reading(db) as conn:
         return list(conn.execute(select(posts.c.owner).distinct().order_by(posts.c.owner)
                                  .limit(limit)).scalars())
 
@@ -180,7 +181,7 @@ def list_posts(db: Engine, filters: PostFilters, *, offset: int = 0,
         query = query.order_by(posts.c.scheduled_at, posts.c.id)
     else:
         query = query.order_by(posts.c.created_at.desc(), posts.c.id.desc())
-    with db.connect() as conn:
+    with reading(db) as conn:
         total = conn.execute(select(func.count()).select_from(posts).where(*conditions)).scalar_one()
         rows = conn.execute(query.offset(offset).limit(limit)).mappings().all()
     return [post_view(r) for r in rows], total
@@ -209,7 +210,7 @@ def get_post(db: Engine, post_id: int, owner: str | None = None) -> dict | None:
     query = _with_book().where(posts.c.id == post_id)
     if owner is not None:
         query = query.where(posts.c.owner == owner)
-    with db.connect() as conn:
+    with reading(db) as conn:
         row = conn.execute(query).mappings().first()
     return post_view(row) if row else None
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, bindparam, desc, func, literal, select, tuple_, union_all
 
 from jobs import task_stats
-from jobs.db import connected
+from jobs.db import reading
 from jobs.models import FAILURE, STARTED, STATUSES, WAITING_STATUSES, UTCDateTime, from_iso, iso, tasks
 from jobs.tracking import task_view
 from jobs.workers import list_workers
@@ -117,7 +117,7 @@ def task_page(db: Engine, *, statuses: tuple[str, ...] | None = None, task_type:
             query = select(merged).order_by(*ordered(merged.c)).limit(wanted).offset(offset)
     counted = (status_in,) if statuses != STATUSES else ()  # every status: no condition
     matching = select(literal(1)).select_from(tasks).where(*counted, *conditions).limit(COUNT_LIMIT + 1)
-    with db.connect() as conn:
+    with reading(db) as conn:
         ids = [task_id for _, task_id in conn.execute(query)]
         records = {r["id"]: r for r in conn.execute(
             select(*LIST_COLUMNS).where(tasks.c.id.in_(ids))).mappings()} if ids else {}
@@ -168,7 +168,7 @@ def _oldest_active(conn, columns, owner: str | None, limit: int):
 
 def active_tasks(db: Engine, owner: str | None = None) -> list[dict]:
     """The waiting and running tasks, as full records (without results)."""
-    with db.connect() as conn:
+    with reading(db) as conn:
         rows = _oldest_active(conn, LIST_COLUMNS, owner, ACTIVE_LIMIT_MAX)
     return [task_view(r, with_result=False) for r in rows]
 
@@ -189,7 +189,7 @@ def active_summaries(db: Engine, mode: str, owner: str | None = None,
     """The oldest `limit` waiting and running tasks as the active-task list shows them (the
     seed's keys: `type` is the queue `mode`, `name` the task type), and how many there are
     in all."""
-    with db.connect() as conn:
+    with reading(db) as conn:
         rows = _oldest_active(conn, ACTIVE_SUMMARY_COLUMNS, owner, limit)
         total = (len(rows) if len(rows) < limit else
                  conn.execute(_active(select(func.count()), owner)).scalar_one())
@@ -221,7 +221,7 @@ def oldest_waiting(conn) -> dt.datetime | None:
 def counts(db: Engine) -> dict[str, dict[str, int]]:
     """{type: {status: n}} over every task ever recorded (finished ones from the stored
     aggregates, so pruned tasks still count)."""
-    with db.connect() as conn:
+    with reading(db) as conn:
         result = task_stats.all_time_counts(conn)
         for (task_type, status), n in _unfinished(conn).items():
             result.setdefault(task_type, {})[status] = n
@@ -241,7 +241,7 @@ def worker_list(db: Engine | Connection, lost_after: float, *, now: dt.datetime)
 
 def queue_summary(db: Engine | Connection, *, now: dt.datetime) -> dict:
     """`now` from the shared clock (jobs/clock.py), which stamped the tasks' times."""
-    with connected(db) as conn:
+    with reading(db) as conn:
         unfinished = _unfinished(conn)
         oldest = oldest_waiting(conn)
         failures = task_stats.finished_since(conn, now - dt.timedelta(hours=1), FAILURE)

@@ -5,6 +5,7 @@ import datetime as dt
 
 from sqlalchemy import Engine, func, select
 
+from jobs.db import reading
 from jobs.models import FAILURE, SUCCESS, posts, tasks, utcnow
 
 
@@ -12,7 +13,7 @@ def weekly_report(db: Engine, *, end: dt.datetime | None = None, progress=None) 
     end = end or utcnow()
     start = end - dt.timedelta(days=7)
     steps = 3
-    with db.connect() as conn:
+    with reading(db) as conn:
         by_platform = dict(conn.execute(
             select(posts.c.platform, func.count()).where(posts.c.created_at >= start,
                                                          posts.c.created_at < end)

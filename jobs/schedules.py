@@ -15,6 +15,7 @@ from huey import crontab
 from sqlalchemy import Engine, select
 
 from jobs import autonomous, queries
+from jobs.db import reading
 from jobs.models import iso, posts, utcnow
 from jobs.settings import load_settings
 
@@ -100,7 +101,7 @@ def register(huey, submit: Callable[..., object], db: Engine) -> None:
 def list_schedules(db: Engine) -> list[dict]:
     now = utcnow()
     result = []
-    with db.connect() as conn:
+    with reading(db) as conn:
         for s in SCHEDULES:
             last = queries.latest_of_type(conn, s.task_type)
             skipped = s.skipped_because(db)
@@ -126,7 +127,7 @@ def dated_work(db: Engine, owner: str | None = None, limit: int = 50) -> list[di
              .order_by(posts.c.scheduled_at).limit(limit))
     if owner is not None:
         query = query.where(posts.c.owner == owner)
-    with db.connect() as conn:
+    with reading(db) as conn:
         rows = conn.execute(query).all()
     return [{"post_id": r.id, "owner": r.owner, "platform": r.platform, "status": r.status,
              "label": r.label, "task_id": r.batch_id,

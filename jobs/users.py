@@ -20,6 +20,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from jobs.db import reading
 from jobs.models import api_tokens, iso, sessions, state, users, utcnow
 
 TOKEN_USE_RESOLUTION = dt.timedelta(minutes=1)  # how precisely a token's last use is kept
@@ -128,7 +129,7 @@ def create_first_manager(db: Engine, email: str, password: str) -> User:
 
 
 def count_users(db: Engine) -> int:
-    with db.connect() as conn:
+    with reading(db) as conn:
         return conn.execute(select(func.count()).select_from(users)).scalar_one()
 
 
@@ -141,14 +142,14 @@ def _account_view(row) -> dict:
 
 
 def list_users(db: Engine) -> list[dict]:
-    with db.connect() as conn:
+    with reading(db) as conn:
         rows = conn.execute(select(*_ACCOUNT).order_by(users.c.id)).all()
     return [_account_view(r) for r in rows]
 
 
 def get_account(db: Engine, user_id: int) -> dict | None:
     """A user as managers see them, disabled or not."""
-    with db.connect() as conn:
+    with reading(db) as conn:
         row = conn.execute(select(*_ACCOUNT).where(users.c.id == user_id)).first()
     return _account_view(row) if row else None
 
@@ -217,7 +218,7 @@ def new_password() -> str:
 
 
 def authenticate(db: Engine, email: str, password: str) -> User | None:
-    with db.connect() as conn:
+    with reading(db) as conn:
         row = conn.execute(select(users).where(users.c.email == email.strip().lower(),
                                                users.c.disabled.is_(False))).first()
     if row is None or not row.password_hash:
@@ -250,7 +251,7 @@ def create_session(db: Engine, user_id: int, address: str = "", agent: str = "")
 def user_for_session(db: Engine, secret: str) -> User | None:
     """The active user whose live session this is, or None."""
     now = utcnow()
-    with db.connect() as conn:
+    with reading(db) as conn:
         row = conn.execute(
             select(users.c.id, users.c.email, users.c.role, sessions.c.id.label("session_id"),
                    sessions.c.last_seen_at)
@@ -290,7 +291,7 @@ def _end_sessions(conn, user_id: int, keep: str | None) -> int:
 
 def list_sessions(db: Engine, user_id: int, current: str | None = None) -> list[dict]:
     mine = _digest(current) if current else None
-    with db.connect() as conn:
+    with reading(db) as conn:
         rows = conn.execute(select(sessions).where(sessions.c.user_id == user_id)
                             .order_by(sessions.c.last_seen_at.desc())).all()
     return [{"id": r.id, "created_at": iso(r.created_at), "last_seen_at": iso(r.last_seen_at),
@@ -313,7 +314,7 @@ def create_token(db: Engine, user_id: int, name: str = "") -> tuple[str, dict]:
 
 
 def user_for_token(db: Engine, token: str) -> User | None:
-    with db.connect() as conn:
+    with reading(db) as conn:
         row = conn.execute(
             select(users.c.id, users.c.email, users.c.role, api_tokens.c.id.label("token_id"),
                    api_tokens.c.last_used_at)
@@ -332,7 +333,7 @@ def user_for_token(db: Engine, token: str) -> User | None:
 
 
 def list_tokens(db: Engine, user_id: int) -> list[dict]:
-    with db.connect() as conn:
+    with reading(db) as conn:
         rows = conn.execute(select(api_tokens).where(api_tokens.c.user_id == user_id)
                             .order_by(api_tokens.c.id)).all()
     return [_token_view(r) for r in rows]

@@ -25,6 +25,7 @@ import httpx
 from sqlalchemy import Engine, insert, select, update
 
 from jobs.background import BackgroundThread
+from jobs.db import reading
 from jobs.models import FINAL_STATUSES, iso, tasks, utcnow, webhook_attempts, webhook_secrets, webhooks
 from jobs.tracking import task_view
 
@@ -67,7 +68,7 @@ def register(db: Engine, task_id: str, owner: str, url: str) -> None:
 
 
 def deliveries(db: Engine, task_id: str) -> dict | None:
-    with db.connect() as conn:
+    with reading(db) as conn:
         hook = conn.execute(select(webhooks).where(webhooks.c.task_id == task_id)).mappings().first()
         if hook is None:
             return None

@@ -18,7 +18,7 @@ import datetime as dt
 
 from sqlalchemy import Connection, Engine, select, update
 
-from jobs.db import connected
+from jobs.db import reading
 from jobs.models import iso, workers
 
 SHOWN_FOR = dt.timedelta(hours=1)  # workers that stopped or vanished longer ago are left out
@@ -41,7 +41,7 @@ def state_of(row, now: dt.datetime, lost_after: float) -> str:
 
 def list_workers(db: Engine | Connection, lost_after: float, *, now: dt.datetime) -> list[dict]:
     """The workers seen within SHOWN_FOR of `now`, a reading of the shared clock."""
-    with connected(db) as conn:
+    with reading(db) as conn:
         rows = conn.execute(select(workers).where(workers.c.last_seen >= now - SHOWN_FOR)
                             .order_by(workers.c.started_at, workers.c.id)).mappings().all()
     return [{

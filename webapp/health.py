@@ -8,6 +8,7 @@ from quart import request
 from sqlalchemy import Connection, text
 
 from jobs import alerts, autonomous, pause, queries, task_stats
+from jobs.db import read_connection
 from jobs.models import now_iso
 from jobs.outage import REDIS_ERRORS, redis_outage
 from jobs.runtime import Runtime
@@ -38,7 +39,7 @@ def _checked_out(rt: Runtime) -> tuple[Connection | None, dict]:
     started = time.perf_counter()
     conn = None
     try:
-        conn = rt.db.connect()
+        conn = read_connection(rt.db)
         conn.execute(text("SELECT 1"))
     except Exception as exc:
         if conn is not None:
