@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import string
+import threading
+import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -11,10 +15,13 @@ from sqlalchemy import Connection, Engine, bindparam, desc, func, literal, selec
 from jobs import task_stats
 from jobs.db import reading
 from jobs.models import FAILURE, STARTED, STATUSES, WAITING_STATUSES, UTCDateTime, from_iso, iso, tasks
+from jobs.task_types import NAMES as TYPE_NAMES
 from jobs.tracking import task_view
 from jobs.workers import list_workers
 
 ACTIVE_STATUSES = (*WAITING_STATUSES, STARTED)
+
+log = logging.getLogger("jobs.queries")
 
 
 # Lists leave out `result` (posts, reports): a list shows records, a task's page its result.
@@ -200,11 +207,84 @@ def active_summaries(db: Engine, mode: str, owner: str | None = None,
              "started_at": iso(r["started_at"])} for r in rows], total
 
 
-def _unfinished(conn) -> dict[tuple[str, str], int]:
-    """{(type, status): n} of the tasks not finished yet (few: the status index counts them)."""
-    return {(t, s): n for t, s, n in conn.execute(
-        select(tasks.c.type, tasks.c.status, func.count())
-        .where(tasks.c.status.in_(ACTIVE_STATUSES)).group_by(tasks.c.type, tasks.c.status))}
+# One count per task type and status not final, in one statement: each reads a range of the
+# (type, status, ...) index alone. A GROUP BY over the status index read every row of a deep
+# backlog (50,000 waiting tasks: 42 -> 4.6 ms on SQLite), on every health report, stats and
+# metrics request and board page.
+_UNFINISHED = tuple((task_type, status) for task_type in TYPE_NAMES for status in ACTIVE_STATUSES)
+_COUNT_UNFINISHED = select(*(
+    select(func.count()).select_from(tasks)
+    .where(tasks.c.type == task_type, tasks.c.status == status).scalar_subquery()
+    for task_type, status in _UNFINISHED))
+
+
+# A count of this many unfinished tasks or more that took this long is reused (see _Counts).
+DEEP_BACKLOG, SLOW_COUNT, REUSE = 10_000, 0.02, 20
+
+
+class _Counts:
+    """The last count of unfinished tasks, per database.
+
+    Counting reads an index entry per unfinished task: on PostgreSQL with 50,000 waiting it
+    takes 15-25 ms, and every health report, stats and metrics request and board page asks.
+    Where the last count found a deep backlog (DEEP_BACKLOG or more) and took SLOW_COUNT or
+    more, it is given again for REUSE times as long as it took; the first call after that
+    starts a new count in a thread of its own and is given the last one. So counting takes
+    about 1/REUSE of a thread at most, and a number given is at most that much older than its
+    count. Below DEEP_BACKLOG every call counts, exactly (and a slow moment of the machine
+    changes nothing)."""
+
+    def __init__(self) -> None:
+        self._last: weakref.WeakKeyDictionary[Engine, tuple] = weakref.WeakKeyDictionary()
+        self._counting: set[int] = set()  # ids of the engines being counted in the background
+        self._lock = threading.Lock()
+        self._failing = False
+
+    def get(self, conn: Connection) -> dict[tuple[str, str], int]:
+        engine = conn.engine
+        last = self._last.get(engine)
+        if last is None:
+            return self._count(conn)
+        counts, at, took = last
+        if sum(counts.values()) < DEEP_BACKLOG or took < SLOW_COUNT:
+            return self._count(conn)
+        if time.monotonic() - at > REUSE * took:
+            with self._lock:
+                start = id(engine) not in self._counting
+                self._counting.add(id(engine))
+            if start:
+                threading.Thread(target=self._recount, args=(engine,), daemon=True,
+                                 name="unfinished-count").start()
+        return counts
+
+    def _count(self, conn: Connection) -> dict[tuple[str, str], int]:
+        started = time.monotonic()
+        counts = {pair: n for pair, n in zip(_UNFINISHED, conn.execute(_COUNT_UNFINISHED).one()) if n}
+        self._last[conn.engine] = (counts, time.monotonic(), time.monotonic() - started)
+        return counts
+
+    def _recount(self, engine: Engine) -> None:
+        try:
+            with reading(engine) as conn:
+                self._count(conn)
+            if self._failing:
+                self._failing = False
+                log.info("unfinished tasks are counted again")
+        except Exception as exc:  # noqa: BLE001 - the last count is given until one succeeds
+            if not self._failing:
+                self._failing = True
+                log.warning("unfinished tasks cannot be counted (%s); the last count is shown", exc)
+        finally:
+            with self._lock:
+                self._counting.discard(id(engine))
+
+
+_counts = _Counts()
+
+
+def _unfinished(conn: Connection) -> dict[tuple[str, str], int]:
+    """{(type, status): n} of the tasks not finished yet (the ones there are)."""
+    return _counts.get(conn)
 
 
 def oldest_waiting(conn) -> dt.datetime | None:

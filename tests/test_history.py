@@ -18,6 +18,7 @@ from jobs.models import task_stats as stats_rows
 from jobs.runtime import build_runtime
 from jobs.settings import SettingsError, load_settings
 from jobs.tracking import Tracker
+from tests.support import wait_until
 
 FINAL = (SUCCESS, FAILURE, REVOKED)
 
@@ -295,3 +296,46 @@ def test_oldest_waiting_is_the_first_pending_or_retrying_task_read_in_one_statem
         assert len(statements) == 1, statements
         conn.execute(tasks.delete().where(tasks.c.id == "retrying"))
         assert queries.oldest_waiting(conn) == base + dt.timedelta(minutes=5)
+
+
+def test_unfinished_tasks_are_counted_from_the_type_index_alone(db):
+    base = utcnow() - dt.timedelta(hours=1)
+    with db.begin() as conn:
+        conn.execute(insert(tasks), [
+            *(_task(f"wait{i}", status=PENDING, enqueued=base) for i in range(3)),
+            _task("retry", status=RETRY, enqueued=base, task_type="content_generation"),
+            _task("run", status=STARTED, enqueued=base, task_type="content_generation"),
+            *(_task(f"done{i}", status=SUCCESS, enqueued=base) for i in range(4))])
+    with db.connect() as conn:
+        assert queries._unfinished(conn) == {("status_check", PENDING): 3,
+                                             ("content_generation", RETRY): 1,
+                                             ("content_generation", STARTED): 1}
+        if db.dialect.name == "sqlite":  # a deep backlog is not read row by row
+            sql = str(queries._COUNT_UNFINISHED.compile(db, compile_kwargs={"literal_binds": True}))
+            plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")]
+            reads = [step for step in plan if " tasks" in step]
+            assert reads and all("COVERING INDEX ix_tasks_type_keyset" in step for step in reads), plan
+
+
+def test_a_slow_count_of_a_deep_backlog_is_reused_then_renewed_in_the_background(db, monkeypatch):
+    monkeypatch.setattr(queries, "_counts", queries._Counts())
+    monkeypatch.setattr(queries, "DEEP_BACKLOG", 3)  # as deep as this test's
+    monkeypatch.setattr(queries, "SLOW_COUNT", 0.0)  # and each count slow enough
+    monkeypatch.setattr(queries, "REUSE", 1e9)
+    base = utcnow() - dt.timedelta(hours=1)
+
+    def add(*names: str) -> None:
+        with db.begin() as conn:
+            conn.execute(insert(tasks), [_task(n, status=PENDING, enqueued=base) for n in names])
+
+    def waiting() -> int:
+        with db.connect() as conn:
+            return queries.queue_summary(conn, now=utcnow())["waiting"]
+    add("a", "b")
+    assert waiting() == 2
+    add("c")
+    assert waiting() == 3  # shallower than DEEP_BACKLOG: counted at every call
+    add("d")
+    assert waiting() == 3  # the count of 3 is given again while it is fresh
+    monkeypatch.setattr(queries, "REUSE", 0)  # now it is old: renewed in the background
+    wait_until(lambda: waiting() == 4, 10, "the background count")
