@@ -1,12 +1,14 @@
 """History at scale: each page and endpoint timed over HTTP with 2,000 tasks and with N.
 
     .venv/bin/python bench/bench_history.py [--tasks N] [--small 2000] [--db sqlite,postgresql]
-                                            [--requests 40]
+                                            [--requests 40] [--waiting 20]
 
 `--tasks` defaults to BENCH_HISTORY_TASKS or 200,000 (`BENCH_HISTORY_TASKS=1000000 make bench`
 for the full size). For each database and each size, the history is filled directly with bulk
-INSERTs (set-up, not what is measured): finished tasks spread over the last 30 days, a few
-waiting ones; PostgreSQL then gets the VACUUM ANALYZE autovacuum would give it. Then a web server is started on each (embedded mode, one process), every
+INSERTs (set-up, not what is measured): finished tasks spread over the last 30 days, and 20
+waiting ones (`--waiting` sets the large database's: a deep backlog); PostgreSQL then gets
+the VACUUM ANALYZE autovacuum would give it. Then a web server is started on each (embedded
+mode, one process), every
 endpoint is warmed, both servers are requested `--requests` times in alternation, and both are
 stopped. Prints p95 per endpoint at both sizes, their ratio, and each web process's memory;
 the goal is p95 ≤ 100 ms and ≤ 1.5 × the 2,000-task figure.
@@ -90,8 +92,8 @@ def _rows(n: int, now: dt.datetime, rng: random.Random):
         }
 
 
-def fill(url: str, n: int) -> str:
-    """Bulk-insert `n` finished and 20 waiting tasks; returns a finished task's id."""
+def fill(url: str, n: int, waiting: int) -> str:
+    """Bulk-insert `n` finished and `waiting` waiting tasks; returns a finished task's id."""
     from sqlalchemy import insert
 
     from jobs.db import make_engine
@@ -110,12 +112,15 @@ def fill(url: str, n: int) -> str:
                 conn.execute(insert(tasks), batch)
                 sample = sample or batch[len(batch) // 2]["id"]
                 batch = []
-        waiting = [{**row, "status": "PENDING", "started_at": None, "finished_at": None,
+        if batch:
+            conn.execute(insert(tasks), batch)
+            sample = sample or batch[len(batch) // 2]["id"]
+        backlog = [{**row, "status": "PENDING", "started_at": None, "finished_at": None,
                     "result": None, "error": None, "attempts": 0,
-                    "enqueued_at": now - dt.timedelta(seconds=20 - i), "updated_at": now}
-                   for i, row in enumerate(_rows(20, now, rng))]
-        conn.execute(insert(tasks), batch + waiting)
-        sample = sample or batch[len(batch) // 2]["id"]
+                    "enqueued_at": now - dt.timedelta(seconds=waiting - i), "updated_at": now}
+                   for i, row in enumerate(_rows(waiting, now, rng))]
+        for start in range(0, waiting, CHUNK):
+            conn.execute(insert(tasks), backlog[start:start + CHUNK])
     try:  # the stored aggregates, where this version keeps them
         from jobs import task_stats
         task_stats.count_tasks(engine)
@@ -127,7 +132,7 @@ def fill(url: str, n: int) -> str:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM ANALYZE")
     engine.dispose()
-    print(f"  filled {n:,} tasks in {time.perf_counter() - started:.1f} s", flush=True)
+    print(f"  filled {n:,} + {waiting:,} waiting tasks in {time.perf_counter() - started:.1f} s", flush=True)
     return sample
 
 
@@ -141,9 +146,9 @@ def _rss_mb(pid: int) -> float:
 class Server:
     """A web server (embedded mode, one process) on a database filled with `n` tasks."""
 
-    def __init__(self, url: str, n: int, work: Path) -> None:
-        self.sample = fill(url, n)
-        env = {**os.environ, "DATA_DIR": str(work / f"data-{n}"), "DATABASE_URL": url,
+    def __init__(self, url: str, n: int, work: Path, waiting: int) -> None:
+        self.sample = fill(url, n, waiting)
+        env = {**os.environ, "DATA_DIR": str(work / f"data-{n}-{waiting}"), "DATABASE_URL": url,
                "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
         env.pop("REDIS_URL", None)
         made = subprocess.run([PYTHON, "-m", "webapp", "create-user", "--email", "bench@example.com",
@@ -207,19 +212,22 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=2_000)
     parser.add_argument("--db", default="sqlite,postgresql")
     parser.add_argument("--requests", type=int, default=40, help="timed requests per endpoint")
+    parser.add_argument("--waiting", type=int, default=20,
+                        help="waiting tasks in the large database (the small one has 20)")
     args = parser.parse_args()
     failed = False
     for backend in args.db.split(","):
-        print(f"\n== {backend}: {args.small:,} vs {args.tasks:,} tasks ==", flush=True)
+        print(f"\n== {backend}: {args.small:,} vs {args.tasks:,} tasks, 20 vs {args.waiting:,} "
+              "waiting ==", flush=True)
         with tempfile.TemporaryDirectory(prefix="bench-history-") as tmp:
             work = Path(tmp)
             database = PostgresServer() if backend == "postgresql" else None
             servers: list[Server] = []
             try:
-                for n in (args.small, args.tasks):
-                    url = (database.database(f"history{n}") if database
-                           else f"sqlite:///{work / f'history-{n}.db'}")
-                    servers.append(Server(url, n, work))
+                for i, (n, waiting) in enumerate(((args.small, 20), (args.tasks, args.waiting))):
+                    url = (database.database(f"history{i}") if database
+                           else f"sqlite:///{work / f'history-{i}.db'}")
+                    servers.append(Server(url, n, work, waiting))
                 small, large = measure(servers, args.requests)
                 small_rss, large_rss = (_rss_mb(s.web.pid) for s in servers)
             finally:
