@@ -6,7 +6,8 @@
 `--tasks` defaults to BENCH_HISTORY_TASKS or 200,000 (`BENCH_HISTORY_TASKS=1000000 make bench`
 for the full size). For each database and each size, the history is filled directly with bulk
 INSERTs (set-up, not what is measured): finished tasks spread over the last 30 days, and 20
-waiting ones (`--waiting` sets the large database's: a deep backlog); PostgreSQL then gets
+waiting ones (`--waiting` sets the large database's: a deep backlog), the queue paused so
+that they stay waiting; PostgreSQL then gets
 the VACUUM ANALYZE autovacuum would give it. Then a web server is started on each (embedded
 mode, one process), every
 endpoint is warmed, both servers are requested `--requests` times in alternation, and both are
@@ -121,6 +122,8 @@ def fill(url: str, n: int, waiting: int) -> str:
                    for i, row in enumerate(_rows(waiting, now, rng))]
         for start in range(0, waiting, CHUNK):
             conn.execute(insert(tasks), backlog[start:start + CHUNK])
+    from jobs import pause
+    pause.pause(engine, None, "bench")  # the waiting tasks stay waiting: no worker runs them
     try:  # the stored aggregates, where this version keeps them
         from jobs import task_stats
         task_stats.count_tasks(engine)

@@ -218,21 +218,20 @@ _COUNT_UNFINISHED = select(*(
     for task_type, status in _UNFINISHED))
 
 
-# A count of this many unfinished tasks or more that took this long is reused (see _Counts).
-DEEP_BACKLOG, SLOW_COUNT, REUSE = 10_000, 0.02, 20
+# A count of this many unfinished tasks or more is given again for REUSE x its time (_Counts).
+DEEP_BACKLOG, REUSE = 10_000, 20
 
 
 class _Counts:
     """The last count of unfinished tasks, per database.
 
-    Counting reads an index entry per unfinished task: on PostgreSQL with 50,000 waiting it
-    takes 15-25 ms, and every health report, stats and metrics request and board page asks.
-    Where the last count found a deep backlog (DEEP_BACKLOG or more) and took SLOW_COUNT or
-    more, it is given again for REUSE times as long as it took; the first call after that
-    starts a new count in a thread of its own and is given the last one. So counting takes
-    about 1/REUSE of a thread at most, and a number given is at most that much older than its
-    count. Below DEEP_BACKLOG every call counts, exactly (and a slow moment of the machine
-    changes nothing)."""
+    Counting reads an index entry per unfinished task (with 50,000 waiting, 4-5 ms on SQLite
+    and 13-25 ms on PostgreSQL), and every health report, stats and metrics request and board
+    page asks, stats and metrics twice. Where the last count found a deep backlog
+    (DEEP_BACKLOG or more), it is given again for REUSE times as long as it took; the first
+    call after that starts a new count in a thread of its own and is given the last one. So
+    counting takes about 1/REUSE of a thread at most, and a number given is at most that much
+    older than its count. Below DEEP_BACKLOG every call counts, exactly."""
 
     def __init__(self) -> None:
         self._last: weakref.WeakKeyDictionary[Engine, tuple] = weakref.WeakKeyDictionary()
@@ -246,7 +245,7 @@ class _Counts:
         if last is None:
             return self._count(conn)
         counts, at, took = last
-        if sum(counts.values()) < DEEP_BACKLOG or took < SLOW_COUNT:
+        if sum(counts.values()) < DEEP_BACKLOG:
             return self._count(conn)
         if time.monotonic() - at > REUSE * took:
             with self._lock:

@@ -320,7 +320,6 @@ def test_unfinished_tasks_are_counted_from_the_type_index_alone(db):
 def test_a_slow_count_of_a_deep_backlog_is_reused_then_renewed_in_the_background(db, monkeypatch):
     monkeypatch.setattr(queries, "_counts", queries._Counts())
     monkeypatch.setattr(queries, "DEEP_BACKLOG", 3)  # as deep as this test's
-    monkeypatch.setattr(queries, "SLOW_COUNT", 0.0)  # and each count slow enough
     monkeypatch.setattr(queries, "REUSE", 1e9)
     base = utcnow() - dt.timedelta(hours=1)
 
