@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import string
 import threading
 import time
@@ -234,12 +235,18 @@ class _Counts:
     older than its count. Below DEEP_BACKLOG every call counts, exactly."""
 
     def __init__(self) -> None:
+        self._start()
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
         self._last: weakref.WeakKeyDictionary[Engine, tuple] = weakref.WeakKeyDictionary()
         self._counting: set[int] = set()  # ids of the engines being counted in the background
         self._lock = threading.Lock()
         self._failing = False
 
     def get(self, conn: Connection) -> dict[tuple[str, str], int]:
+        if self._pid != os.getpid():  # a forked worker: a counting thread stayed behind
+            self._start()
         engine = conn.engine
         last = self._last.get(engine)
         if last is None:
