@@ -119,14 +119,17 @@ class Reaper(BackgroundThread):
                 .where(tasks.c.status == STARTED, tasks.c.worker.not_in(alive))
             ).all()
         for task_id, task_type, attempts, max_attempts, worker in orphans:
-            message = f"worker {worker} stopped responding while running it"
+            # The worker named in a field of its own, not in the message: authors are shown
+            # an alias of it (webapp/role_views.py).
+            message = "its worker stopped responding while running it"
             if attempts < max_attempts:
                 # Recorded first, then queued: a crash in between leaves a waiting record
                 # without a message, which _requeue_stranded queues again.
                 moved = tracker.transition(
                     task_id, RETRY, expect=(STARTED,), attempt=attempts, worker=None,
-                    error={"type": "lost", "message": f"{message}; queued again "
-                                                      f"(attempt {attempts} of {max_attempts})"})
+                    error={"type": "lost", "worker": worker,
+                           "message": f"{message}; queued again "
+                                      f"(attempt {attempts} of {max_attempts})"})
                 if moved is not None:
                     log.warning("Task %s lost with worker %s; queued again", task_id, worker)
                     faults.point("mid_recovery")
@@ -134,8 +137,9 @@ class Reaper(BackgroundThread):
             else:
                 tracker.transition(
                     task_id, FAILURE, expect=(STARTED,), attempt=attempts,
-                    error={"type": "lost", "message": f"{message}; no attempts left "
-                                                      f"({attempts} of {max_attempts})"})
+                    error={"type": "lost", "worker": worker,
+                           "message": f"{message}; no attempts left "
+                                      f"({attempts} of {max_attempts})"})
         return len(orphans)
 
     def _requeue_stranded(self) -> int:

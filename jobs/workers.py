@@ -66,9 +66,3 @@ def set_draining(db: Engine, worker_id: str, draining: bool, *, now: dt.datetime
     if not found:
         raise UnknownWorker(worker_id)
 
-
-def for_author(items: list[dict]) -> list[dict]:
-    """An author sees how busy each worker is, not which other people's tasks it runs nor
-    the machines and processes (worker internals): workers are numbered for them."""
-    return [{**w, "id": f"worker {n}", "host": "", "pid": "", "current_tasks": len(w["current_tasks"])}
-            for n, w in enumerate(items, 1)]

@@ -57,6 +57,8 @@ def test_lost_task_with_no_attempts_left_fails_as_lost(fresh_stack):
     final = stack.wait_status(task_id, {"SUCCESS", "FAILURE"}, timeout=30)
     assert final["status"] == "FAILURE"
     assert final["error"]["type"] == "lost"
+    assert final["error"]["worker"] == record["worker"]  # named apart from the message
+    assert record["worker"] not in final["error"]["message"]  # authors get it as an alias
 
 
 def test_whole_worker_killed_then_restarted(fresh_stack):

@@ -361,6 +361,61 @@ def test_authors_see_no_one_elses_work_nor_worker_internals(stack, people_here):
     stack.client.post(f"/api/tasks/revoke/{task_id}", json={"terminate": True})
 
 
+def test_authors_see_the_worker_of_their_own_tasks_by_an_alias(stack):
+    """Their task's worker is named by an alias, the same everywhere (status, lists,
+    timeline, task page, both streams, the health panel), never by its host and process."""
+    email = _ensure_user(stack, f"alias.{stack.name}@example.com")
+    browser = _signed_in(stack, email)
+    token = browser.post("/api/tokens", json={"name": "alias"}).json()["token"]
+    events = stack.events(token=token).wait_open()
+    queued = browser.post("/api/generate-posts", json={
+        "async": True, "platforms": ["twitter"], "count_per_platform": 1,
+        "book": {"title": "STALL alias"}})
+    assert queued.status_code == 202, queued.text
+    task_id = queued.json()["task_id"]
+    wait_until(lambda: task_id in stack.running(), 10, "the task to run")
+    real = stack.task(task_id)["worker"]  # as the manager sees it
+    worker = next(w for w in stack.client.get("/api/health").json()["task_queue_status"]["workers"]
+                  if w["id"] == real)
+    secrets = {real, f"{worker['hostname']}:", f":{worker['pid']}"}
+
+    alias = browser.get(f"/api/task-status/{task_id}").json()["worker"]
+    assert alias and alias.startswith("worker ") and alias != real
+    listed = browser.get("/api/tasks").json()["tasks"]
+    active = browser.get("/api/tasks/active").json()["active_tasks"]
+    timeline = browser.get(f"/api/tasks/{task_id}/timeline").json()["timeline"]
+    panel = browser.get("/api/health").json()["task_queue_status"]["workers"]
+    assert next(t["worker"] for t in listed if t["task_id"] == task_id) == alias
+    assert next(t["worker"] for t in active if t["task_id"] == task_id) == alias
+    assert alias in [step["worker"] for step in timeline]
+    assert alias in [w["id"] for w in panel]  # the same name in the health panel
+    streamed = wait_until(lambda: [d["task"]["worker"] for _, _, d in events.events
+                                   if (d.get("task") or {}).get("task_id") == task_id
+                                   and d["task"]["worker"]], 10, "the run's event")
+    assert set(streamed) == {alias}
+    for path in (f"/api/task-status/{task_id}", "/api/tasks", "/api/tasks/active",
+                 f"/api/tasks/{task_id}/timeline", f"/tasks/{task_id}", "/api/workers", "/workers"):
+        body = browser.get(path)
+        assert body.status_code == 200, path
+        assert not [s for s in secrets if s in body.text], (path, body.text[:2000])
+    assert alias in browser.get(f"/tasks/{task_id}").text
+
+    # The task page's stream redraws the section when the task changes: the alias there too.
+    with browser.stream("GET", f"/tasks/{task_id}/stream",
+                        timeout=httpx.Timeout(10, read=20)) as section:
+        revoked = stack.client.post(f"/api/tasks/revoke/{task_id}", json={"terminate": True})
+        assert revoked.status_code == 200, revoked.text
+        seen = ""
+        for line in section.iter_lines():
+            seen += line + "\n"
+            if not line and "REVOKED" in seen:  # the end of the message that shows it
+                break
+    assert alias in seen and not [s for s in secrets if s in seen], seen[:3000]
+    assert real in stack.client.get(f"/api/tasks/{task_id}/timeline").text  # managers: in full
+    events.close()
+    browser.close()
+
+
 @pytest.fixture
 def people_here(stack):
     email = _ensure_user(stack, f"sec-watcher.{stack.name}@example.com")

@@ -16,7 +16,7 @@ from jobs.reaper import Reaper
 from jobs.relay import Relay
 from jobs.runtime import Runtime, build_runtime
 from jobs.settings import Settings, load_settings
-from webapp import errors, outages
+from webapp import errors, outages, role_views
 from jobs.logs import configure_logging
 from webapp.auth import init_auth
 from webapp.fanout import Streams, is_stream_path
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
     metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     init_auth(app, rt.db, settings.data_dir, secret, metrics_token)
+    role_views.install(app, app.secret_key)  # after init_auth: the secret it settled on
     from webapp.direct_enqueue import DirectEnqueue  # here: it reads the routes' module
     # Inside the proxy fix (when there is one), so it sees the client's real scheme.
     app.asgi_app = DirectEnqueue(app.asgi_app, app)

@@ -28,7 +28,7 @@ from jobs.task_types import POSTED_TYPES
 from webapp import board_queries
 from webapp.board_queries import BoardFilters
 from webapp.health import health_report
-from webapp.role_views import health_for_author
+from webapp.role_views import AuthorView
 from webapp.sse import id_only, message
 
 log = logging.getLogger("webapp.board")
@@ -147,7 +147,7 @@ class HealthTicker:
 
     async def render(self) -> dict[str, bytes]:
         report = self.annotate(await health_report(self._feed.runtime))
-        views = {"full": report, "limited": health_for_author(report)}
+        views = {"full": report, "limited": self._feed.author_view.health(report)}
         return {variant: message(await self._feed.render(
                     "_health_panels_oob.html", oob=True, health=views[variant],
                     limited=variant == "limited"))
@@ -209,16 +209,22 @@ class LiveFeed:
             return await make()
         return await self.pages.get(("sections", filters, scope, event_id), make)
 
-    # -- one task's page --
-    async def task_event(self, task_id: str, event: Event) -> bytes:
-        return await self.pages.get(("task", event.id),
-                                    lambda: self.task_section(task_id, event.id))
+    @property
+    def author_view(self) -> AuthorView:
+        return self.app.extensions["author_view"]
 
-    async def task_section(self, task_id: str, event_id: str | None) -> bytes:
+    # -- one task's page --
+    async def task_event(self, task_id: str, event: Event, author: AuthorView | None) -> bytes:
+        return await self.pages.get(("task", event.id, author is not None),
+                                    lambda: self.task_section(task_id, event.id, author))
+
+    async def task_section(self, task_id: str, event_id: str | None,
+                           author: AuthorView | None) -> bytes:
+        """The task page's live section, for its author (`author`) or for everyone else."""
         detail = await asyncio.to_thread(task_detail, self.runtime, task_id)
         if detail is None:
             return id_only(event_id) if event_id else b""
-        html = await self.render("_task_live.html", oob=True, **detail)
+        html = await self.render("_task_live.html", oob=True, **detail_as_seen(detail, author))
         return message(html, event_id=event_id)
 
 
@@ -230,3 +236,11 @@ def task_detail(rt, task_id: str) -> dict | None:
     posts = batch_posts(rt.db, task_id) if record["type"] in POSTED_TYPES else []
     return {"task": record, "timeline": rt.tracker.timeline(task_id), "posts": posts,
             "retried_as": rt.tracker.retries_of(task_id)}
+
+
+def detail_as_seen(detail: dict, author: AuthorView | None) -> dict:
+    """task_detail as an author (`author`) or anyone else sees it."""
+    if author is None:
+        return detail
+    return {**detail, "task": author.task(detail["task"]),
+            "timeline": author.timeline(detail["timeline"])}

@@ -16,7 +16,7 @@ from webapp.auth import (acting_owner, current, manager_only, metrics_reader, ow
                          owner_scope)
 from webapp.errors import ApiError, load_body, parse_query
 from webapp.health import health_report, queue_stats, stats_window
-from webapp.role_views import autonomous_for_author, health_for_author, stats_for_author
+from webapp.role_views import AuthorView, seen
 from webapp.idempotency import idempotent
 from webapp.routes.posts import approval_of_plan
 from webapp.schemas import (ActiveQuery, ApprovePosts, BatchTasks, GeneratePosts, Owner, Revoke,
@@ -44,7 +44,7 @@ async def generate_posts():
 
 @bp.get("/api/task-status/<task_id>")
 async def task_status(task_id: str):
-    return jsonify(await get_task(task_id))
+    return jsonify(seen(AuthorView.task, await get_task(task_id)))
 
 
 @bp.get("/api/tasks/active")
@@ -55,7 +55,7 @@ async def active_tasks():
     listed, total = await asyncio.to_thread(queries.active_summaries, rt.db, rt.mode,
                                             owner_scope(), query.limit)
     # count: all of them; the list shows the oldest `limit`
-    return jsonify({"active_tasks": listed, "count": total, "limit": query.limit})
+    return jsonify({"active_tasks": seen(AuthorView.tasks, listed), "count": total, "limit": query.limit})
 
 
 @bp.get("/api/tasks")
@@ -75,7 +75,7 @@ async def list_tasks():
         queries.task_page, runtime().db, statuses=(query.status,) if query.status else None,
         task_type=query.type, owner=owner_filter(query.owner, "tasks"), id_prefix=query.q,
         page=query.page, per_page=query.per_page, before=query.before, after=query.after)
-    return jsonify({"tasks": result.tasks, "total": result.total, "total_exact": result.total_exact,
+    return jsonify({"tasks": seen(AuthorView.tasks, result.tasks), "total": result.total, "total_exact": result.total_exact,
                     "page": query.page, "per_page": query.per_page,
                     "older": result.older, "newer": result.newer})
 
@@ -101,7 +101,8 @@ async def retry_task(task_id: str):
 async def task_timeline(task_id: str):
     rt = runtime()
     await get_task(task_id)
-    return jsonify({"task_id": task_id, "timeline": await asyncio.to_thread(rt.tracker.timeline, task_id)})
+    timeline = await asyncio.to_thread(rt.tracker.timeline, task_id)
+    return jsonify({"task_id": task_id, "timeline": seen(AuthorView.timeline, timeline)})
 
 
 @bp.get("/api/tasks/<task_id>/posts")
@@ -131,7 +132,7 @@ async def autonomous_stop():
 @bp.get("/api/autonomous/status")
 async def autonomous_status():
     status = await asyncio.to_thread(autonomous.status, runtime().db)
-    return jsonify(status if owner_scope() is None else autonomous_for_author(status))
+    return jsonify(seen(AuthorView.autonomous, status))
 
 
 @bp.post("/api/autonomous/execute-daily")
@@ -195,13 +196,13 @@ async def batch_tasks():
 async def health():
     report = await health_report(runtime())
     status = 503 if report["status"] == "unhealthy" else 200
-    return jsonify(report if owner_scope() is None else health_for_author(report)), status
+    return jsonify(seen(AuthorView.health, report)), status
 
 
 @bp.get("/api/tasks/stats")
 async def stats():
     stats = await queue_stats(runtime(), stats_window())
-    return jsonify(stats if owner_scope() is None else stats_for_author(stats))
+    return jsonify(seen(AuthorView.stats, stats))
 
 
 @bp.get("/metrics")

@@ -20,6 +20,7 @@ from webapp import fanout, runtime
 from webapp.auth import can_see, owner_scope
 from webapp.board_feed import LiveFeed, Panels
 from webapp.board_queries import BoardFilters
+from webapp.role_views import AuthorView, author_view
 from webapp.sse import id_only
 
 bp = Blueprint("board", __name__)
@@ -113,10 +114,11 @@ class _BoardView:
 
 
 class _TaskView:
-    """One task's live section, re-rendered (once per process) when the task changes."""
+    """One task's live section, re-rendered (once per process and audience) when the task
+    changes."""
 
-    def __init__(self, feed: LiveFeed, task_id: str) -> None:
-        self.feed, self.task_id = feed, task_id
+    def __init__(self, feed: LiveFeed, task_id: str, author: AuthorView | None) -> None:
+        self.feed, self.task_id, self.author = feed, task_id, author
 
     def now(self, items: list, key: tuple | None) -> tuple[bytes, bytes] | None:
         if any(isinstance(item, Resync) for item in items) or self._latest(items):
@@ -125,10 +127,11 @@ class _TaskView:
 
     async def later(self, items: list) -> tuple[bytes, bytes]:
         resync, items = _split_at_resync(items)
-        shown = await self.feed.task_section(self.task_id, resync.id) if resync else b""
+        shown = (await self.feed.task_section(self.task_id, resync.id, self.author)
+                 if resync else b"")
         latest = self._latest(items)
         if latest is not None:
-            shown += await self.feed.task_event(self.task_id, latest)
+            shown += await self.feed.task_event(self.task_id, latest, self.author)
         return shown, _last_hidden(items, latest)
 
     def _latest(self, items: list) -> Event | None:
@@ -170,7 +173,7 @@ async def task_stream(task_id: str):
     record = await asyncio.to_thread(runtime().tracker.get, task_id)
     if record is None or not can_see(record["owner"]):
         return "no such task", 404
-    return await fanout.serve(_TaskView(feed, task_id), first=b": connected\n\n",
+    return await fanout.serve(_TaskView(feed, task_id, author_view()), first=b": connected\n\n",
                               last_id=_resume_from())
 
 

@@ -19,6 +19,7 @@ from webapp.auth import any_signed_in_user, current, manager_only, owner_scope
 from webapp.confirmation import ask_first
 from webapp.errors import ApiError, describe, load_body
 from webapp.idempotency import idempotent
+from webapp.role_views import AuthorView, seen
 from webapp.routes.pages import _flash as _flash_fragment
 from webapp.routes.pages import _htmx
 from webapp.schemas import BulkAction, QueueTarget
@@ -217,7 +218,7 @@ async def _workers() -> list[dict]:
     def read() -> list[dict]:  # the shared clock may ask Redis for its time: off the loop too
         return workers.list_workers(rt.db, rt.settings.worker_lost_after, now=rt.clock.now())
     rows = await asyncio.to_thread(read)
-    return rows if owner_scope() is None else workers.for_author(rows)
+    return seen(AuthorView.workers, rows)
 
 
 @bp.get("/api/workers")

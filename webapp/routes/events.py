@@ -8,6 +8,7 @@ from quart import Blueprint, request
 from jobs.events import Event, Resync
 from webapp import fanout, sse
 from webapp.auth import owner_scope
+from webapp.role_views import AuthorView, author_view
 
 bp = Blueprint("events", __name__)
 
@@ -15,16 +16,17 @@ bp = Blueprint("events", __name__)
 @bp.get("/api/events")
 async def events():
     last_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
-    view = _JsonView(owner_scope(), fanout.batches())
+    view = _JsonView(owner_scope(), author_view(), fanout.batches())
     return await fanout.serve(view, first=b"retry: 2000\n\n", last_id=last_id)
 
 
 class _JsonView:
     """Each event as JSON, in full: automation wants every change, not just the latest. An
-    author's streams carry their own tasks only."""
+    author's streams carry their own tasks only, as role_views shows them to authors."""
 
-    def __init__(self, scope: str | None, batches: fanout.Batches) -> None:
-        self.scope, self.batches = scope, batches
+    def __init__(self, scope: str | None, author: AuthorView | None,
+                 batches: fanout.Batches) -> None:
+        self.scope, self.author, self.batches = scope, author, batches
 
     def now(self, items: list, key: tuple | None) -> tuple[bytes, bytes]:
         shared = key and ("json", *key, self.scope)
@@ -34,11 +36,14 @@ class _JsonView:
         return self.now(items, None)
 
     def _render(self, items: list) -> bytes:
-        scope, parts = self.scope, []
+        scope, author, parts = self.scope, self.author, []
         for item in items:
             if isinstance(item, Event):
-                if scope is None or item.owner == scope:
+                if scope is None:
                     parts.append(sse.event_message(item))
+                elif item.owner == scope:
+                    shown = json.dumps(author.event(item.data), separators=(",", ":"))
+                    parts.append(sse.event_message(item, shown.encode()))
             elif isinstance(item, Resync):
                 data = json.dumps({"reason": item.reason, "action": "reload your state"},
                                   separators=(",", ":"))

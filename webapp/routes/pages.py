@@ -17,12 +17,12 @@ from webapp import board_queries, runtime, view_helpers
 from webapp.actions import request_generation, retry, revoke, run_daily, set_autonomous
 from webapp.auth import can_see, current, local_path, manager_only, owner_scope
 from webapp.confirmation import ask_first, confirmed
-from webapp.board_feed import task_detail
+from webapp.board_feed import detail_as_seen, task_detail
 from webapp.board_queries import BoardFilters
 from webapp.errors import ApiError
 from webapp.forms import FORM_ERROR, GenerateForm, field_errors_from, parse_generate
 from webapp.health import health_report, stats_window
-from webapp.role_views import health_for_author
+from webapp.role_views import AuthorView, author_view, seen
 
 log = logging.getLogger("webapp.pages")
 
@@ -98,6 +98,7 @@ async def task_page(task_id: str):
     if detail is None or not can_see(detail["task"]["owner"]):
         return await render_template("error.html", status=404,
                                      message=f"No task has id {task_id}."), 404
+    detail = detail_as_seen(detail, author_view())
     webhook = await asyncio.to_thread(webhooks.deliveries, runtime().db, task_id)
     return await render_template("task.html", position=position, webhook=webhook, **detail)
 
@@ -210,7 +211,7 @@ async def autonomous_run_daily():
 async def _health() -> dict:
     """The health report as the signed-in user may see it."""
     report = await health_report(runtime())
-    return report if owner_scope() is None else health_for_author(report)
+    return seen(AuthorView.health, report)
 
 
 @bp.get("/health")
