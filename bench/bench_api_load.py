@@ -312,7 +312,8 @@ async def run(args) -> None:
     trees = [("after", ROOT)] + ([("before", Path(args.before).resolve())] if args.before else [])
     results = [(label, await phases(args, root)) for label, root in trees]
     print(f"{args.rate:g} req/s for {args.seconds:g}s (status, active, health, 3-post sync "
-          f"generation); loaded: every worker busy (nice {args.worker_nice}), {args.streams} "
+          f"generation); loaded: every worker busy (WORKER_NICE {os.environ.get('WORKER_NICE', 10)}"
+          f"{f', then nice {args.worker_nice}' if args.worker_nice else ''}), {args.streams} "
           f"streams open, served by {'a second' if args.stream_server == 'separate' else 'the same'}"
           f" web process; {args.database}"
           + ("; the API's process alone on one core, the rest on the others (workers idle-class)"
@@ -357,7 +358,8 @@ def main() -> None:
                         "database and Redis), the timed requests by the first")
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--worker-nice", type=int, default=0,
-                        help="niceness of the worker processes (10: the web process's CPU first)")
+                        help="started under `nice -n N` as well: on top of WORKER_NICE, which "
+                        "they apply themselves (the environment's, or the default 10)")
     parser.add_argument("--apart", action="store_true",
                         help="the API's web process alone on one core, everything else on the "
                         "others (the workers at SCHED_IDLE)")
