@@ -65,7 +65,7 @@ def _stream(pump: fanout.Pump, cursor) -> tuple[_Socket, asyncio.Task]:
     """A stream of `cursor` served by `pump`, writing to a _Socket."""
     sock = _Socket()
     served = asyncio.create_task(pump.serve(
-        fanout._Follower(cursor, _JsonView(None, fanout.Batches())), sock))
+        fanout._Follower(cursor, _JsonView(None, None, fanout.Batches())), sock))
     return sock, served
 
 
