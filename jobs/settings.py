@@ -57,6 +57,10 @@ class Settings(_TaskTimeouts):
     shutdown_grace: float = Field(10.0, ge=0)
     # Alerts: posted (Slack-compatible JSON) to this URL; checked every interval.
     alert_webhook_url: str | None = None
+    # Completion webhooks (`callback_url`) may be delivered to loopback, private and
+    # link-local addresses: off by default, or any user could make the server post to, and
+    # read the answers of, services only reachable from inside (jobs/webhooks.py).
+    webhook_private_addresses: bool = False
     alert_backlog_seconds: float = Field(300, gt=0)
     alert_check_interval: float = Field(5.0, gt=0)
     # How often a worker re-reads whether the queue is paused (0: before every claim).

@@ -1,11 +1,17 @@
 """Completion webhooks: when a task that was given a `callback_url` ends, POST its record there.
 
-The body is the task's record as `GET /api/task-status/<id>` shows it. It is signed with
+The body is the task's record as `GET /api/task-status/<id>` shows it to an author (the
+worker named by its alias: the receiver is outside the service). It is signed with
 HMAC-SHA256 under its owner's webhook secret: `X-Signature: t=<unix time>,v1=<hex>` where
 the MAC is over `"<t>.<body>"`, so a receiver can check both the sender and the freshness
 (reject an old `t` against replays). A delivery that fails is retried with back-off
 (2, 4, 8, ... s) up to MAX_ATTEMPTS; every attempt and its answer is kept and shown on the
 task's page.
+
+A URL whose host resolves to a loopback, private, link-local or otherwise non-public address
+is not posted to (the attempt fails, saying why) unless WEBHOOK_PRIVATE_ADDRESSES is set: the
+answers are kept and shown to whoever asked, so any user could otherwise read services
+reachable only from inside.
 
 Each web process runs a Deliverer thread that looks for ended tasks with a callback still
 due. A delivery is claimed by moving its due time forward in one UPDATE, so with several
@@ -16,10 +22,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import secrets
+import socket
 import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import Engine, insert, select, update
@@ -74,20 +84,35 @@ def deliveries(db: Engine, task_id: str) -> dict | None:
             return None
         rows = conn.execute(select(webhook_attempts).where(webhook_attempts.c.task_id == task_id)
                             .order_by(webhook_attempts.c.id)).mappings().all()
-    return {"url": hook["url"], "state": hook["state"], "attempts": [
+    return {"url": hook["url"], "requested_by": hook["owner"], "state": hook["state"], "attempts": [
         {"attempt": r["attempt"], "at": iso(r["at"]), "status_code": r["status_code"],
          "error": r["error"], "response": r["response"], "ms": r["ms"]} for r in rows]}
 
 
 # -- delivering --
 
+def private_address(url: str) -> str | None:
+    """Why `url` may not be posted to (its host has a non-public address), or None."""
+    host = urlsplit(url).hostname or ""
+    port = urlsplit(url).port or 443
+    for *_, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        ip = ipaddress.ip_address(address[0].split("%")[0])
+        if not ip.is_global:
+            return (f"refused: {host} is at {ip}, not a public address "
+                    "(WEBHOOK_PRIVATE_ADDRESSES allows it)")
+    return None
+
+
 class Deliverer(BackgroundThread):
     thread_name = "webhook-deliverer"
     join_timeout = TIMEOUT + 2
 
-    def __init__(self, db: Engine) -> None:
+    def __init__(self, db: Engine, *, present: Callable[[dict], dict] = lambda record: record,
+                 private_addresses: bool = False) -> None:
         super().__init__()
         self.db = db
+        self.present = present  # the record as the receiver is shown it
+        self.private_addresses = private_addresses
 
     def _loop(self) -> None:
         failing = False
@@ -122,7 +147,7 @@ class Deliverer(BackgroundThread):
                 return {}  # another process took it: look again
             hook = conn.execute(select(webhooks).where(webhooks.c.task_id == due.task_id)).mappings().one()
             record = conn.execute(select(tasks).where(tasks.c.id == due.task_id)).mappings().one()
-        return {"hook": dict(hook), "record": task_view(record)}
+        return {"hook": dict(hook), "record": self.present(task_view(record))}
 
     def deliver_one(self, client: httpx.Client) -> bool:
         """Make one due attempt; False when nothing is due."""
@@ -140,11 +165,15 @@ class Deliverer(BackgroundThread):
         started = time.perf_counter()
         status_code = error = answer = None
         try:
-            response = client.post(hook["url"], content=body, headers=headers)
-            status_code, answer = response.status_code, response.text[:500]
-            if not response.is_success:
-                error = f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
+            refusal = None if self.private_addresses else private_address(hook["url"])
+            if refusal:
+                error = refusal
+            else:
+                response = client.post(hook["url"], content=body, headers=headers)
+                status_code, answer = response.status_code, response.text[:500]
+                if not response.is_success:
+                    error = f"HTTP {response.status_code}"
+        except (httpx.HTTPError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
         ms = round((time.perf_counter() - started) * 1000, 1)
         if error is None:

@@ -31,6 +31,9 @@ STACK_ENV = {
     # stack's web and test processes would only slow unrelated tests' tasks. The default is
     # tested on its own (tests/test_worker_priority.py).
     "WORKER_NICE": "0",
+    # The tests' webhook receivers listen on this machine; refusing private addresses, the
+    # default, is tested on its own (tests/test_webhooks.py).
+    "WEBHOOK_PRIVATE_ADDRESSES": "true",
 }
 
 

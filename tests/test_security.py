@@ -394,7 +394,8 @@ def test_authors_see_the_worker_of_their_own_tasks_by_an_alias(stack):
                                    and d["task"]["worker"]], 10, "the run's event")
     assert set(streamed) == {alias}
     for path in (f"/api/task-status/{task_id}", "/api/tasks", "/api/tasks/active",
-                 f"/api/tasks/{task_id}/timeline", f"/tasks/{task_id}", "/api/workers", "/workers"):
+                 f"/api/tasks/{task_id}/timeline", f"/tasks/{task_id}", f"/generate?task={task_id}",
+                 "/api/workers", "/workers"):
         body = browser.get(path)
         assert body.status_code == 200, path
         assert not [s for s in secrets if s in body.text], (path, body.text[:2000])
@@ -403,8 +404,10 @@ def test_authors_see_the_worker_of_their_own_tasks_by_an_alias(stack):
     # The task page's stream redraws the section when the task changes: the alias there too.
     with browser.stream("GET", f"/tasks/{task_id}/stream",
                         timeout=httpx.Timeout(10, read=20)) as section:
-        revoked = stack.client.post(f"/api/tasks/revoke/{task_id}", json={"terminate": True})
+        revoked = stack.client_for(token).post(f"/api/tasks/revoke/{task_id}",
+                                               json={"terminate": True})
         assert revoked.status_code == 200, revoked.text
+        assert revoked.json()["task"]["worker"] == alias
         seen = ""
         for line in section.iter_lines():
             seen += line + "\n"
@@ -414,6 +417,47 @@ def test_authors_see_the_worker_of_their_own_tasks_by_an_alias(stack):
     assert real in stack.client.get(f"/api/tasks/{task_id}/timeline").text  # managers: in full
     events.close()
     browser.close()
+
+
+def test_authors_see_no_one_elses_webhooks_pauses_runs_or_service_addresses(stack, people_here):
+    author = people_here
+    paused = stack.client.post("/api/queue/pause", json={"type": "weekly_report"})
+    assert paused.status_code == 200, paused.text
+    try:
+        run = stack.client.post("/api/schedules/retention/run")
+        assert run.status_code in (200, 202), run.text
+        hook = "http://127.0.0.1:9/ops-hook?key=the-managers-own"
+        queued = stack.client.post("/api/status-check", json={"user_id": author.email,
+                                                              "callback_url": hook})
+        assert queued.status_code == 202, queued.text
+        task_id = queued.json()["task_id"]
+        manager_health = stack.client.get("/api/health").json()
+
+        health = author.get("/api/health")
+        assert health.status_code in (200, 503)
+        assert "weekly_report" in health.json()["task_queue_status"]["paused"]  # what waits...
+        queue = author.get("/api/queue").json()["paused"]
+        assert "weekly_report" in queue
+        for body in (health.text, author.get("/api/queue").text):
+            assert "manager@example.com" not in body  # ...not who paused it
+        reason = manager_health["task_queue_status"]["reason"]
+        assert reason and reason not in health.text  # how Redis or the database is reached
+        assert "reason" not in author.get("/api/tasks/stats").json()
+
+        listed = author.get("/api/schedules").json()["schedules"]
+        ran = next(s for s in listed if s["name"] == "retention")["last_run"]
+        assert ran and "task_id" not in ran, ran  # the service's run, by state only
+        assert author.get("/schedules").status_code == 200
+        assert next(s for s in stack.client.get("/api/schedules").json()["schedules"]
+                    if s["name"] == "retention")["last_run"]["task_id"]
+
+        # The manager's webhook on the author's task is the manager's.
+        assert author.get(f"/api/tasks/{task_id}/deliveries").json()["webhook"] is None
+        assert "the-managers-own" not in author.get(f"/tasks/{task_id}").text
+        managers = stack.client.get(f"/api/tasks/{task_id}/deliveries").json()["webhook"]
+        assert managers["url"] == hook and managers["requested_by"] == "manager@example.com"
+    finally:
+        stack.client.post("/api/queue/resume", json={"type": "weekly_report"})
 
 
 @pytest.fixture

@@ -39,6 +39,8 @@ def test_a_finished_task_posts_its_signed_record_to_its_callback(stack, httpserv
     assert record["task_id"] == task_id and record["status"] == "SUCCESS"
     assert record["result"]["count"] == 1
     assert "callback_url" not in record["params"]
+    assert record["worker"].startswith("worker ")  # the receiver is outside: an alias
+    assert record["worker"] != stack.task(task_id)["worker"]
 
     hook = wait_until(lambda: (h := stack.client.get(f"/api/tasks/{task_id}/deliveries")
                                .json()["webhook"])["state"] == "delivered" and h, 10, "delivered")
@@ -93,3 +95,19 @@ def test_the_secret_is_per_user_and_can_be_rotated(stack):
     assert author.get("/api/webhook-secret").json()["secret"] != first
     rotated = stack.client.post("/api/webhook-secret").json()["secret"]
     assert rotated != first and stack.client.get("/api/webhook-secret").json()["secret"] == rotated
+
+
+def test_private_addresses_are_not_posted_to_unless_allowed(fresh_stack, httpserver):
+    """Any user may give a callback_url, and its answers are shown to them: a server that
+    posted to its own network would let them read services only reachable from inside."""
+    httpserver.expect_request("/inside", method="POST").respond_with_data("secret inside")
+    stack = fresh_stack("embedded", WEBHOOK_PRIVATE_ADDRESSES="false").start()
+    response = stack.client.post("/api/status-check", json={"callback_url": httpserver.url_for("/inside")})
+    assert response.status_code == 202, response.text
+    task_id = response.json()["task_id"]
+    hook = wait_until(lambda: (h := stack.client.get(f"/api/tasks/{task_id}/deliveries")
+                               .json()["webhook"])["attempts"] and h, 20, "the first attempt")
+    attempt = hook["attempts"][0]
+    assert attempt["error"].startswith("refused: localhost is at 127.0.0.1, not a public address")
+    assert attempt["status_code"] is None and attempt["response"] is None
+    assert not httpserver.log

@@ -95,7 +95,9 @@ def create_app(settings: Settings | None = None) -> Quart:
     consumer: EmbeddedConsumer | None = None
     reaper = Reaper(rt)
     alerter = Alerter(rt)
-    deliverer = Deliverer(rt.db)
+    # A receiver is outside the service: the worker is named as authors see it.
+    deliverer = Deliverer(rt.db, present=app.extensions["author_view"].task,
+                          private_addresses=settings.webhook_private_addresses)
     # Redis mode: changes whose event was lost (Redis down, a worker killed between its
     # commit and its publish) reach the boards from here, a process that outlives workers.
     relay = Relay(rt.tracker) if rt.mode == "redis" else None

@@ -86,7 +86,7 @@ async def revoke_task(task_id: str):
     body = await load_body(Revoke, optional=True)
     record = await revoke(task_id, body.terminate)
     return jsonify({"status": "revoked", "task_id": task_id, "terminate": body.terminate,
-                    "task": record, "timestamp": now_iso()})
+                    "task": seen(AuthorView.task, record), "timestamp": now_iso()})
 
 
 @bp.post("/api/tasks/retry/<task_id>")

@@ -19,7 +19,7 @@ from webapp.auth import any_signed_in_user, current, manager_only, owner_scope
 from webapp.confirmation import ask_first
 from webapp.errors import ApiError, describe, load_body
 from webapp.idempotency import idempotent
-from webapp.role_views import AuthorView, seen
+from webapp.role_views import AuthorView, seen, webhook_seen
 from webapp.routes.pages import _flash as _flash_fragment
 from webapp.routes.pages import _htmx
 from webapp.schemas import BulkAction, QueueTarget
@@ -122,8 +122,8 @@ async def set_paused(paused: bool, task_type: str | None) -> dict:
 
 @bp.get("/api/queue")
 async def api_queue():
-    return jsonify({"paused": await asyncio.to_thread(pause.read, runtime().db),
-                    "timestamp": now_iso()})
+    paused = await asyncio.to_thread(pause.read, runtime().db)
+    return jsonify({"paused": seen(AuthorView.pauses, paused), "timestamp": now_iso()})
 
 
 @bp.post("/api/queue/pause")
@@ -191,7 +191,7 @@ async def api_alerts():
 async def api_deliveries(task_id: str):
     await get_task(task_id)  # 404 unless this user may see it
     hook = await asyncio.to_thread(webhooks.deliveries, runtime().db, task_id)
-    return jsonify({"task_id": task_id, "webhook": hook})
+    return jsonify({"task_id": task_id, "webhook": webhook_seen(hook)})
 
 
 @bp.get("/api/webhook-secret")
@@ -296,7 +296,8 @@ async def undrain_form(worker_id: str):
 
 async def _schedules() -> dict:
     db, scope = runtime().db, owner_scope()
-    return {"schedules": await asyncio.to_thread(schedules.list_schedules, db),
+    listed = await asyncio.to_thread(schedules.list_schedules, db)
+    return {"schedules": seen(AuthorView.schedules, listed),
             "dated_work": await asyncio.to_thread(schedules.dated_work, db, scope)}
 
 

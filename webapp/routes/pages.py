@@ -22,7 +22,7 @@ from webapp.board_queries import BoardFilters
 from webapp.errors import ApiError
 from webapp.forms import FORM_ERROR, GenerateForm, field_errors_from, parse_generate
 from webapp.health import health_report, stats_window
-from webapp.role_views import AuthorView, author_view, seen
+from webapp.role_views import AuthorView, author_view, seen, webhook_seen
 
 log = logging.getLogger("webapp.pages")
 
@@ -100,7 +100,8 @@ async def task_page(task_id: str):
                                      message=f"No task has id {task_id}."), 404
     detail = detail_as_seen(detail, author_view())
     webhook = await asyncio.to_thread(webhooks.deliveries, runtime().db, task_id)
-    return await render_template("task.html", position=position, webhook=webhook, **detail)
+    return await render_template("task.html", position=position, webhook=webhook_seen(webhook),
+                                 **detail)
 
 
 async def _unconfirmed(form, task_id: str, action: str, question: str, detail: str,
@@ -269,7 +270,7 @@ async def _live_task(task_id: str, position: str | None = None) -> dict:
     detail = await asyncio.to_thread(task_detail, runtime(), task_id)
     if detail is None or not can_see(detail["task"]["owner"]):
         return {"queued": None}
-    return {"queued": task_id, "live": detail, "position": position}
+    return {"queued": task_id, "live": detail_as_seen(detail, author_view()), "position": position}
 
 
 @bp.post("/generate")
