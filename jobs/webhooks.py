@@ -11,7 +11,9 @@ task's page.
 A URL whose host resolves to a loopback, private, link-local or otherwise non-public address
 is not posted to (the attempt fails, saying why) unless WEBHOOK_PRIVATE_ADDRESSES is set: the
 answers are kept and shown to whoever asked, so any user could otherwise read services
-reachable only from inside.
+reachable only from inside. The host is resolved once and the request goes to the address
+checked (the name kept for the Host header and TLS), so a name that resolves elsewhere by
+the time of the connection (DNS rebinding) changes nothing.
 
 Each web process runs a Deliverer thread that looks for ended tasks with a callback still
 due. A delivery is claimed by moving its due time forward in one UPDATE, so with several
@@ -29,7 +31,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from sqlalchemy import Engine, insert, select, update
@@ -91,16 +93,29 @@ def deliveries(db: Engine, task_id: str) -> dict | None:
 
 # -- delivering --
 
-def private_address(url: str) -> str | None:
-    """Why `url` may not be posted to (its host has a non-public address), or None."""
-    host = urlsplit(url).hostname or ""
-    port = urlsplit(url).port or 443
-    for *_, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
-        ip = ipaddress.ip_address(address[0].split("%")[0])
-        if not ip.is_global:
-            return (f"refused: {host} is at {ip}, not a public address "
-                    "(WEBHOOK_PRIVATE_ADDRESSES allows it)")
-    return None
+class Refused(Exception):
+    """The URL's host is at an address deliveries may not go to."""
+
+
+def pinned(url: str, private_addresses: bool) -> tuple[str, str, str]:
+    """(the URL with its host resolved to one address, the Host header, the TLS name).
+    Refused when any address of the host is not public, unless `private_addresses`."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    addresses = [ipaddress.ip_address(info[4][0].split("%")[0])
+                 for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+    if not private_addresses:
+        for ip in addresses:
+            if not ip.is_global:
+                raise Refused(f"refused: {host} is at {ip}, not a public address "
+                              "(WEBHOOK_PRIVATE_ADDRESSES allows it)")
+    ip = addresses[0]
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = (f"{userinfo}@" if userinfo else "") + (f"[{ip}]" if ip.version == 6 else str(ip))
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc)), parts.netloc.rpartition("@")[2], host
 
 
 class Deliverer(BackgroundThread):
@@ -116,7 +131,9 @@ class Deliverer(BackgroundThread):
 
     def _loop(self) -> None:
         failing = False
-        with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
+        # No connection kept: one is opened to an address for the TLS name of one delivery.
+        with httpx.Client(timeout=TIMEOUT, follow_redirects=False,
+                          limits=httpx.Limits(max_keepalive_connections=0)) as client:
             while not self._stop.wait(POLL):
                 try:
                     while self.deliver_one(client):
@@ -165,14 +182,14 @@ class Deliverer(BackgroundThread):
         started = time.perf_counter()
         status_code = error = answer = None
         try:
-            refusal = None if self.private_addresses else private_address(hook["url"])
-            if refusal:
-                error = refusal
-            else:
-                response = client.post(hook["url"], content=body, headers=headers)
-                status_code, answer = response.status_code, response.text[:500]
-                if not response.is_success:
-                    error = f"HTTP {response.status_code}"
+            target, host, tls_name = pinned(hook["url"], self.private_addresses)
+            response = client.post(target, content=body, headers={**headers, "Host": host},
+                                   extensions={"sni_hostname": tls_name})
+            status_code, answer = response.status_code, response.text[:500]
+            if not response.is_success:
+                error = f"HTTP {response.status_code}"
+        except Refused as exc:
+            error = str(exc)
         except (httpx.HTTPError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
         ms = round((time.perf_counter() - started) * 1000, 1)

@@ -36,6 +36,8 @@ def test_a_finished_task_posts_its_signed_record_to_its_callback(stack, httpserv
     wait_until(lambda: httpserver.log, 15, "the webhook delivery")
     secret = stack.client.get("/api/webhook-secret").json()["secret"]
     record = _verify(secret, httpserver.log[0][0])
+    # Sent to the address the name was checked at, under its own name.
+    assert httpserver.log[0][0].headers["Host"] == f"{httpserver.host}:{httpserver.port}"
     assert record["task_id"] == task_id and record["status"] == "SUCCESS"
     assert record["result"]["count"] == 1
     assert "callback_url" not in record["params"]
@@ -111,3 +113,19 @@ def test_private_addresses_are_not_posted_to_unless_allowed(fresh_stack, httpser
     assert attempt["error"].startswith("refused: localhost is at 127.0.0.1, not a public address")
     assert attempt["status_code"] is None and attempt["response"] is None
     assert not httpserver.log
+
+
+def test_a_delivery_goes_to_the_address_its_host_was_checked_at(monkeypatch):
+    """Resolved once: a name that answers a public address to the check and a private one to
+    the connection (DNS rebinding) is still posted to the public one."""
+    from jobs import webhooks
+    answers = iter(["93.184.215.14", "127.0.0.1"])
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", lambda host, port, **kw: [
+        (2, 1, 6, "", (next(answers), port))])
+    target, host, tls_name = webhooks.pinned("https://hooks.example.com:8443/done?x=1", False)
+    assert target == "https://93.184.215.14:8443/done?x=1"
+    assert (host, tls_name) == ("hooks.example.com:8443", "hooks.example.com")
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", lambda host, port, **kw: [
+        (2, 1, 6, "", ("93.184.215.14", port)), (2, 1, 6, "", ("10.0.0.5", port))])
+    with pytest.raises(webhooks.Refused, match="hooks.example.com is at 10.0.0.5"):
+        webhooks.pinned("https://hooks.example.com/done", False)
