@@ -419,6 +419,38 @@ def test_authors_see_the_worker_of_their_own_tasks_by_an_alias(stack):
     browser.close()
 
 
+def test_an_older_error_text_naming_a_worker_shows_its_alias(stack, people_here):
+    """Records written before a lost run's worker had a field of its own name it in their
+    error text: their author reads the alias there too (status, board row, task page)."""
+    from sqlalchemy import update
+
+    from jobs.db import make_engine
+    from jobs.models import tasks
+    author = people_here
+    queued = author.post("/api/status-check", headers={"Origin": stack.base_url})
+    assert queued.status_code == 202, queued.text
+    task_id = queued.json()["task_id"]
+    stack.wait_status(task_id, "SUCCESS")
+    old_id = "oldhost.example:4242:abcdef"
+    url = stack.env.get("DATABASE_URL") or f"sqlite:///{stack.data_dir.resolve() / 'app.db'}"
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(update(tasks).where(tasks.c.id == task_id).values(
+                status="FAILURE", error={"type": "lost", "message": f"worker {old_id} stopped "
+                                         "responding while running it; no attempts left (3 of 3)"}))
+    finally:
+        engine.dispose()
+    status = author.get(f"/api/task-status/{task_id}").json()
+    alias = status["error"]["message"].split(" stopped")[0].removeprefix("worker ")
+    assert alias.startswith("worker ") and old_id not in str(status), status
+    for path in ("/tasks?status=FAILURE", f"/tasks/{task_id}"):
+        page = author.get(path)
+        assert page.status_code == 200 and task_id[:10] in page.text, path
+        assert old_id not in page.text and alias in page.text, path
+    assert old_id in stack.client.get(f"/api/task-status/{task_id}").text  # managers: as stored
+
+
 def test_authors_see_no_one_elses_webhooks_pauses_runs_or_service_addresses(stack, people_here):
     author = people_here
     paused = stack.client.post("/api/queue/pause", json={"type": "weekly_report"})

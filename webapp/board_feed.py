@@ -182,6 +182,9 @@ class LiveFeed:
         # Its own environment for rows: the app's renders asynchronously only. Pages draw
         # their rows with it too (`{{ task|task_row }}`).
         rows_env = app.jinja_env.overlay(enable_async=False, cache_size=50)
+        # A row is drawn once for every audience: an error text naming a worker (records
+        # from before the worker had a field of its own) shows its alias to all of them.
+        rows_env.filters["worker_aliases"] = app.extensions["author_view"].text
         app.jinja_env.filters["task_row"] = functools.partial(row_html, rows_env)
         self.rows = RowCache(rows_env)
         self.pages = RenderCache(128)   # task sections and whole boards: larger, rarer

@@ -41,7 +41,8 @@ class AuthorView:
         digest = hmac.new(self._key, worker_id.encode(), hashlib.sha256).hexdigest()
         return f"worker {digest[:8]}"
 
-    def _text(self, text: str | None) -> str | None:
+    def text(self, text: str | None) -> str | None:
+        """`text` with any worker id in it replaced by the worker's alias."""
         return text and _WORKER_ID.sub(lambda m: self.worker(m.group(0)), text)
 
     # -- their own work --
@@ -50,7 +51,7 @@ class AuthorView:
         shown = {**view, "worker": self.worker(view.get("worker"))}
         error = view.get("error")
         if isinstance(error, dict):
-            shown["error"] = {**error, "message": self._text(error.get("message"))}
+            shown["error"] = {**error, "message": self.text(error.get("message"))}
             if error.get("worker"):
                 shown["error"]["worker"] = self.worker(error["worker"])
         return shown
@@ -59,7 +60,7 @@ class AuthorView:
         return [self.task(v) for v in views]
 
     def timeline(self, steps: list[dict]) -> list[dict]:
-        return [{**s, "worker": self.worker(s.get("worker")), "detail": self._text(s.get("detail"))}
+        return [{**s, "worker": self.worker(s.get("worker")), "detail": self.text(s.get("detail"))}
                 for s in steps]
 
     def event(self, data: dict) -> dict:
