@@ -14,7 +14,7 @@ import sys
 
 from huey.consumer import Consumer
 
-from jobs import priority
+from jobs import priority, sqlite_turns
 from jobs.logs import configure_logging
 from jobs.reaper import Reaper
 from jobs.runtime import build_runtime
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: REDIS_URL is not set. Separate workers need Redis; without it the "
               "web process runs its own embedded workers (python -m webapp).", file=sys.stderr)
         return 2
+    sqlite_turns.background()  # on SQLite, requests' writes go before this process's
     try:
         rt = build_runtime(settings, worker_kind=args.worker_type)
     except SettingsError as exc:

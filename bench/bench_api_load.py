@@ -109,7 +109,8 @@ async def open_loop(server: Server, rate: float, seconds: float, task_id: str) -
     return {"p50": pct(latencies, 0.5) * 1000, "p95": pct(latencies, 0.95) * 1000,
             "p99": pct(latencies, 0.99) * 1000, "errors": errors, "cpu": cpu, "own_cpu": own,
             "lag": pct(lags, 0.99) * 1000,
-            "kinds": {kind: pct(values, 0.99) * 1000 for kind, values in by_kind.items()}}
+            "kinds": {kind: (pct(values, 0.5) * 1000, pct(values, 0.99) * 1000)
+                      for kind, values in by_kind.items()}}
 
 
 def saturate(server: Server, tasks: int) -> None:
@@ -325,8 +326,9 @@ async def run(args) -> None:
             print(f"{label:<7} {name:<8} {p['p50']:8.1f} {p['p95']:8.1f} {p['p99']:8.1f}"
                   f" {p['cpu']:8.0%} {p['own_cpu']:8.0%} {p['lag']:6.1f}ms  {p['errors'] or ''}")
         for name in ("idle", "loaded"):
-            print(f"  {label} p99 by request, {name}: "
-                  + ", ".join(f"{kind} {ms:.0f} ms" for kind, ms in r[name]["kinds"].items()))
+            print(f"  {label} p50 / p99 by request, {name}: "
+                  + ", ".join(f"{kind} {p50:.1f} / {p99:.0f} ms"
+                              for kind, (p50, p99) in r[name]["kinds"].items()))
         print(f"  {label}: {r['running']}/{r['capacity']} worker slots busy at the start, "
               f"{r['running_after']} at the end, {r['delivered']} events delivered to the streams"
               f" (their reading process: {r['reader_cpu']:.0%} of a core, nice {args.reader_nice})")

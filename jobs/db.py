@@ -10,7 +10,7 @@ from sqlalchemy import Column, Connection, Engine, Table, create_engine, event, 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateColumn
 
-from jobs import task_stats
+from jobs import sqlite_turns, task_stats
 from jobs.models import metadata
 from jobs.outage import database_outage
 
@@ -71,7 +71,8 @@ def make_engine(url: str) -> Engine:
         # out a worker's lock (busy_timeout) held a connection, and under load every read,
         # token checks included, queued for one. SQLite connections are cheap (WAL: reads
         # go on while a write waits), and each is opened only when first needed.
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10},
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10,
+                                                  "factory": sqlite_turns.Connection},
                                pool_size=48, max_overflow=16)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 import zlib
 from collections.abc import Callable, Iterator
 
 from sqlalchemy import Engine
 
+from jobs import sqlite_turns
 from jobs.platforms import get_platform
 from jobs.posts import store_posts
 from jobs.settings import Settings
@@ -15,6 +17,9 @@ from jobs.writers import Book, Writer, make_writer
 
 # Seconds between two progress steps of a batch (each stores the posts made since the last).
 PROGRESS_STEP = 0.2
+# A batch written in the background stores its posts in transactions of at most this many
+# rows: each holds the database's write lock, which a request may be waiting for.
+STORE_ROWS = 25
 
 
 class TooManyPosts(ValueError):
@@ -45,7 +50,8 @@ def batch_seed(batch_id: str) -> int:
 
 def generate(writer: Writer, book: Book, platforms: list[str], count: int, *, seed: int,
              today: dt.date, mastodon_limit: int = 500) -> Iterator[dict]:
-    """Yield posts one at a time, platform by platform, as API-ready dicts."""
+    """Yield posts one at a time, platform by platform, as API-ready dicts. In a worker, each
+    waits while a request waits for a write turn (jobs/sqlite_turns.py)."""
     produced: list[str] = []
     for name in platforms:
         platform = get_platform(name, mastodon_limit=mastodon_limit)
@@ -53,6 +59,7 @@ def generate(writer: Writer, book: Book, platforms: list[str], count: int, *, se
                                        avoid=tuple(produced)):
             produced.append(post.text)
             yield post.to_dict()
+            sqlite_turns.give_way()
 
 
 def book_from_params(params: dict) -> Book:
@@ -78,9 +85,11 @@ def generate_batch(settings: Settings, db: Engine, *, batch_id: str, owner: str,
 
     def flush() -> None:
         nonlocal stored
-        store_posts(db, batch_id=batch_id, first_seq=stored, owner=owner, batch=made[stored:],
-                    book_id=params.get("book_id"))
-        stored = len(made)
+        while stored < len(made):
+            end = len(made) if math.isinf(step) else min(len(made), stored + STORE_ROWS)
+            store_posts(db, batch_id=batch_id, first_seq=stored, owner=owner,
+                        batch=made[stored:end], book_id=params.get("book_id"))
+            stored = end
         if on_post is not None:
             on_post(stored)
 

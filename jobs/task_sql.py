@@ -13,9 +13,7 @@ JSON as text.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
 import json
 import os
 import threading
@@ -98,12 +96,6 @@ class TaskSQL:
                 f"SELECT id FROM u")
         self._compiled: dict[TextClause, Any] = {}
         self._local = threading.local()
-        database = engine.url.database if self.sqlite else None
-        self._lock_path = (f"{database}.writers" if database and database != ":memory:"
-                           and not database.startswith("file:") else None)
-        # (pid, file, lock): one per process; the lock orders this process's threads (a
-        # file lock is held per process, not per thread).
-        self._turn: tuple[int, Any, threading.Lock] | None = None
 
     # -- connections: one per thread, kept (a pool checkout costs a ping on PostgreSQL) --
     def run(self, work: Callable[[Any], T]) -> T:
@@ -113,13 +105,14 @@ class TaskSQL:
             local.conn, local.pid = self.engine.raw_connection(), os.getpid()
         conn = local.conn
         try:
-            with self._writers_in_turn():
-                cursor = conn.cursor()
-                try:
-                    result = work(cursor)
-                finally:
-                    cursor.close()
-                conn.commit()
+            if self.sqlite:  # its compare-and-set reads and writes with no writer in between
+                conn.dbapi_connection.take_turn()
+            cursor = conn.cursor()
+            try:
+                result = work(cursor)
+            finally:
+                cursor.close()
+            conn.commit()
             return result
         except BaseException:
             local.pid = None
@@ -129,27 +122,6 @@ class TaskSQL:
             except Exception:  # noqa: BLE001 - the connection is gone; the original error tells
                 conn.invalidate()
             raise
-
-    @contextlib.contextmanager
-    def _writers_in_turn(self):
-        """On SQLite, the workers' transactions queue on a file lock for the database's one
-        write lock. SQLite's own wait for it polls, sleeping 1, 2, 5, 10 ms...: with several
-        worker processes writing a transaction per task, the lock sat free while they slept.
-        The kernel hands a file lock to the next waiter the moment it is released. (Other
-        writers, the web's, still meet SQLite's lock; this only orders the workers.)"""
-        if self._lock_path is None:
-            yield
-            return
-        turn = self._turn
-        if turn is None or turn[0] != os.getpid():
-            turn = self._turn = (os.getpid(), open(self._lock_path, "a"), threading.Lock())
-        _pid, file, threads = turn
-        with threads:
-            fcntl.flock(file.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(file.fileno(), fcntl.LOCK_UN)
 
     # -- values in and out --
     def _time(self, value: dt.datetime | None) -> Any:
