@@ -17,8 +17,9 @@ from jobs.writers import Book, Writer, make_writer
 
 # Seconds between two progress steps of a batch (each stores the posts made since the last).
 PROGRESS_STEP = 0.2
-# A batch written in the background stores its posts in transactions of at most this many
-# rows: each holds the database's write lock, which a request may be waiting for.
+# A batch written in the background on SQLite stores its posts in transactions of at most
+# this many rows: each holds the database's one write lock, which a request may be waiting
+# for (jobs/sqlite_turns.py).
 STORE_ROWS = 25
 
 
@@ -83,10 +84,13 @@ def generate_batch(settings: Settings, db: Engine, *, batch_id: str, owner: str,
                      params["count_per_platform"], seed=params.get("seed", batch_seed(batch_id)),
                      today=dt.date.today(), mastodon_limit=settings.mastodon_limit)
 
+    # All at once when stored once at the end (the request waits for them, all or none)
+    rows = STORE_ROWS if db.dialect.name == "sqlite" and not math.isinf(step) else math.inf
+
     def flush() -> None:
         nonlocal stored
         while stored < len(made):
-            end = len(made) if math.isinf(step) else min(len(made), stored + STORE_ROWS)
+            end = min(len(made), stored + rows)
             store_posts(db, batch_id=batch_id, first_seq=stored, owner=owner,
                         batch=made[stored:end], book_id=params.get("book_id"))
             stored = end

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from jobs.db import make_engine
 from jobs.generation import generate_batch
@@ -77,3 +78,21 @@ def test_stored_posts_read_back_through_the_table_types(posts_db) -> None:
     assert rows[1]["scheduled_at"] == when and rows[1]["scheduled_at"].utcoffset() == dt.timedelta(0)
     assert rows[0]["scheduled_at"] is None
     assert abs(rows[0]["created_at"] - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(("step", "sizes"), [(3600, [25, 25, 10]), (math.inf, [60])])
+def test_a_background_batch_on_sqlite_stores_25_posts_a_transaction(tmp_path, step, sizes) -> None:
+    """Each transaction holds SQLite's one write lock, which a request may be waiting for; a
+    batch stored once at the end (a request's own, step=inf) is stored all or none."""
+    db = make_engine(f"sqlite:///{tmp_path / 'posts.db'}")
+    inserts: list[int] = []
+
+    @event.listens_for(db, "before_cursor_execute")
+    def count(_conn, _cursor, statement, parameters, _context, executemany) -> None:
+        if statement.startswith("INSERT INTO posts"):
+            inserts.append(len(parameters) if executemany else 1)
+
+    made = generate_batch(load_settings(data_dir=str(tmp_path)), db, batch_id="b1", owner="ann",
+                          params={**PARAMS, "count_per_platform": 30}, step=step)
+    assert len(made) == 60 and inserts == sizes
+    db.dispose()
