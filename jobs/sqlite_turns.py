@@ -44,8 +44,8 @@ class Turn:
     (a revoke, a timeout: an exception raised in its thread) leaves none held."""
 
     def __init__(self, database: str) -> None:
-        self._turn = os.open(f"{database}.writers", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        self._first = os.open(f"{database}.first", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._turn = _lock_file(f"{database}.writers")
+        self._first = _lock_file(f"{database}.first")
 
     def take(self) -> None:
         try:
@@ -74,6 +74,10 @@ class Turn:
                 return
             fcntl.flock(self._turn, fcntl.LOCK_UN)  # a web process wants it: it goes first
             _wait_for_nobody(self._first)
+
+
+def _lock_file(path: str) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
 
 def _nobody_waits(first: int) -> bool:
@@ -109,8 +113,7 @@ def give_way() -> None:
     for database in list(_databases):
         first = files.get(database)
         if first is None:
-            first = files[database] = os.open(f"{database}.first", os.O_RDWR | os.O_CREAT
-                                              | os.O_CLOEXEC, 0o644)
+            first = files[database] = _lock_file(f"{database}.first")
         if not _nobody_waits(first):
             _wait_for_nobody(first)
 
