@@ -111,11 +111,11 @@ def pinned(url: str, private_addresses: bool) -> tuple[str, str, str]:
                 raise Refused(f"refused: {host} is at {ip}, not a public address "
                               "(WEBHOOK_PRIVATE_ADDRESSES allows it)")
     ip = addresses[0]
-    userinfo = parts.netloc.rpartition("@")[0]
-    netloc = (f"{userinfo}@" if userinfo else "") + (f"[{ip}]" if ip.version == 6 else str(ip))
+    userinfo, at, host_header = parts.netloc.rpartition("@")
+    netloc = userinfo + at + (f"[{ip}]" if ip.version == 6 else str(ip))
     if parts.port:
         netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc)), parts.netloc.rpartition("@")[2], host
+    return urlunsplit(parts._replace(netloc=netloc)), host_header, host
 
 
 class Deliverer(BackgroundThread):

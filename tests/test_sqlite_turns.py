@@ -98,10 +98,7 @@ class Background:
         self.proc.stdin.flush()
 
     def blocked_on_a_file_lock(self) -> bool:
-        """Waiting in the kernel for a file lock (/proc/locks lists it behind a "->")."""
-        pid = str(self.proc.pid)
-        return any("->" in line and pid in line.split()
-                   for line in Path("/proc/locks").read_text().splitlines())
+        return waiting_for_locks(self.proc.pid) > 0
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -136,11 +133,26 @@ def turn_is_free(database: str) -> bool:
     return free(f"{database}.writers") and free(f"{database}.first")
 
 
-def waiting_here() -> int:
-    """File locks this process waits for."""
-    pid = str(os.getpid())
-    return sum("->" in line and pid in line.split()
+def waiting_for_locks(pid: int) -> int:
+    """How many file locks process `pid` waits for in the kernel (/proc/locks lists them
+    behind a "->")."""
+    return sum("->" in line and str(pid) in line.split()
                for line in Path("/proc/locks").read_text().splitlines())
+
+
+def write_in_thread(conn: sqlite_turns.Connection, who: str) -> tuple[threading.Thread,
+                                                                       threading.Event]:
+    """A thread writing a row on `conn` and committing; the event is set once it has."""
+    done = threading.Event()
+
+    def write() -> None:
+        conn.execute("INSERT INTO log (who) VALUES (?)", (who,))
+        conn.commit()
+        done.set()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    return thread, done
 
 
 def test_a_request_writes_before_the_workers_waiting_in_line(database, processes):
@@ -153,16 +165,8 @@ def test_a_request_writes_before_the_workers_waiting_in_line(database, processes
         wait_until(proc.blocked_on_a_file_lock, 10, "a worker waiting for its turn")
 
     web = connect(database)
-    wrote = threading.Event()
-
-    def request_write() -> None:
-        web.execute("INSERT INTO log (who) VALUES ('request')")
-        web.commit()
-        wrote.set()
-
-    request = threading.Thread(target=request_write)
-    request.start()
-    wait_until(lambda: waiting_here() == 1 and not free(f"{database}.first"), 10,
+    request, wrote = write_in_thread(web, "request")
+    wait_until(lambda: waiting_for_locks(os.getpid()) == 1 and not free(f"{database}.first"), 10,
                "the request to want a turn")
     holder.tell()  # the transaction under way ends; the request goes next
     request.join(10)
@@ -255,16 +259,9 @@ def test_reads_take_no_turn_and_a_whole_transaction_keeps_one(database):
 def test_threads_of_one_process_take_turns(database):
     first, second = connect(database), connect(database)
     first.execute("INSERT INTO log (who) VALUES ('first')")
-    done = threading.Event()
-
-    def other_thread() -> None:
-        second.execute("INSERT INTO log (who) VALUES ('second')")
-        second.commit()
-        done.set()
-
-    thread = threading.Thread(target=other_thread)
-    thread.start()
-    wait_until(lambda: waiting_here() == 1, 10, "the second thread to wait for a turn")
+    thread, done = write_in_thread(second, "second")
+    wait_until(lambda: waiting_for_locks(os.getpid()) == 1, 10,
+               "the second thread to wait for a turn")
     assert not done.is_set()
     first.commit()
     thread.join(10)

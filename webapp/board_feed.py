@@ -227,7 +227,9 @@ class LiveFeed:
         detail = await asyncio.to_thread(task_detail, self.runtime, task_id)
         if detail is None:
             return id_only(event_id) if event_id else b""
-        html = await self.render("_task_live.html", oob=True, **detail_as_seen(detail, author))
+        if author is not None:
+            detail = author.detail(detail)
+        html = await self.render("_task_live.html", oob=True, **detail)
         return message(html, event_id=event_id)
 
 
@@ -239,11 +241,3 @@ def task_detail(rt, task_id: str) -> dict | None:
     posts = batch_posts(rt.db, task_id) if record["type"] in POSTED_TYPES else []
     return {"task": record, "timeline": rt.tracker.timeline(task_id), "posts": posts,
             "retried_as": rt.tracker.retries_of(task_id)}
-
-
-def detail_as_seen(detail: dict, author: AuthorView | None) -> dict:
-    """task_detail as an author (`author`) or anyone else sees it."""
-    if author is None:
-        return detail
-    return {**detail, "task": author.task(detail["task"]),
-            "timeline": author.timeline(detail["timeline"])}

@@ -59,6 +59,11 @@ class AuthorView:
     def tasks(self, views: list[dict]) -> list[dict]:
         return [self.task(v) for v in views]
 
+    def detail(self, detail: dict) -> dict:
+        """A task page's facts (webapp.board_feed.task_detail)."""
+        return {**detail, "task": self.task(detail["task"]),
+                "timeline": self.timeline(detail["timeline"])}
+
     def timeline(self, steps: list[dict]) -> list[dict]:
         return [{**s, "worker": self.worker(s.get("worker")), "detail": self.text(s.get("detail"))}
                 for s in steps]
@@ -83,13 +88,12 @@ class AuthorView:
 
     def pauses(self, paused: dict) -> dict:
         """The queue's pauses: which types wait and since when, not who paused them."""
-        return {task_type: {k: v for k, v in pause.items() if k != "by"}
-                for task_type, pause in paused.items()}
+        return {task_type: _without(pause, "by") for task_type, pause in paused.items()}
 
     def schedules(self, listed: list[dict]) -> list[dict]:
         """The periodic schedules, without the ids of the runs (the service's tasks)."""
-        return [{**s, "last_run": s["last_run"] and {k: v for k, v in s["last_run"].items()
-                                                      if k != "task_id"}} for s in listed]
+        return [{**s, "last_run": s["last_run"] and _without(s["last_run"], "task_id")}
+                for s in listed]
 
     def webhook(self, hook: dict | None, email: str) -> dict | None:
         """A task's completion webhook, if this author asked for it: someone else's address
@@ -98,9 +102,8 @@ class AuthorView:
 
     def autonomous(self, status: dict) -> dict:
         last = status.get("last_daily_operations")
-        return {**{k: v for k, v in status.items() if k != "changed_by"},
-                "last_daily_operations": last and {k: v for k, v in last.items()
-                                                   if k != "task_id"}}
+        return {**_without(status, "changed_by"),
+                "last_daily_operations": last and _without(last, "task_id")}
 
     def health(self, report: dict) -> dict:
         queue = report["task_queue_status"]
@@ -117,8 +120,7 @@ class AuthorView:
                 "task_queue_status": {
                     **_plain(queue), "workers": self._panel_workers(workers),
                     "paused": self.pauses(queue["paused"]), "overdue_tasks": [
-                        {k: v for k, v in t.items() if k != "task_id"}
-                        for t in queue["overdue_tasks"]]},
+                        _without(t, "task_id") for t in queue["overdue_tasks"]]},
                 "autonomous_status": self.autonomous(report["autonomous_status"])}
 
     @staticmethod
@@ -142,7 +144,11 @@ class AuthorView:
 def _plain(state: dict) -> dict:
     """A service's state without how it is reached (the Redis address in `reason`) or its
     driver's error text."""
-    return {k: v for k, v in state.items() if k not in ("reason", "error")}
+    return _without(state, "reason", "error")
+
+
+def _without(mapping: dict, *keys: str) -> dict:
+    return {k: v for k, v in mapping.items() if k not in keys}
 
 
 def install(app, secret: str | bytes) -> None:

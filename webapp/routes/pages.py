@@ -17,12 +17,12 @@ from webapp import board_queries, runtime, view_helpers
 from webapp.actions import request_generation, retry, revoke, run_daily, set_autonomous
 from webapp.auth import can_see, current, local_path, manager_only, owner_scope
 from webapp.confirmation import ask_first, confirmed
-from webapp.board_feed import detail_as_seen, task_detail
+from webapp.board_feed import task_detail
 from webapp.board_queries import BoardFilters
 from webapp.errors import ApiError
 from webapp.forms import FORM_ERROR, GenerateForm, field_errors_from, parse_generate
 from webapp.health import health_report, stats_window
-from webapp.role_views import AuthorView, author_view, seen, webhook_seen
+from webapp.role_views import AuthorView, seen, webhook_seen
 
 log = logging.getLogger("webapp.pages")
 
@@ -98,7 +98,7 @@ async def task_page(task_id: str):
     if detail is None or not can_see(detail["task"]["owner"]):
         return await render_template("error.html", status=404,
                                      message=f"No task has id {task_id}."), 404
-    detail = detail_as_seen(detail, author_view())
+    detail = seen(AuthorView.detail, detail)
     webhook = await asyncio.to_thread(webhooks.deliveries, runtime().db, task_id)
     return await render_template("task.html", position=position, webhook=webhook_seen(webhook),
                                  **detail)
@@ -270,7 +270,7 @@ async def _live_task(task_id: str, position: str | None = None) -> dict:
     detail = await asyncio.to_thread(task_detail, runtime(), task_id)
     if detail is None or not can_see(detail["task"]["owner"]):
         return {"queued": None}
-    return {"queued": task_id, "live": detail_as_seen(detail, author_view()), "position": position}
+    return {"queued": task_id, "live": seen(AuthorView.detail, detail), "position": position}
 
 
 @bp.post("/generate")
