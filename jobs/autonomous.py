@@ -11,10 +11,6 @@ KEY = "autonomous"
 OFF = {"enabled": False}
 
 
-def _read(conn) -> dict:
-    return shared_state.read(conn, KEY, OFF)
-
-
 def set_enabled(db: Engine, enabled: bool, by: str) -> dict:
     def decide(value: dict) -> dict:
         if bool(value.get("enabled")) == enabled:
@@ -25,9 +21,12 @@ def set_enabled(db: Engine, enabled: bool, by: str) -> dict:
     return {**after, "changed": after != before}
 
 
-def status(db: Engine | Connection) -> dict:
+def status(db: Engine | Connection, value: dict | None = None) -> dict:
+    """Whether autonomous operations are on, and the last daily operations; `value`: the
+    state under KEY when the caller has read it already (with others, in one statement)."""
     with reading(db) as conn:
-        value = _read(conn)
+        if value is None:
+            value = shared_state.read(conn, KEY, OFF)
         last = queries.latest_of_type(conn, "daily_operations")
     return {
         "enabled": bool(value.get("enabled")),

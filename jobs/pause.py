@@ -21,17 +21,18 @@ from jobs.db import reading
 from jobs.models import WAITING_STATUSES, now_iso, tasks
 
 KEY = "queue_pause"
+NONE: dict = {}  # the state while nothing is paused
 ALL = "*"  # the key under which a pause of every type is kept
 
 
 def read(db: Engine | Connection) -> dict[str, dict]:
     """{type or "*": {"since", "by"}} for every pause in force."""
     with reading(db) as conn:
-        return shared_state.read(conn, KEY, {})
+        return shared_state.read(conn, KEY, NONE)
 
 
 def _write(db: Engine, change) -> tuple[dict, bool]:
-    before, after = shared_state.change(db, KEY, {}, change)
+    before, after = shared_state.change(db, KEY, NONE, change)
     return after, after != before
 
 

@@ -51,17 +51,24 @@ def store_post(db: Engine, *, batch_id: str, seq: int, owner: str, post: dict,
 
 # What a re-run of a task rewrites in the posts it stored before (keyed by batch and seq).
 _REWRITTEN = ("platform", "text", "length", "limit", "writer", "scheduled_at", "label")
-_STORED = ("batch_id", "seq", "owner", "book_id", "platform", "text", "length", "limit", "writer",
-           "status", "created_at", "scheduled_at", "label")
+# The columns a post is stored with, and their PostgreSQL types (for its arrays).
+_STORED = {"batch_id": "text", "seq": "int", "owner": "text", "book_id": "int", "platform": "text",
+           "text": "text", "length": "int", "limit": "int", "writer": "text", "status": "text",
+           "created_at": "timestamptz", "scheduled_at": "timestamptz", "label": "text"}
 
 
 def store_posts(db: Engine, *, batch_id: str, first_seq: int, owner: str, batch: list[dict],
                 book_id: int | None = None) -> None:
-    """Store consecutive posts of a batch (seq `first_seq` on) in one statement and transaction.
+    """Store consecutive posts of a batch (seq `first_seq` on) in one statement.
 
-    One fixed statement run by the driver's executemany: building a SQLAlchemy insert with its
-    per-row type processing cost a queued task as much as a tenth of writing its posts. Times
-    are written as the UTCDateTime columns write them (SQLite: UTC text), so both read the same.
+    One fixed statement given to the driver: building a SQLAlchemy insert with its per-row
+    type processing cost a queued task as much as a tenth of writing its posts. On SQLite
+    the driver runs it once per post, in one transaction. On PostgreSQL the posts go as one
+    array per column in a single statement, atomic without a transaction of its own: two
+    round trips to the server (the pool's ping and the statement) instead of four (BEGIN
+    and COMMIT), each of which waits for the server's turn on a busy machine, and about 40 %
+    less of its CPU for a 200-post batch. Times are written as the UTCDateTime columns
+    write them (SQLite: UTC text), so both read the same.
     """
     if not batch:
         return
@@ -71,8 +78,13 @@ def store_posts(db: Engine, *, batch_id: str, first_seq: int, owner: str, batch:
              post["limit"], post["writer"], DRAFT, now, _stored_time(post.get("scheduled_at"), sqlite_),
              post.get("label"))
             for i, post in enumerate(batch)]
-    with db.begin() as conn:
-        conn.exec_driver_sql(_upsert_sql("?" if db.dialect.paramstyle == "qmark" else "%s"), rows)
+    if sqlite_:
+        with db.begin() as conn:
+            conn.exec_driver_sql(_SQLITE_UPSERT, rows)
+    else:
+        with db.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")  # the statement is atomic
+            conn.exec_driver_sql(_POSTGRES_UPSERT, tuple(list(column) for column in zip(*rows)))
 
 
 def _stored_time(value: dt.datetime | None, sqlite_: bool) -> dt.datetime | str | None:
@@ -84,11 +96,15 @@ def _stored_time(value: dt.datetime | None, sqlite_: bool) -> dt.datetime | str 
     return value.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite_ else value
 
 
-def _upsert_sql(placeholder: str) -> str:
+def _upsert_sql(source: str) -> str:
     columns = ", ".join(f'"{c}"' for c in _STORED)
     updates = ", ".join(f'"{c}" = excluded."{c}"' for c in _REWRITTEN)
-    return (f"INSERT INTO posts ({columns}) VALUES ({', '.join([placeholder] * len(_STORED))}) "
-            f"ON CONFLICT (batch_id, seq) DO UPDATE SET {updates}")
+    return f"INSERT INTO posts ({columns}) {source} ON CONFLICT (batch_id, seq) DO UPDATE SET {updates}"
+
+
+_SQLITE_UPSERT = _upsert_sql(f"VALUES ({', '.join('?' * len(_STORED))})")
+_POSTGRES_UPSERT = _upsert_sql(
+    f"SELECT * FROM unnest({', '.join(f'%s::{kind}[]' for kind in _STORED.values())})")
 
 
 def batch_posts(db: Engine, batch_id: str, owner: str | None = None) -> list[dict]:

@@ -213,10 +213,11 @@ def active_summaries(db: Engine, mode: str, owner: str | None = None,
 # backlog (50,000 waiting tasks: 42 -> 4.6 ms on SQLite), on every health report, stats and
 # metrics request and board page.
 _UNFINISHED = tuple((task_type, status) for task_type in TYPE_NAMES for status in ACTIVE_STATUSES)
-_COUNT_UNFINISHED = select(*(
+_COUNT_EACH = tuple(
     select(func.count()).select_from(tasks)
     .where(tasks.c.type == task_type, tasks.c.status == status).scalar_subquery()
-    for task_type, status in _UNFINISHED))
+    for task_type, status in _UNFINISHED)
+_COUNT_UNFINISHED = select(*_COUNT_EACH)
 
 
 # A count of this many unfinished tasks or more is given again for REUSE x its time (_Counts).
@@ -245,15 +246,21 @@ class _Counts:
         self._failing = False
 
     def get(self, conn: Connection) -> dict[tuple[str, str], int]:
+        reused = self.reused(conn.engine)
+        return self._count(conn) if reused is None else reused
+
+    def reused(self, engine: Engine) -> dict[tuple[str, str], int] | None:
+        """The last count when it may be given again (a deep backlog, counted lately),
+        starting a recount in the background when it is due; None: count now, and give
+        the figures to `counted`."""
         if self._pid != os.getpid():  # a forked worker: a counting thread stayed behind
             self._start()
-        engine = conn.engine
         last = self._last.get(engine)
         if last is None:
-            return self._count(conn)
+            return None
         counts, at, took = last
         if sum(counts.values()) < DEEP_BACKLOG:
-            return self._count(conn)
+            return None
         if time.monotonic() - at > REUSE * took:
             with self._lock:
                 start = id(engine) not in self._counting
@@ -263,11 +270,17 @@ class _Counts:
                                  name="unfinished-count").start()
         return counts
 
+    def counted(self, engine: Engine, figures, took: float) -> dict[tuple[str, str], int]:
+        """Remember a count: the figures of `_COUNT_EACH`'s columns, read in whatever
+        statement, and how long that took."""
+        counts = {pair: n for pair, n in zip(_UNFINISHED, figures) if n}
+        self._last[engine] = (counts, time.monotonic(), took)
+        return counts
+
     def _count(self, conn: Connection) -> dict[tuple[str, str], int]:
         started = time.monotonic()
-        counts = {pair: n for pair, n in zip(_UNFINISHED, conn.execute(_COUNT_UNFINISHED).one()) if n}
-        self._last[conn.engine] = (counts, time.monotonic(), time.monotonic() - started)
-        return counts
+        figures = conn.execute(_COUNT_UNFINISHED).one()
+        return self.counted(conn.engine, figures, time.monotonic() - started)
 
     def _recount(self, engine: Engine) -> None:
         try:
@@ -293,15 +306,22 @@ def _unfinished(conn: Connection) -> dict[tuple[str, str], int]:
     return _counts.get(conn)
 
 
+# When the first task of each waiting status was queued: one index seek each. (A bare
+# min(enqueued_at) over both lets PostgreSQL walk the enqueued_at index from the oldest task
+# of all, past every finished one.)
+_FIRST_WAITING = tuple(
+    select(tasks.c.enqueued_at).where(tasks.c.status == status)
+    .order_by(tasks.c.enqueued_at).limit(1).scalar_subquery()
+    for status in WAITING_STATUSES)
+
+
 def oldest_waiting(conn) -> dt.datetime | None:
-    """When the longest-waiting task was queued: one index seek per waiting status, in one
-    statement. (A bare min(enqueued_at) over both lets PostgreSQL walk the enqueued_at index
-    from the oldest task of all, past every finished one.)"""
-    firsts = conn.execute(select(*(
-        select(tasks.c.enqueued_at).where(tasks.c.status == status)
-        .order_by(tasks.c.enqueued_at).limit(1).scalar_subquery()
-        for status in WAITING_STATUSES))).one()
-    return min((at for at in firsts if at is not None), default=None)
+    """When the longest-waiting task was queued."""
+    return _earliest(conn.execute(select(*_FIRST_WAITING)).one())
+
+
+def _earliest(times) -> dt.datetime | None:
+    return min((at for at in times if at is not None), default=None)
 
 
 def counts(db: Engine) -> dict[str, dict[str, int]]:
@@ -325,12 +345,25 @@ def worker_list(db: Engine | Connection, lost_after: float, *, now: dt.datetime)
     } for w in sorted(list_workers(db, lost_after, now=now), key=lambda w: w["id"])]
 
 
+# The summary's scalar facts in one statement, with the unfinished counts or without them
+# (when the last count is given again): on PostgreSQL each statement is a round trip to a
+# server process that, on a busy machine, waits for a core, and the health report, the
+# slowest request under load, reads this summary.
+_SUMMARY = select(*_FIRST_WAITING, task_stats.finished_since(bindparam("since"), FAILURE))
+_SUMMARY_AND_COUNTS = _SUMMARY.add_columns(*_COUNT_EACH)
+
+
 def queue_summary(db: Engine | Connection, *, now: dt.datetime) -> dict:
     """`now` from the shared clock (jobs/clock.py), which stamped the tasks' times."""
     with reading(db) as conn:
-        unfinished = _unfinished(conn)
-        oldest = oldest_waiting(conn)
-        failures = task_stats.finished_since(conn, now - dt.timedelta(hours=1), FAILURE)
+        unfinished = _counts.reused(conn.engine)
+        started = time.monotonic()
+        row = conn.execute(_SUMMARY if unfinished is not None else _SUMMARY_AND_COUNTS,
+                           {"since": now - dt.timedelta(hours=1)}).one()
+        facts, figures = row[:len(_FIRST_WAITING) + 1], row[len(_FIRST_WAITING) + 1:]
+        if unfinished is None:
+            unfinished = _counts.counted(conn.engine, figures, time.monotonic() - started)
+        oldest, failures = _earliest(facts[:-1]), int(facts[-1])
         finished = task_stats.all_time_counts(conn)
     by_status: dict[str, int] = {}
     for (_, status), n in unfinished.items():

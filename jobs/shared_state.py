@@ -19,8 +19,14 @@ from jobs.models import state, utcnow
 
 
 def read(conn: Connection, key: str, default: dict) -> dict:
-    row = conn.execute(select(state.c.value).where(state.c.key == key)).first()
-    return dict(row[0]) if row else dict(default)
+    return read_many(conn, {key: default})[key]
+
+
+def read_many(conn: Connection, defaults: dict[str, dict]) -> dict[str, dict]:
+    """{key: its value, or the default given for it}, read in one statement."""
+    found = dict(conn.execute(select(state.c.key, state.c.value)
+                              .where(state.c.key.in_(list(defaults)))).all())
+    return {key: dict(found.get(key, default)) for key, default in defaults.items()}
 
 
 def change(db: Engine, key: str, default: dict,

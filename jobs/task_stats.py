@@ -296,10 +296,12 @@ def all_time_counts(conn: Connection, now: dt.datetime | None = None) -> dict[st
     return result
 
 
-def finished_since(conn: Connection, since: dt.datetime, status: str) -> int:
-    return int(conn.execute(select(func.coalesce(func.sum(task_stats.c.n), 0)).where(
+def finished_since(since: dt.datetime, status: str):
+    """How many tasks finished as `status` since `since`: a scalar subquery, to be read
+    with other facts in one statement."""
+    return select(func.coalesce(func.sum(task_stats.c.n), 0)).where(
         task_stats.c.metric == COUNT, task_stats.c.period_start >= since,
-        task_stats.c.status == status)).scalar_one())
+        task_stats.c.status == status).scalar_subquery()
 
 
 def _read(conn: Connection, step: int, start: dt.datetime, end: dt.datetime) -> dict[dt.datetime, _Slot]:

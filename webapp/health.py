@@ -5,9 +5,9 @@ import asyncio
 import time
 
 from quart import request
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
-from jobs import alerts, autonomous, pause, queries, task_stats
+from jobs import alerts, autonomous, pause, queries, shared_state, task_stats
 from jobs.db import read_connection
 from jobs.models import now_iso
 from jobs.outage import REDIS_ERRORS, redis_outage
@@ -34,16 +34,13 @@ def database_ok(rt: Runtime) -> bool:
 
 
 def _checked_out(rt: Runtime) -> tuple[Connection | None, dict]:
-    """A connection of the database and its probe (the checkout and a `SELECT 1`, timed);
-    no connection when the probe failed."""
+    """A connection of the database and its probe (the checkout, timed: PostgreSQL's pool
+    pings the server at each one, SQLite's opens the file for a new connection); no
+    connection when the probe failed."""
     started = time.perf_counter()
-    conn = None
     try:
         conn = read_connection(rt.db)
-        conn.execute(text("SELECT 1"))
     except Exception as exc:
-        if conn is not None:
-            conn.close()
         return None, {"backend": rt.db.dialect.name, "ok": False,
                       "error": f"{type(exc).__name__}: {exc}"}
     return conn, {"backend": rt.db.dialect.name, "ok": True,
@@ -58,22 +55,24 @@ def _queue_probe(rt: Runtime) -> dict:
 
 def _collect(rt: Runtime) -> dict:
     """The panel's facts, read on one connection: the database's probe is its checkout (on
-    PostgreSQL each checkout is also a ping, and each read a round trip that waits for the
-    server's turn on a busy machine)."""
+    PostgreSQL each read is a round trip that waits for the server's turn on a busy machine,
+    so there are as few as the facts allow)."""
     now = rt.clock.now()  # the clock worker heartbeats and task times are written with
     queue = _queue_probe(rt)  # before the checkout: a Redis timeout holds no connection
     conn, database = _checked_out(rt)
     if conn is None:
         return {"database": database, "queue": queue}
     with conn:
+        states = shared_state.read_many(conn, {autonomous.KEY: autonomous.OFF,
+                                               pause.KEY: pause.NONE})
         return {
             "database": database,
             "queue": queue,
             "summary": queries.queue_summary(conn, now=now),
             "workers": queries.worker_list(conn, rt.settings.worker_lost_after, now=now),
             "overdue": alerts.overdue_tasks(conn, rt.settings, now),
-            "autonomous": autonomous.status(conn),
-            "paused": pause.read(conn),
+            "autonomous": autonomous.status(conn, states[autonomous.KEY]),
+            "paused": states[pause.KEY],
         }
 
 
