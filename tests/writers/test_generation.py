@@ -7,6 +7,7 @@ import math
 
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import IntegrityError
 
 from jobs.db import make_engine
 from jobs.generation import generate_batch
@@ -62,8 +63,9 @@ def posts_db(request, tmp_path):
 
 
 def test_stored_posts_read_back_through_the_table_types(posts_db) -> None:
-    """store_posts writes with the driver's executemany: what it writes reads back as the
-    SQLAlchemy table types write it (aware UTC times), and a re-run rewrites rather than adds."""
+    """store_posts hands the driver one fixed statement (SQLite: run once per post;
+    PostgreSQL: one array per column): what it writes reads back as the SQLAlchemy table
+    types write it (aware UTC times), and a re-run rewrites rather than adds."""
     when = dt.datetime(2027, 3, 1, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))
     first = [{"platform": "twitter", "text": "One", "length": 3, "limit": 280, "writer": "offline"},
              {"platform": "bluesky", "text": "Two", "length": 3, "limit": 300, "writer": "offline",
@@ -78,6 +80,16 @@ def test_stored_posts_read_back_through_the_table_types(posts_db) -> None:
     assert rows[1]["scheduled_at"] == when and rows[1]["scheduled_at"].utcoffset() == dt.timedelta(0)
     assert rows[0]["scheduled_at"] is None
     assert abs(rows[0]["created_at"] - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
+
+
+def test_a_batch_is_stored_all_or_none(posts_db) -> None:
+    """PostgreSQL stores a batch without a transaction of its own: its one statement is."""
+    batch = [{"platform": "twitter", "text": "Fine", "length": 4, "limit": 280, "writer": "offline"},
+             {"platform": "twitter", "text": None, "length": 0, "limit": 280, "writer": "offline"}]
+    with pytest.raises(IntegrityError):
+        store_posts(posts_db, batch_id="b2", first_seq=0, owner="ann", batch=batch, book_id=None)
+    with posts_db.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(posts)).scalar_one() == 0
 
 
 @pytest.mark.parametrize(("step", "sizes"), [(3600, [25, 25, 10]), (math.inf, [60])])
