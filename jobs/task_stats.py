@@ -296,9 +296,9 @@ def all_time_counts(conn: Connection, now: dt.datetime | None = None) -> dict[st
     return result
 
 
-def finished_since(since: dt.datetime, status: str):
-    """How many tasks finished as `status` since `since`: a scalar subquery, to be read
-    with other facts in one statement."""
+def finished_since(since, status: str):
+    """How many tasks finished as `status` since `since` (a time, or a bound parameter
+    for one): a scalar subquery, to be read with other facts in one statement."""
     return select(func.coalesce(func.sum(task_stats.c.n), 0)).where(
         task_stats.c.metric == COUNT, task_stats.c.period_start >= since,
         task_stats.c.status == status).scalar_subquery()
