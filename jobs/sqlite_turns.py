@@ -114,8 +114,7 @@ def give_way() -> None:
         first = files.get(database)
         if first is None:
             first = files[database] = _lock_file(f"{database}.first")
-        if not _nobody_waits(first):
-            _wait_for_nobody(first)
+        _wait_for_nobody(first)  # at once when nobody waits: the same two calls as a probe
 
 
 _databases: set[str] = set()  # the database files this process has written
