@@ -229,7 +229,7 @@ class _Counts:
 
     Counting reads an index entry per unfinished task (with 50,000 waiting, 4-5 ms on SQLite
     and 13-25 ms on PostgreSQL), and every health report, stats and metrics request and board
-    page asks, stats and metrics twice. Where the last count found a deep backlog
+    page asks. Where the last count found a deep backlog
     (DEEP_BACKLOG or more), it is given again for REUSE times as long as it took; the first
     call after that starts a new count in a thread of its own and is given the last one. So
     counting takes about 1/REUSE of a thread at most, and a number given is at most that much
@@ -328,9 +328,14 @@ def counts(db: Engine) -> dict[str, dict[str, int]]:
     """{type: {status: n}} over every task ever recorded (finished ones from the stored
     aggregates, so pruned tasks still count)."""
     with reading(db) as conn:
-        result = task_stats.all_time_counts(conn)
-        for (task_type, status), n in _unfinished(conn).items():
-            result.setdefault(task_type, {})[status] = n
+        return _by_type(_unfinished(conn), task_stats.all_time_counts(conn))
+
+
+def _by_type(unfinished: dict[tuple[str, str], int],
+             finished: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    result = {task_type: dict(by_status) for task_type, by_status in finished.items()}
+    for (task_type, status), n in unfinished.items():
+        result.setdefault(task_type, {})[status] = n
     return result
 
 
@@ -355,6 +360,12 @@ _SUMMARY_AND_COUNTS = _SUMMARY.add_columns(*_COUNT_EACH)
 
 def queue_summary(db: Engine | Connection, *, now: dt.datetime) -> dict:
     """`now` from the shared clock (jobs/clock.py), which stamped the tasks' times."""
+    return queue_summary_and_counts(db, now=now)[0]
+
+
+def queue_summary_and_counts(db: Engine | Connection, *,
+                             now: dt.datetime) -> tuple[dict, dict[str, dict[str, int]]]:
+    """The queue summary and `counts`, from one read of each figure."""
     with reading(db) as conn:
         unfinished = _counts.reused(conn.engine)
         started = time.monotonic()
@@ -374,4 +385,4 @@ def queue_summary(db: Engine | Connection, *, now: dt.datetime) -> dict:
         "oldest_waiting_seconds": round((now - oldest).total_seconds(), 1) if oldest else None,
         "failures_last_hour": failures,
         "total_tracked": sum(by_status.values()) + sum(sum(c.values()) for c in finished.values()),
-    }
+    }, _by_type(unfinished, finished)

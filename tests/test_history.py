@@ -139,8 +139,10 @@ def test_a_task_is_counted_once_when_it_finishes_and_windows_read_the_counts(db)
         assert task_stats.window_stats(db, window)["counts"] == stats["counts"]
 
     assert queries.counts(db) == {"status_check": {SUCCESS: 16, FAILURE: 4, PENDING: 1}}
-    summary = queries.queue_summary(db, now=utcnow())
+    now = utcnow()
+    summary = queries.queue_summary(db, now=now)
     assert (summary["failures_last_hour"], summary["total_tracked"], summary["waiting"]) == (4, 21, 1)
+    assert queries.queue_summary_and_counts(db, now=now) == (summary, queries.counts(db))
 
 
 def test_folding_moves_old_minutes_into_hours_and_days_keeping_every_sum(db):

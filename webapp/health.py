@@ -136,7 +136,8 @@ async def queue_stats(rt: Runtime, window: str = "1h") -> dict:
     (one of task_stats.WINDOWS) from the stored aggregates."""
     def collect() -> dict:
         now = rt.clock.now()  # the clock worker heartbeats and task times are written with
-        return {"summary": queries.queue_summary(rt.db, now=now), "counts": queries.counts(rt.db),
+        summary, counts = queries.queue_summary_and_counts(rt.db, now=now)
+        return {"summary": summary, "counts": counts,
                 "window": task_stats.window_stats(rt.db, window),
                 "workers": queries.worker_list(rt.db, rt.settings.worker_lost_after, now=now),
                 "pending": _pending_or_none(rt)}

@@ -22,9 +22,11 @@ class _StoreCollector:
         self.runtime = runtime
 
     def collect(self):
+        summary, counts = queries.queue_summary_and_counts(self.runtime.db,
+                                                           now=self.runtime.clock.now())
         tasks = GaugeMetricFamily("bma_tasks", "Recorded tasks by type and status",
                                   labels=["type", "status"])
-        for task_type, by_status in queries.counts(self.runtime.db).items():
+        for task_type, by_status in counts.items():
             for status, n in by_status.items():
                 tasks.add_metric([task_type, status], n)
         yield tasks
@@ -32,7 +34,6 @@ class _StoreCollector:
                                   labels=["backend"])
         depth.add_metric([self.runtime.mode], self.runtime.pending_count())
         yield depth
-        summary = queries.queue_summary(self.runtime.db, now=self.runtime.clock.now())
         yield GaugeMetricFamily("bma_oldest_waiting_seconds", "Age of the oldest waiting task",
                                 value=summary["oldest_waiting_seconds"] or 0)
 
