@@ -18,9 +18,10 @@ causes. The mix: task status, active tasks, health, and a 3-post synchronous gen
   printed; `--reader-nice 19` gives the server the cores first, as viewers on other machines
   would).
 
-Prints p50/p95/p99 for both phases and the loaded/idle ratio, the web process's CPU, and
-this process's own CPU and loop lag (p99 of how late a 5 ms sleep wakes: the machine's
-scheduling delay, which every measured latency carries too). Client, server and workers
+Prints p50/p95/p99 for both phases and the loaded/idle ratio with a 95 % bootstrap interval
+(resampling each phase's requests: the spread that chance alone gives one run), the web
+process's CPU, and this process's own CPU and loop lag (p99 of how late a 5 ms sleep wakes:
+the machine's scheduling delay, which every measured latency carries too). Client, server and workers
 share the machine: on 2 cores the workers take CPU from the web process by design of the
 test, so the ratio says how well requests keep their place under that pressure. With
 `--apart`, both phases run with the API's web process alone on the first core and everything
@@ -36,6 +37,7 @@ import asyncio
 import gc
 import multiprocessing
 import os
+import random
 import signal
 import sys
 import tempfile
@@ -116,10 +118,21 @@ async def open_loop(server: Server, rate: float, seconds: float, task_id: str) -
         cpu, own = (server.cpu_seconds() - cpu) / wall, (time.process_time() - own) / wall
         watcher.cancel()
     return {"p50": pct(latencies, 0.5) * 1000, "p95": pct(latencies, 0.95) * 1000,
-            "p99": pct(latencies, 0.99) * 1000, "errors": errors, "cpu": cpu, "own_cpu": own,
+            "p99": pct(latencies, 0.99) * 1000, "latencies": latencies,
+            "errors": errors, "cpu": cpu, "own_cpu": own,
             "lag": pct(lags, 0.99) * 1000,
             "kinds": {kind: (pct(values, 0.5) * 1000, pct(values, 0.99) * 1000)
                       for kind, values in by_kind.items()}}
+
+
+def ratio_interval(idle: list[float], loaded: list[float], q: float = 0.99,
+                   rounds: int = 2000) -> tuple[float, float]:
+    """A 95 % bootstrap interval of one run's loaded/idle ratio of the q-quantile: how far it
+    could move by chance alone, the p99 of 800 requests being their 8th slowest."""
+    rng = random.Random(0)
+    ratios = sorted(pct(rng.choices(loaded, k=len(loaded)), q)
+                    / pct(rng.choices(idle, k=len(idle)), q) for _ in range(rounds))
+    return ratios[int(0.025 * rounds)], ratios[int(0.975 * rounds) - 1]
 
 
 def saturate(server: Server, tasks: int) -> None:
@@ -345,8 +358,9 @@ async def run(args) -> None:
             print(f"  {label}: WARNING: the workers ran out of work during the loaded phase, "
                   f"which then measures less than full load: raise --queue")
     for label, r in results:
-        print(f"{label}: loaded/idle p99 × {r['loaded']['p99'] / r['idle']['p99']:.2f}",
-              flush=True)
+        low, high = ratio_interval(r["idle"]["latencies"], r["loaded"]["latencies"])
+        print(f"{label}: loaded/idle p99 × {r['loaded']['p99'] / r['idle']['p99']:.2f} "
+              f"(95 % interval of this run: × {low:.2f}–{high:.2f})", flush=True)
 
 
 def main() -> None:
