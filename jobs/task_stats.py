@@ -350,14 +350,16 @@ def _unsettled(conn: Connection, step: int, start: dt.datetime, now: dt.datetime
     return _merged([closed, *parts[settled:]])
 
 
-def window_stats(db: Engine, window: str = "1h", now: dt.datetime | None = None) -> dict[str, Any]:
+def window_stats(db: Engine | Connection, window: str = "1h",
+                 now: dt.datetime | None = None) -> dict[str, Any]:
     """Throughput, failures by type, run and wait time percentiles over the last `window`
     (one of WINDOWS), with per-step series for charts."""
     length, step = WINDOWS[window]
     now = now or utcnow()
     end = _floor(now, step) + dt.timedelta(seconds=step)
     start = end - dt.timedelta(seconds=length)
-    with db.connect() as conn:
+    from jobs.db import reading  # here: jobs.db imports this module
+    with reading(db) as conn:
         slots, settled = _span(conn, step, start, end, now)
     closed = _remember(f"window-{window}", (start, settled), lambda: _merged(slots[:settled]))
     whole = _merged([closed, *slots[settled:]])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, insert, select
 
-from jobs import queries
+from jobs import queries, task_stats
 from jobs.db import reading
 from jobs.models import state, utcnow
 
@@ -24,6 +24,7 @@ def test_a_read_opens_no_transaction_and_the_next_writer_gets_one(db):
     with reading(db) as conn:
         assert conn.execute(select(func.count()).select_from(state)).scalar_one() == 1
         queries.queue_summary(conn, now=utcnow())  # several reads on the one connection
+        task_stats.window_stats(conn, "1h")
         assert not _in_transaction(conn)  # on PostgreSQL: no BEGIN was sent
         driver = conn.connection.dbapi_connection
     with pytest.raises(RuntimeError), db.begin() as conn:  # the same connection, from the pool
