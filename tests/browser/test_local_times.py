@@ -180,8 +180,10 @@ def test_no_page_shows_a_raw_time(stack, browser):
 
     # What replaced them: the same moments, formatted in the reader's zone.
     author = _session(stack, scene["author"], "Asia/Kolkata")
-    week = author.get("/calendar", params={"view": "week", "date": scene["soon"].date().isoformat()})
     local = scene["soon"].astimezone(dt.timezone(dt.timedelta(hours=5, minutes=30)))
+    # The week of the post's day where the author is: after 18:30 UTC it is the next day in
+    # India, and on a Sunday (UTC) the next week.
+    week = author.get("/calendar", params={"view": "week", "date": local.date().isoformat()})
     assert f'datetime="{_iso(scene["soon"])}"' in week.text
     assert local.strftime("%H:%M") in week.text
     check = author.get(f"/tasks/{scene['tasks'][2]}")  # its result says when it counted
