@@ -21,9 +21,9 @@ causes. The mix: task status, active tasks, health, and a 3-post synchronous gen
 Prints p50/p95/p99 for both phases and the loaded/idle ratio with a 95 % bootstrap interval
 (resampling each phase's requests: the spread that chance alone gives one run), the web
 process's CPU, and this process's own CPU and loop lag (p99 of how late a 5 ms sleep wakes:
-the machine's scheduling delay, which every measured latency carries too). Client, server and workers
-share the machine: on 2 cores the workers take CPU from the web process by design of the
-test, so the ratio says how well requests keep their place under that pressure. With
+the machine's scheduling delay, which every measured latency carries too). Client, server
+and workers share the machine: on 2 cores the workers take CPU from the web process by
+design of the test, so the ratio says how well requests keep their place under that pressure. With
 `--apart`, both phases run with the API's web process alone on the first core and everything
 else (this timing process, the streams' reader, Redis, PostgreSQL, a separate stream server,
 the workers) on the others, the workers at SCHED_IDLE there, so that the rest never waits for

@@ -10,7 +10,7 @@ from sqlalchemy import Column, Connection, Engine, Table, create_engine, event, 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateColumn
 
-from jobs import sqlite_turns, task_stats
+from jobs import sqlite_turns
 from jobs.models import metadata
 from jobs.outage import database_outage
 
@@ -80,6 +80,7 @@ def make_engine(url: str) -> Engine:
     # A connection handed out (PostgreSQL's pinged first) ends an outage this process saw.
     event.listen(engine, "checkout", lambda *_: database_outage.succeeded())
     _create_tables(engine)
+    from jobs import task_stats  # here: it reads through this module (`reading`)
     task_stats.count_existing_once(engine)
     return engine
 

@@ -229,11 +229,11 @@ class _Counts:
 
     Counting reads an index entry per unfinished task (with 50,000 waiting, 4-5 ms on SQLite
     and 13-25 ms on PostgreSQL), and every health report, stats and metrics request and board
-    page asks. Where the last count found a deep backlog
-    (DEEP_BACKLOG or more), it is given again for REUSE times as long as it took; the first
-    call after that starts a new count in a thread of its own and is given the last one. So
-    counting takes about 1/REUSE of a thread at most, and a number given is at most that much
-    older than its count. Below DEEP_BACKLOG every call counts, exactly."""
+    page asks. Where the last count found a deep backlog (DEEP_BACKLOG or more), it is given
+    again for REUSE times as long as it took; the first call after that starts a new count in
+    a thread of its own and is given the last one. So counting takes about 1/REUSE of a thread
+    at most, and a number given is at most that much older than its count. Below DEEP_BACKLOG
+    every call counts, exactly."""
 
     def __init__(self) -> None:
         self._start()
@@ -324,7 +324,7 @@ def _earliest(times) -> dt.datetime | None:
     return min((at for at in times if at is not None), default=None)
 
 
-def counts(db: Engine) -> dict[str, dict[str, int]]:
+def counts(db: Engine | Connection) -> dict[str, dict[str, int]]:
     """{type: {status: n}} over every task ever recorded (finished ones from the stored
     aggregates, so pruned tasks still count)."""
     with reading(db) as conn:
@@ -360,12 +360,18 @@ _SUMMARY_AND_COUNTS = _SUMMARY.add_columns(*_COUNT_EACH)
 
 def queue_summary(db: Engine | Connection, *, now: dt.datetime) -> dict:
     """`now` from the shared clock (jobs/clock.py), which stamped the tasks' times."""
-    return queue_summary_and_counts(db, now=now)[0]
+    return _summary(db, now)[0]
 
 
 def queue_summary_and_counts(db: Engine | Connection, *,
                              now: dt.datetime) -> tuple[dict, dict[str, dict[str, int]]]:
     """The queue summary and `counts`, from one read of each figure."""
+    summary, unfinished, finished = _summary(db, now)
+    return summary, _by_type(unfinished, finished)
+
+
+def _summary(db: Engine | Connection, now: dt.datetime) -> tuple[dict, dict, dict]:
+    """The summary, and the unfinished and all-time counts it was made from."""
     with reading(db) as conn:
         unfinished = _counts.reused(conn.engine)
         started = time.monotonic()
@@ -385,4 +391,4 @@ def queue_summary_and_counts(db: Engine | Connection, *,
         "oldest_waiting_seconds": round((now - oldest).total_seconds(), 1) if oldest else None,
         "failures_last_hour": failures,
         "total_tracked": sum(by_status.values()) + sum(sum(c.values()) for c in finished.values()),
-    }, _by_type(unfinished, finished)
+    }, unfinished, finished

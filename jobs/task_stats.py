@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, TextClause, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from jobs.db import reading
 from jobs.models import FAILURE, SUCCESS, UTCDateTime, iso, state, task_stats, tasks, utcnow
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
@@ -358,7 +359,6 @@ def window_stats(db: Engine | Connection, window: str = "1h",
     now = now or utcnow()
     end = _floor(now, step) + dt.timedelta(seconds=step)
     start = end - dt.timedelta(seconds=length)
-    from jobs.db import reading  # here: jobs.db imports this module
     with reading(db) as conn:
         slots, settled = _span(conn, step, start, end, now)
     closed = _remember(f"window-{window}", (start, settled), lambda: _merged(slots[:settled]))

@@ -8,7 +8,7 @@ from quart import request
 from sqlalchemy import Connection
 
 from jobs import alerts, autonomous, pause, queries, shared_state, task_stats
-from jobs.db import read_connection
+from jobs.db import read_connection, reading
 from jobs.models import now_iso
 from jobs.outage import REDIS_ERRORS, redis_outage
 from jobs.runtime import Runtime
@@ -136,11 +136,13 @@ async def queue_stats(rt: Runtime, window: str = "1h") -> dict:
     (one of task_stats.WINDOWS) from the stored aggregates."""
     def collect() -> dict:
         now = rt.clock.now()  # the clock worker heartbeats and task times are written with
-        summary, counts = queries.queue_summary_and_counts(rt.db, now=now)
-        return {"summary": summary, "counts": counts,
-                "window": task_stats.window_stats(rt.db, window),
-                "workers": queries.worker_list(rt.db, rt.settings.worker_lost_after, now=now),
-                "pending": _pending_or_none(rt)}
+        pending = _pending_or_none(rt)  # before the checkout: a Redis timeout holds no connection
+        with reading(rt.db) as conn:  # one checkout (on PostgreSQL a ping) for the three
+            summary, counts = queries.queue_summary_and_counts(conn, now=now)
+            return {"summary": summary, "counts": counts,
+                    "window": task_stats.window_stats(conn, window),
+                    "workers": queries.worker_list(conn, rt.settings.worker_lost_after, now=now),
+                    "pending": pending}
     data = await asyncio.to_thread(collect)
     summary, workers, stats = data["summary"], data["workers"], data["window"]
     embedded = rt.mode == "embedded"

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from quart import Blueprint, redirect, render_template, request
 
 from jobs import alerts, autonomous, books, queries, task_stats, webhooks
+from jobs.db import reading
 from jobs.posts import batch_posts
 from webapp import board_queries, runtime, view_helpers
 from webapp.actions import request_generation, retry, revoke, run_daily, set_autonomous
@@ -234,7 +235,8 @@ async def stats():
         return await _error_page(exc)
 
     def collect() -> dict:
-        return {"stats": task_stats.window_stats(db, window), "counts": queries.counts(db)}
+        with reading(db) as conn:  # one checkout for both
+            return {"stats": task_stats.window_stats(conn, window), "counts": queries.counts(conn)}
 
     return await render_template("stats.html", windows=task_stats.WINDOWS,
                                  **await asyncio.to_thread(collect))
